@@ -1,0 +1,35 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3.12
+# pyenv machines: pick the installed 3.12 unless told otherwise.
+export PYENV_VERSION ?= 3.12.1
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: requirements-dev.lock tests/oidc_peer/package-lock.json | $(BIN)/python
+	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
+	@# The independent OAuth peer of the tests (panva's oidc-provider); skipped without npm.
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tests/oidc_peer --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: tests against oidc-provider will be skipped"; fi
+	touch $@
+
+.PHONY: install run test lint
+install: $(VENV)/.installed
+
+## Set up and run on embedded defaults: SQLite, the sandbox playing Google, no external server.
+run: install
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/honcho start -f Procfile.dev
+
+## The test suite (DATABASE_URL / REDIS_URL pick PostgreSQL and Redis; SQLite otherwise).
+test: install
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .

@@ -1,0 +1,283 @@
+"""Settings shared by every environment, read through django-environ.
+
+Every setting a deployer may change is listed in README.md ("Settings") and in
+``.env.example``. ``local`` and ``test`` add development conveniences;
+``production`` only hardens.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# The public base URL of this site, e.g. https://hub.example.com. Used where no
+# request is at hand (emails sent by workers) and to print the OAuth redirect URIs.
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Reused connections (Celery workers keep theirs) are checked before use.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.sites",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "integrations",
+    "apps_registry",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+SITE_ID = 1
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# Sessions live in the database: allauth keeps the OAuth `state` and the PKCE
+# verifier in the session, which must not be a client-side signed cookie.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_HTTPONLY = True
+
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "integrations:page"
+
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+if env("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Integrations <noreply@localhost>")
+
+# --- django-allauth: accounts --------------------------------------------------
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = "username"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", default="mandatory")
+ACCOUNT_LOGIN_BY_CODE_ENABLED = False
+ACCOUNT_RATE_LIMITS: dict[str, str] | bool = {
+    # allauth's defaults, spelled out so they stay on (rate limits need a shared cache
+    # in production: see CACHES).
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+    "reset_password": "20/m/ip,5/m/key",
+    "reauthenticate": "10/m/user",
+    "reset_password_from_key": "20/m/ip",
+    "signup": "20/m/ip",
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/5m/key",
+    "confirm_email": "1/3m/key",
+}
+ACCOUNT_LOGOUT_ON_GET = False
+
+# --- django-allauth: the OAuth handshake for integrations -----------------------
+# Integrations use allauth's OAuth 2.0 machinery (state, PKCE, code exchange) under
+# provider ids of their own; they never create SocialAccount rows, so a connected
+# integration can never be used to sign in. allauth's plaintext token storage is off.
+SOCIALACCOUNT_ADAPTER = "integrations.oauth.adapter.IntegrationSocialAccountAdapter"
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
+
+# --- integrations -----------------------------------------------------------------
+# Comma-separated Fernet keys; the first encrypts, all decrypt.
+# Make one with:
+#   python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+INTEGRATIONS_TOKEN_KEYS = env.list("INTEGRATIONS_TOKEN_KEYS", default=[])
+GOOGLE_CLIENT_ID = env("GOOGLE_CLIENT_ID", default="")
+GOOGLE_CLIENT_SECRET = env("GOOGLE_CLIENT_SECRET", default="")
+GOOGLE_OAUTH_AUTHORIZE_URL = env(
+    "GOOGLE_OAUTH_AUTHORIZE_URL", default="https://accounts.google.com/o/oauth2/v2/auth"
+)
+GOOGLE_OAUTH_TOKEN_URL = env(
+    "GOOGLE_OAUTH_TOKEN_URL", default="https://oauth2.googleapis.com/token"
+)
+GOOGLE_OAUTH_REVOKE_URL = env(
+    "GOOGLE_OAUTH_REVOKE_URL", default="https://oauth2.googleapis.com/revoke"
+)
+GOOGLE_OAUTH_USERINFO_URL = env(
+    "GOOGLE_OAUTH_USERINFO_URL", default="https://openidconnect.googleapis.com/v1/userinfo"
+)
+# HTTP timeouts for every call to a provider: (connect, read) seconds.
+INTEGRATIONS_HTTP_TIMEOUT = (
+    env.float("INTEGRATIONS_HTTP_CONNECT_TIMEOUT", default=5.0),
+    env.float("INTEGRATIONS_HTTP_READ_TIMEOUT", default=15.0),
+)
+
+# Refresh: an access token handed to an app is valid for at least this many seconds
+# ("default", and per provider id); a transient failure is retried with exponential
+# backoff and jitter, at most this many attempts per connection per day.
+INTEGRATIONS_REFRESH_MARGIN_SECONDS = {
+    "default": env.int("INTEGRATIONS_REFRESH_MARGIN_SECONDS", default=600),
+}
+INTEGRATIONS_REFRESH_MAX_ATTEMPTS_PER_DAY = env.int(
+    "INTEGRATIONS_REFRESH_MAX_ATTEMPTS_PER_DAY", default=10
+)
+INTEGRATIONS_SWEEP_BATCH_SIZE = env.int("INTEGRATIONS_SWEEP_BATCH_SIZE", default=1000)
+# Service-account keys: token_uri may be http:// to 127.0.0.1/localhost/::1 (tests'
+# local token endpoint). Off by default; never turn it on in production.
+INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP = env.bool(
+    "INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP", default=False
+)
+# Provider definitions are re-read from the database at most this often per process
+# (at once after a change made in the same process).
+INTEGRATIONS_PROVIDER_CACHE_SECONDS = env.float("INTEGRATIONS_PROVIDER_CACHE_SECONDS", default=5.0)
+
+# --- Celery -------------------------------------------------------------------------
+# Redis when REDIS_URL is set; otherwise kombu's filesystem transport, which needs no
+# server (one machine only, polled once a second: development only).
+REDIS_URL = env("REDIS_URL", default="")
+CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+if not REDIS_URL:
+    _queue_dir = BASE_DIR / ".local" / "celery-queue"
+    _queue_dir.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "processed_folder": str(_queue_dir),
+        "store_processed": False,
+    }
+# One queue name per deployment (tests run several side by side on one Redis).
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="celery")
+CELERY_TASK_IGNORE_RESULT = True
+# Keep each worker thread's database connection across tasks (Celery's Django fixup
+# otherwise opens a PostgreSQL session per task: bench/refresh_sweep.py measured that
+# as the bottleneck of the refresh sweep).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "refresh-sweep": {
+        "task": "integrations.tasks.refresh_sweep",
+        "schedule": env.float("INTEGRATIONS_SWEEP_SECONDS", default=60.0),
+    },
+}
+
+# The sandbox: a built-in OAuth 2.0 server that plays Google, for development and
+# tests. Never on in production (production.py refuses it).
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=False)
+SANDBOX_ACCESS_TOKEN_SECONDS = env.int("SANDBOX_ACCESS_TOKEN_SECONDS", default=3600)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # oauthlib logs request bodies (tokens included) at DEBUG.
+        "oauthlib": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}
+
+
+def enable_sandbox(installed_apps: list[str]) -> dict:
+    """Settings fragment that turns the sandbox on: installs django-oauth-toolkit and
+    points Google's endpoints at it unless they were set explicitly."""
+    from integrations.catalogue import GOOGLE_SCOPE_PREFIX, PROVIDERS, oauth_capabilities_of
+
+    installed_apps += ["oauth2_provider", "integrations.sandbox"]
+    scopes = {s: s for c in oauth_capabilities_of("google") for s in c.scopes}
+    scopes.update({s: s for s in PROVIDERS["google"].identity_scopes})
+    assert all(s.startswith(GOOGLE_SCOPE_PREFIX) or s in ("openid", "email") for s in scopes)
+    return {
+        "OAUTH2_PROVIDER": {
+            "SCOPES": scopes,
+            "DEFAULT_SCOPES": ["openid", "email"],
+            "PKCE_REQUIRED": True,
+            "ROTATE_REFRESH_TOKEN": env.bool("SANDBOX_ROTATE_REFRESH_TOKENS", default=False),
+            "REFRESH_TOKEN_REUSE_PROTECTION": True,
+            "REQUEST_APPROVAL_PROMPT": "force",
+            "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
+            "ACCESS_TOKEN_GENERATOR": "integrations.sandbox.tokens.access_token",
+            "REFRESH_TOKEN_GENERATOR": "integrations.sandbox.tokens.refresh_token",
+            "EXTRA_SERVER_KWARGS": {},
+            "OAUTH2_VALIDATOR_CLASS": "integrations.sandbox.validators.SandboxValidator",
+        },
+    }
+
+
+# --- apps registry / API ------------------------------------------------------------
+# The JSON API for CI uploads: Django REST framework with drf-spectacular's OpenAPI
+# schema (/api/schema/). Authentication is by our own hashed API tokens
+# (apps_registry.models.ApiToken), not DRF's authtoken, which keeps tokens in clear.
+INSTALLED_APPS += ["rest_framework", "drf_spectacular"]
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps_registry.api.authentication.ApiTokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["apps_registry.api.parsers.BoundedJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Integrations Hub API",
+    "DESCRIPTION": "Upload inf.yml manifests from CI and read apps' versions.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}

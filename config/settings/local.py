@@ -1,0 +1,43 @@
+"""Development: embedded defaults (SQLite, console email, the sandbox playing Google)."""
+
+from .base import *  # noqa: F403
+from .base import BASE_DIR, enable_sandbox, env
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="django-insecure-local-development-only")
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+
+def _local_token_keys() -> list[str]:
+    """Make a Fernet key once and keep it in .local/ (git-ignored), so that tokens
+    stored in the development database survive restarts."""
+    from cryptography.fernet import Fernet
+
+    path = BASE_DIR / ".local" / "token_keys"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(Fernet.generate_key().decode() + "\n")
+        path.chmod(0o600)
+    return [k.strip() for k in path.read_text().split(",") if k.strip()]
+
+
+INTEGRATIONS_TOKEN_KEYS = env.list("INTEGRATIONS_TOKEN_KEYS", default=[]) or _local_token_keys()
+
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=True)
+if SANDBOX_ENABLED:
+    from integrations.sandbox import tokens as _sandbox_tokens
+
+    OAUTH2_PROVIDER = enable_sandbox(INSTALLED_APPS)["OAUTH2_PROVIDER"]  # noqa: F405
+    # DOT takes callables here as they are (no import strings).
+    OAUTH2_PROVIDER["EXTRA_SERVER_KWARGS"]["token_expires_in"] = _sandbox_tokens.expires_in
+    # Unless a real Google client is configured, "Google" is the sandbox on this site.
+    if not env("GOOGLE_CLIENT_ID", default=""):
+        GOOGLE_CLIENT_ID = "sandbox-google-client"
+        GOOGLE_CLIENT_SECRET = "sandbox-google-secret"
+        GOOGLE_OAUTH_AUTHORIZE_URL = "/sandbox/o/authorize/"
+        GOOGLE_OAUTH_TOKEN_URL = "/sandbox/o/token/"
+        GOOGLE_OAUTH_REVOKE_URL = "/sandbox/o/revoke_token/"
+        GOOGLE_OAUTH_USERINFO_URL = "/sandbox/userinfo/"

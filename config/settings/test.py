@@ -1,0 +1,23 @@
+"""Tests: the sandbox on, fast hashing, known keys; DATABASE_URL picks PostgreSQL in CI."""
+
+from .local import *  # noqa: F403
+from .local import env
+
+DEBUG = False
+SECRET_KEY = "test-secret-key-not-for-production"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Two fixed test keys: tests that rotate keys override this.
+INTEGRATIONS_TOKEN_KEYS = ["aTxPN3GzW8yqUt1mDcBkFWnHQWb5w4EqTfsgtW2Lj3s="]
+ACCOUNT_EMAIL_VERIFICATION = "optional"
+# Tests run a service-account token endpoint on 127.0.0.1 over http.
+INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP = True
+ACCOUNT_RATE_LIMITS = False
+# Deterministic query counts: definitions are cached until changed (tests/conftest.py
+# clears the cache around every test, as rollbacks send no signal).
+INTEGRATIONS_PROVIDER_CACHE_SECONDS = 3600.0
+DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///test-db.sqlite3")}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,0 +1,15 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="integrations:page"), name="home"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("", include("apps_registry.urls")),
+    path("", include("integrations.urls")),
+]
+
+if settings.SANDBOX_ENABLED:
+    urlpatterns += [path("sandbox/", include("integrations.sandbox.urls"))]
