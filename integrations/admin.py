@@ -1,0 +1,304 @@
+"""Staff pages. A token never appears here, not even masked: a connection shows only
+an 8-hex-digit fingerprint of its access token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest
+
+from integrations import app_settings
+from integrations.models import (
+    AuditEvent,
+    Connection,
+    ProviderDefinition,
+    ProviderHealth,
+    Secret,
+    ServiceAccountKey,
+    UserOAuthClient,
+)
+from integrations.provider_presets import PRESETS, DefinitionError, validate_definition
+from integrations.providers import (
+    CHECKED_FIELDS,
+    provider_definition_check,
+    provider_definition_from_preset,
+    provider_definition_set_secret,
+)
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "user",
+        "provider",
+        "account_email",
+        "status",
+        "capabilities",
+        "expires_at",
+        "last_error_code",
+        "token_fingerprint",
+        "updated_at",
+    )
+    list_filter = ("provider", "status")
+    search_fields = ("user__email", "account_email", "account_uid")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    # The encrypted columns are excluded outright: not even ciphertext is shown.
+    fields = (
+        "user",
+        "provider",
+        "account_uid",
+        "account_email",
+        "status",
+        "capabilities",
+        "scopes",
+        "expires_at",
+        "token_fingerprint",
+        "has_refresh_token",
+        "last_used_at",
+        "last_refreshed_at",
+        "next_refresh_at",
+        "refresh_failures",
+        "backoff_until",
+        "attempts_in_window",
+        "last_error_code",
+        "reconnect_notified_at",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        # A provider refusing our client breaks every connection of it: say so on top.
+        for health in ProviderHealth.objects.filter(ok=False):
+            messages.error(
+                request,
+                f"{health.provider}: the provider refuses this server's OAuth client "
+                f"({health.error_code}) since {health.first_failure_at:%Y-%m-%d %H:%M} UTC. "
+                "Check the client ID and secret; users have not been emailed.",
+            )
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Capabilities")
+    def capabilities(self, obj: Connection) -> str:
+        cat = app_settings.catalogue()
+        keys = cat.granted_capabilities(obj.provider, obj.scopes)
+        return ", ".join(cat.effective_capabilities(keys)) or "—"
+
+    @admin.display(boolean=True, description="Refresh token stored")
+    def has_refresh_token(self, obj: Connection) -> bool:
+        return obj.has_refresh_token
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "kind", "provider", "user", "account", "ok", "error_code")
+    list_filter = ("kind", "ok", "provider", "error_code")
+    search_fields = ("user__email", "account", "error_code")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        return [f.name for f in AuditEvent._meta.fields]
+
+    # Append-only: staff read it, nobody edits or deletes it here.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(ProviderHealth)
+class ProviderHealthAdmin(admin.ModelAdmin):
+    """Provider-level refresh problems (our client refused): for staff, not users."""
+
+    list_display = (
+        "provider",
+        "ok",
+        "error_code",
+        "failures",
+        "first_failure_at",
+        "last_failure_at",
+        "last_success_at",
+    )
+    list_filter = ("ok",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        return [f.name for f in ProviderHealth._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Secret)
+class SecretAdmin(admin.ModelAdmin):
+    """Keys and fingerprints only: the encrypted value is not even listed."""
+
+    list_display = ("key", "user", "fingerprint", "updated_at")
+    search_fields = ("key", "user__email")
+    list_select_related = ("user",)
+    fields = ("user", "key", "fingerprint", "created_at", "updated_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class ProviderDefinitionForm(forms.ModelForm):
+    client_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="The platform's client secret (managed mode). Write-only: leave empty to "
+        "keep the stored one.",
+    )
+
+    class Meta:
+        model = ProviderDefinition
+        fields = [
+            f.name
+            for f in ProviderDefinition._meta.fields
+            if f.editable
+            and f.name not in ("id", "last_checked_at", "last_check_ok", "last_check_report")
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        try:
+            validate_definition(data)
+        except DefinitionError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        instance = self.instance
+        endpoints_changed = any(name in self.changed_data for name in CHECKED_FIELDS)
+        if data.get("enabled") and (
+            not instance.pk or not instance.last_check_ok or endpoints_changed
+        ):
+            raise forms.ValidationError(
+                "Save it disabled, run “Check” on it, then enable it: a definition is "
+                "enabled only after its endpoints were reached."
+            )
+        return data
+
+
+@admin.register(ProviderDefinition)
+class ProviderDefinitionAdmin(admin.ModelAdmin):
+    """Providers as data. Start from a preset; check before enabling."""
+
+    form = ProviderDefinitionForm
+    list_display = ("name", "slug", "enabled", "managed", "allow_user_clients", "last_check")
+    list_filter = ("enabled", "allow_user_clients")
+    search_fields = ("name", "slug")
+    actions = ["run_check"]
+    readonly_fields = ("callback_url", "last_checked_at", "last_check_ok", "last_check_report")
+    change_list_template = "admin/integrations/providerdefinition/change_list.html"
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        extra_context = {
+            **(extra_context or {}),
+            "presets": [(slug, p["name"]) for slug, p in PRESETS.items()],
+        }
+        return super().changelist_view(request, extra_context)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        preset = request.GET.get("preset")
+        if preset in PRESETS:
+            return provider_definition_from_preset(preset=preset)
+        return super().get_changeform_initial_data(request)
+
+    @admin.display(description="Redirect URI to register at the provider")
+    def callback_url(self, obj: ProviderDefinition) -> str:
+        if not obj.slug:
+            return "—"
+        return app_settings.site_url() + f"/integrations/oauth/{obj.slug}/callback/"
+
+    @admin.display(boolean=True, description="Managed client")
+    def managed(self, obj: ProviderDefinition) -> bool:
+        return bool(obj.client_id and obj.client_secret_encrypted)
+
+    @admin.display(description="Last check")
+    def last_check(self, obj: ProviderDefinition) -> str:
+        if not obj.last_checked_at:
+            return "never"
+        return f"{'ok' if obj.last_check_ok else 'FAILED'} {obj.last_checked_at:%Y-%m-%d %H:%M}"
+
+    def save_model(
+        self, request: HttpRequest, obj: ProviderDefinition, form: Any, change: bool
+    ) -> None:
+        if change and any(name in form.changed_data for name in CHECKED_FIELDS):
+            obj.last_check_ok = False
+        super().save_model(request, obj, form, change)
+        secret = form.cleaned_data.get("client_secret")
+        if secret:
+            provider_definition_set_secret(definition=obj, secret=secret)
+        app_settings.definitions_changed()
+
+    @admin.action(description="Check the selected definitions (discovery, endpoints)")
+    def run_check(self, request: HttpRequest, queryset: Any) -> None:
+        for definition in queryset:
+            report = provider_definition_check(definition=definition)
+            level = messages.SUCCESS if report.ok else messages.ERROR
+            self.message_user(
+                request, f"{definition.name}: " + "; ".join(report.lines), level=level
+            )
+
+
+@admin.register(UserOAuthClient)
+class UserOAuthClientAdmin(admin.ModelAdmin):
+    """Users' own clients: who brought which client ID. The secret is never shown."""
+
+    list_display = ("provider", "user", "client_id", "updated_at")
+    list_filter = ("provider",)
+    search_fields = ("user__email", "client_id")
+    fields = ("user", "provider", "client_id", "created_at", "updated_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(ServiceAccountKey)
+class ServiceAccountKeyAdmin(admin.ModelAdmin):
+    """Who uploaded which service account, for what. Never the key, not even its
+    ciphertext: the encrypted column is left out of every page."""
+
+    list_display = (
+        "user",
+        "purpose",
+        "client_email",
+        "project_id",
+        "project_number",
+        "fingerprint",
+        "created_at",
+    )
+    list_filter = ("purpose",)
+    search_fields = ("user__email", "client_email", "project_id", "project_number")
+    list_select_related = ("user",)
+    fields = (
+        "user",
+        "purpose",
+        "client_email",
+        "project_id",
+        "project_number",
+        "private_key_id",
+        "fingerprint",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

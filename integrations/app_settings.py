@@ -1,0 +1,242 @@
+"""Every integrations setting is read here, at call time (so tests may override them)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from django.conf import settings
+
+from integrations.catalogue import BUILTIN, PROVIDERS, Catalogue
+from integrations.provider_presets import DefinitionError, capabilities_from_data
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """How to talk to one provider's authorization server. Its repr hides the secret."""
+
+    id: str
+    name: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    authorize_url: str
+    token_url: str
+    revoke_url: str
+    userinfo_url: str
+    identity_scopes: tuple[str, ...] = ()
+    scope_separator: str = " "
+    # Extra authorization-request parameters, e.g. Google's access_type=offline.
+    auth_params: dict[str, str] = field(default_factory=dict)
+    client_auth: Literal["basic", "post"] = "post"
+    # Google's incremental authorization (include_granted_scopes) and login_hint.
+    incremental: bool = False
+    uid_field: str = "sub"
+    email_field: str = "email"
+    # An access token handed out is valid for at least this long (seconds).
+    refresh_margin: int = 600
+    # The background sweep refreshes this much earlier still, so that on-demand callers
+    # rarely wait for a refresh (seconds).
+    sweep_lead: int = 300
+    # A connection unused this long is idle: no refresh ahead of expiry, only a
+    # keep-alive every `keepalive_interval` so the provider does not expire the idle
+    # refresh token (Google: six months unused).
+    idle_after: int = 24 * 3600
+    keepalive_interval: int = 7 * 24 * 3600
+    # Access-token lifetime to assume when the token response states none (seconds).
+    default_lifetime: int | None = None
+    pkce: bool = True
+    token_params: dict[str, str] = field(default_factory=dict)
+    refresh_params: dict[str, str] = field(default_factory=dict)
+    rotates_refresh_tokens: bool = False
+    # RFC 6749 §6: a refresh may ask for a narrower scope; runs then get narrowed tokens.
+    narrow_scope_on_refresh: bool = False
+    # Env names apps receive: {"access_token": ..., "expires_at": ..., "credentials": ...}.
+    env: dict[str, str] = field(default_factory=dict)
+    # Users may bring their own client ("your own" mode); whether a platform client is set.
+    allow_user_clients: bool = False
+    managed: bool = True
+    # The user's own client in use, if any (UserOAuthClient id).
+    user_client_id: int | None = None
+
+    def authenticate(self, data: dict[str, str]) -> tuple[str, str] | None:
+        """Client authentication for a token or revocation request (RFC 6749 §2.3.1):
+        HTTP Basic credentials to pass as ``auth``, or the client in the form ``data``."""
+        if self.client_auth == "basic":
+            return (self.client_id, self.client_secret)
+        data.update(client_id=self.client_id, client_secret=self.client_secret)
+        return None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.authorize_url.startswith(site_url() + "/sandbox/")
+
+
+def site_url() -> str:
+    return str(settings.SITE_URL).rstrip("/")
+
+
+def absolute(url: str) -> str:
+    """Endpoints may be given as paths on this site (the sandbox): make them absolute."""
+    return site_url() + url if url.startswith("/") else url
+
+
+def token_keys() -> list[str]:
+    return list(settings.INTEGRATIONS_TOKEN_KEYS)
+
+
+def http_timeout() -> tuple[float, float]:
+    connect, read = settings.INTEGRATIONS_HTTP_TIMEOUT
+    return (float(connect), float(read))
+
+
+def _google_config() -> ProviderConfig:
+    info = PROVIDERS["google"]
+    return ProviderConfig(
+        id="google",
+        name=info.name,
+        client_id=settings.GOOGLE_CLIENT_ID,
+        client_secret=settings.GOOGLE_CLIENT_SECRET,
+        authorize_url=absolute(settings.GOOGLE_OAUTH_AUTHORIZE_URL),
+        token_url=absolute(settings.GOOGLE_OAUTH_TOKEN_URL),
+        revoke_url=absolute(settings.GOOGLE_OAUTH_REVOKE_URL),
+        userinfo_url=absolute(settings.GOOGLE_OAUTH_USERINFO_URL),
+        identity_scopes=info.identity_scopes,
+        auth_params={"access_type": "offline"},
+        incremental=True,
+        refresh_margin=_margin("google"),
+        env=dict(info.env),
+    )
+
+
+def _margin(provider_id: str) -> int:
+    margins = settings.INTEGRATIONS_REFRESH_MARGIN_SECONDS
+    return int(margins.get(provider_id, margins["default"]))
+
+
+# Definitions are read from the database at most every few seconds per process (and at
+# once after a change in this process): the refresh and run paths ask for them often.
+_definitions_cache: dict[str, Any] = {"at": -1e9, "rows": {}}
+
+
+def definitions_changed() -> None:
+    _definitions_cache["at"] = -1e9
+
+
+def _definitions() -> dict[str, Any]:
+    from integrations.models import ProviderDefinition
+
+    now = time.monotonic()
+    if now - _definitions_cache["at"] > settings.INTEGRATIONS_PROVIDER_CACHE_SECONDS:
+        _definitions_cache["rows"] = {d.slug: d for d in ProviderDefinition.objects.all()}
+        _definitions_cache["at"] = now
+    return dict(_definitions_cache["rows"])
+
+
+def _definition_config(definition: Any, client: Any = None) -> ProviderConfig:
+    from integrations import crypto
+
+    client_id, secret = definition.client_id, ""
+    if client is not None:
+        client_id = client.client_id
+        secret = crypto.decrypt(client.client_secret_encrypted, keys=token_keys())
+    elif definition.client_secret_encrypted:
+        secret = crypto.decrypt(definition.client_secret_encrypted, keys=token_keys())
+    return ProviderConfig(
+        id=definition.slug,
+        name=definition.name,
+        client_id=client_id,
+        client_secret=secret,
+        authorize_url=absolute(definition.authorize_url),
+        token_url=absolute(definition.token_url),
+        revoke_url=absolute(definition.revocation_url) if definition.revocation_url else "",
+        userinfo_url=absolute(definition.userinfo_url) if definition.userinfo_url else "",
+        identity_scopes=tuple(definition.identity_scopes or ()),
+        scope_separator=definition.scope_separator,
+        auth_params=dict(definition.auth_params or {}),
+        client_auth=definition.client_auth,
+        uid_field=definition.uid_field,
+        email_field=definition.email_field,
+        refresh_margin=_margin(definition.slug),
+        default_lifetime=definition.default_lifetime,
+        pkce=definition.pkce,
+        token_params=dict(definition.token_params or {}),
+        refresh_params=dict(definition.refresh_params or {}),
+        rotates_refresh_tokens=definition.rotates_refresh_tokens,
+        narrow_scope_on_refresh=definition.narrow_scope_on_refresh,
+        env=dict(definition.env or {}),
+        allow_user_clients=definition.allow_user_clients,
+        managed=bool(definition.client_id and definition.client_secret_encrypted),
+        user_client_id=client.pk if client is not None else None,
+    )
+
+
+def provider_config(provider_id: str, *, client: Any = None) -> ProviderConfig:
+    """The configuration of a connectable OAuth provider; ``KeyError`` when unknown.
+
+    ``client``: a ``UserOAuthClient`` whose credentials replace the platform's.
+    """
+    if provider_id == "google":
+        return _google_config()
+    definition = _definitions().get(provider_id)
+    if definition is None:
+        raise KeyError(provider_id)
+    return _definition_config(definition, client)
+
+
+def connection_config(connection: Any) -> ProviderConfig:
+    """The configuration a connection's refreshes and revocation use: with the user's
+    own client when the grant was made with it."""
+    return provider_config(connection.provider, client=connection.oauth_client)
+
+
+def flow_config(provider_id: str, *, user: Any) -> ProviderConfig:
+    """The configuration a Connect or Add Permissions flow of ``user`` uses: their own
+    client when the provider allows it and they set one, else the platform's."""
+    config = provider_config(provider_id)
+    if config.allow_user_clients and getattr(user, "is_authenticated", False):
+        from integrations.models import UserOAuthClient
+
+        client = UserOAuthClient.objects.filter(user=user, provider=provider_id).first()
+        if client is not None:
+            return provider_config(provider_id, client=client)
+    return config
+
+
+def catalogue() -> Catalogue:
+    """The built-in capabilities plus those of the providers defined as data."""
+    extra = []
+    for definition in _definitions().values():
+        try:
+            extra += capabilities_from_data(definition.slug, definition.capabilities)
+        except DefinitionError:
+            continue  # the admin refuses these; never break every page for one row
+    return BUILTIN.extended(extra) if extra else BUILTIN
+
+
+def connectable_providers() -> list[ProviderConfig]:
+    """Providers a user can Connect on the integrations page, in display order."""
+    configs = [_google_config()]
+    for definition in sorted(_definitions().values(), key=lambda d: d.name):
+        if definition.enabled:
+            configs.append(_definition_config(definition))
+    return configs
+
+
+def refresh_max_attempts_per_day() -> int:
+    return int(settings.INTEGRATIONS_REFRESH_MAX_ATTEMPTS_PER_DAY)
+
+
+def sweep_batch_size() -> int:
+    return int(settings.INTEGRATIONS_SWEEP_BATCH_SIZE)
+
+
+def service_account_loopback_http() -> bool:
+    """Whether a service-account key's ``token_uri`` may be http:// to a loopback host
+    (tests run a token endpoint on 127.0.0.1). Off unless set: in production it would
+    let a user make this server POST to its own loopback services."""
+    return bool(settings.INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP)

@@ -1,0 +1,434 @@
+"""The capability catalogue and its scope math.
+
+Pure data and functions: no Django models are imported here, so the catalogue is
+usable (and tested) without a database. A *capability* is what an app declares in
+its ``inf.yml`` (``google.sheets.readonly``); it maps to provider scopes. Coverage
+("a write capability satisfies its read-only twin") is data (``covers``), never
+code per key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+GOOGLE_SCOPE_PREFIX = "https://www.googleapis.com/auth/"
+GCP_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+
+class CredentialKind(StrEnum):
+    """How a capability is satisfied."""
+
+    OAUTH = "oauth"  # a user's OAuth connection at the provider
+    SERVICE_ACCOUNT = "service_account"  # an uploaded Google service-account key
+    GCP_PROJECT = "gcp_project"  # the user's own GCP project (key + project number)
+    BOT_TOKEN = "bot_token"  # a token the user brings (Discord bot)
+
+
+@dataclass(frozen=True)
+class Capability:
+    key: str
+    provider: str
+    label: str
+    description: str
+    scopes: tuple[str, ...] = ()
+    covers: tuple[str, ...] = ()
+    restricted: bool = False
+    kind: CredentialKind = CredentialKind.OAUTH
+    read_only: bool = False
+
+
+def _google(
+    key: str,
+    scope: str,
+    label: str,
+    description: str,
+    *,
+    covers: tuple[str, ...] = (),
+    restricted: bool = False,
+    read_only: bool = False,
+) -> Capability:
+    return Capability(
+        key=key,
+        provider="google",
+        label=label,
+        description=description,
+        scopes=(GOOGLE_SCOPE_PREFIX + scope,),
+        covers=covers,
+        restricted=restricted,
+        read_only=read_only,
+    )
+
+
+def _x(
+    key: str,
+    scopes: tuple[str, ...],
+    label: str,
+    description: str,
+    *,
+    covers: tuple[str, ...] = (),
+    read_only: bool = False,
+) -> Capability:
+    # Every X capability also asks for offline.access so that a refresh token is issued.
+    return Capability(
+        key=key,
+        provider="x",
+        label=label,
+        description=description,
+        scopes=(*scopes, "offline.access"),
+        covers=covers,
+        read_only=read_only,
+    )
+
+
+def _gcp(key: str, label: str, description: str) -> Capability:
+    return Capability(
+        key=key,
+        provider="gcp",
+        label=label,
+        description=description,
+        scopes=(GCP_SCOPE,),
+        kind=CredentialKind.GCP_PROJECT,
+    )
+
+
+CAPABILITIES: tuple[Capability, ...] = (
+    # Google (https://developers.google.com/identity/protocols/oauth2/scopes).
+    # Restricted scopes need Google's verification and a yearly security assessment.
+    _google(
+        "google.gmail.readonly",
+        "gmail.readonly",
+        "Gmail: read",
+        "Read your email messages and settings",
+        restricted=True,
+        read_only=True,
+    ),
+    _google("google.gmail.send", "gmail.send", "Gmail: send", "Send email on your behalf"),
+    _google(
+        "google.gmail.compose",
+        "gmail.compose",
+        "Gmail: drafts and send",
+        "Create, update and send email drafts",
+        covers=("google.gmail.send",),
+        restricted=True,
+    ),
+    _google(
+        "google.gmail.modify",
+        "gmail.modify",
+        "Gmail: read and organize",
+        "Read, compose, send, label and archive email (no permanent deletion)",
+        covers=("google.gmail.readonly", "google.gmail.send", "google.gmail.compose"),
+        restricted=True,
+    ),
+    _google(
+        "google.calendar.readonly",
+        "calendar.readonly",
+        "Calendar: read",
+        "See your calendars and events",
+        read_only=True,
+    ),
+    _google(
+        "google.calendar",
+        "calendar",
+        "Calendar: read and write",
+        "See, create, change and delete events on your calendars",
+        covers=("google.calendar.readonly",),
+    ),
+    _google(
+        "google.drive.readonly",
+        "drive.readonly",
+        "Drive: read",
+        "See and download all your Google Drive files",
+        restricted=True,
+        read_only=True,
+    ),
+    _google(
+        "google.drive",
+        "drive",
+        "Drive: read and write",
+        "See, edit, create and delete all your Google Drive files",
+        covers=("google.drive.readonly",),
+        restricted=True,
+    ),
+    _google(
+        "google.sheets.readonly",
+        "spreadsheets.readonly",
+        "Sheets: read",
+        "See your Google Sheets spreadsheets",
+        read_only=True,
+    ),
+    _google(
+        "google.sheets",
+        "spreadsheets",
+        "Sheets: read and write",
+        "See, edit, create and delete your Google Sheets spreadsheets",
+        covers=("google.sheets.readonly",),
+    ),
+    _google(
+        "google.docs.readonly",
+        "documents.readonly",
+        "Docs: read",
+        "See your Google Docs documents",
+        read_only=True,
+    ),
+    _google(
+        "google.docs",
+        "documents",
+        "Docs: read and write",
+        "See, edit, create and delete your Google Docs documents",
+        covers=("google.docs.readonly",),
+    ),
+    _google(
+        "google.slides.readonly",
+        "presentations.readonly",
+        "Slides: read",
+        "See your Google Slides presentations",
+        read_only=True,
+    ),
+    _google(
+        "google.slides",
+        "presentations",
+        "Slides: read and write",
+        "See, edit, create and delete your Google Slides presentations",
+        covers=("google.slides.readonly",),
+    ),
+    Capability(
+        key="google.sa",
+        provider="google",
+        label="Google service account",
+        description="A Google service-account key you upload",
+        kind=CredentialKind.SERVICE_ACCOUNT,
+    ),
+    # X (https://docs.x.com/resources/fundamentals/authentication/oauth-2-0/authorization-code)
+    _x(
+        "x.tweet.read",
+        ("tweet.read", "users.read"),
+        "X: read posts",
+        "Read posts, including from protected accounts you follow",
+        read_only=True,
+    ),
+    _x(
+        "x.tweet.write",
+        ("tweet.read", "tweet.write", "users.read"),
+        "X: write posts",
+        "Publish and delete posts on your behalf",
+        covers=("x.tweet.read",),
+    ),
+    _x("x.user.read", ("users.read",), "X: read profiles", "Read account profiles", read_only=True),
+    _x(
+        "x.follow.read",
+        ("follows.read", "users.read"),
+        "X: read follows",
+        "See who you follow",
+        read_only=True,
+    ),
+    _x(
+        "x.follow.write",
+        ("follows.read", "follows.write", "users.read"),
+        "X: follow",
+        "Follow and unfollow accounts",
+        covers=("x.follow.read",),
+    ),
+    _x(
+        "x.like.read",
+        ("like.read", "users.read"),
+        "X: read likes",
+        "See posts you liked",
+        read_only=True,
+    ),
+    _x(
+        "x.like.write",
+        ("like.read", "like.write", "users.read"),
+        "X: like",
+        "Like and unlike posts",
+        covers=("x.like.read",),
+    ),
+    _x(
+        "x.bookmark.read",
+        ("bookmark.read", "users.read"),
+        "X: read bookmarks",
+        "See your bookmarks",
+        read_only=True,
+    ),
+    _x(
+        "x.bookmark.write",
+        ("bookmark.read", "bookmark.write", "users.read"),
+        "X: bookmarks",
+        "Add and remove bookmarks",
+        covers=("x.bookmark.read",),
+    ),
+    _x(
+        "x.dm.read",
+        ("dm.read", "users.read"),
+        "X: read messages",
+        "Read your direct messages",
+        read_only=True,
+    ),
+    _x(
+        "x.dm.write",
+        ("dm.read", "dm.write", "users.read"),
+        "X: send messages",
+        "Send direct messages",
+        covers=("x.dm.read",),
+    ),
+    _x("x.media.write", ("media.write",), "X: upload media", "Upload images and video"),
+    _gcp("gcp.vertex_ai", "Vertex AI", "Use Vertex AI in your own GCP project"),
+    _gcp("gcp.bigquery", "BigQuery", "Use BigQuery in your own GCP project"),
+    _gcp("gcp.storage", "Cloud Storage", "Use Cloud Storage in your own GCP project"),
+    _gcp("gcp.pubsub", "Pub/Sub", "Use Pub/Sub in your own GCP project"),
+    Capability(
+        key="discord.bot",
+        provider="discord",
+        label="Discord bot",
+        description="Act as your own Discord bot",
+        kind=CredentialKind.BOT_TOKEN,
+    ),
+)
+
+BY_KEY: dict[str, Capability] = {c.key: c for c in CAPABILITIES}
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What the catalogue knows about a provider, independent of configuration."""
+
+    id: str
+    name: str
+    # Scopes that identify the account (sub, email); always asked for, never a capability.
+    identity_scopes: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+PROVIDERS: dict[str, ProviderInfo] = {
+    "google": ProviderInfo(
+        id="google",
+        name="Google",
+        identity_scopes=("openid", "email"),
+        env={
+            "access_token": "GOOGLE_OAUTH_ACCESS_TOKEN",
+            "expires_at": "GOOGLE_OAUTH_TOKEN_EXPIRES_AT",
+            "credentials": "GOOGLE_OAUTH_CREDENTIALS",
+        },
+    ),
+    "x": ProviderInfo(id="x", name="X", env={"access_token": "X_ACCESS_TOKEN"}),
+    "gcp": ProviderInfo(id="gcp", name="Google Cloud project"),
+    "discord": ProviderInfo(id="discord", name="Discord"),
+}
+
+
+class Catalogue:
+    """Capabilities and the scope math over them.
+
+    ``BUILTIN`` holds the capabilities shipped in code; providers that staff define as
+    data add theirs (``Catalogue.extended``). Coverage ("write covers read") is data.
+    """
+
+    def __init__(self, capabilities: Iterable[Capability]) -> None:
+        self.capabilities: tuple[Capability, ...] = tuple(capabilities)
+        self.by_key: dict[str, Capability] = {c.key: c for c in self.capabilities}
+        self._satisfied_by = {c.key: frozenset(self._covering(c.key)) for c in self.capabilities}
+        self._covers = {c.key: frozenset(self._covered(c.key)) for c in self.capabilities}
+
+    def extended(self, capabilities: Iterable[Capability]) -> Catalogue:
+        """This catalogue plus ``capabilities`` (a key defined again is replaced)."""
+        merged = dict(self.by_key)
+        merged.update({c.key: c for c in capabilities})
+        return Catalogue(merged.values())
+
+    def _covering(self, key: str) -> set[str]:
+        """Every key whose grant satisfies ``key`` (itself included), transitively."""
+        result = {key}
+        changed = True
+        while changed:
+            changed = False
+            for cap in self.capabilities:
+                if cap.key not in result and result.intersection(cap.covers):
+                    result.add(cap.key)
+                    changed = True
+        return result
+
+    def _covered(self, key: str) -> set[str]:
+        """Every key that ``key`` covers, transitively."""
+        result: set[str] = set()
+        todo = list(self.by_key[key].covers)
+        while todo:
+            k = todo.pop()
+            if k not in result:
+                result.add(k)
+                todo.extend(self.by_key[k].covers if k in self.by_key else ())
+        return result
+
+    def capability(self, key: str) -> Capability:
+        """The capability named ``key``; ``KeyError`` when unknown."""
+        return self.by_key[key]
+
+    def capabilities_of(self, provider: str) -> list[Capability]:
+        return [c for c in self.capabilities if c.provider == provider]
+
+    def oauth_capabilities_of(self, provider: str) -> list[Capability]:
+        return [c for c in self.capabilities_of(provider) if c.kind is CredentialKind.OAUTH]
+
+    def scopes_for(self, keys: Iterable[str]) -> list[str]:
+        """The provider scopes the capabilities ``keys`` need, de-duplicated, in order."""
+        seen: dict[str, None] = {}
+        for key in keys:
+            for scope in self.by_key[key].scopes:
+                seen.setdefault(scope, None)
+        return list(seen)
+
+    def granted_capabilities(self, provider: str, scopes: Iterable[str]) -> list[str]:
+        """Keys of the ``provider``'s OAuth capabilities whose scopes are all in ``scopes``.
+
+        ``scopes`` are the ones the provider actually granted (the token response's
+        ``scope``), never the ones we asked for.
+        """
+        granted = set(scopes)
+        # A capability without scopes (Notion's: access is per shared page) comes with
+        # any connection to its provider.
+        return [c.key for c in self.oauth_capabilities_of(provider) if granted.issuperset(c.scopes)]
+
+    def is_satisfied(self, key: str, granted_keys: Iterable[str]) -> bool:
+        """True when ``key`` is granted directly or covered by a granted key."""
+        satisfied_by = self._satisfied_by.get(key, frozenset({key}))
+        return not satisfied_by.isdisjoint(granted_keys)
+
+    def missing_capabilities(
+        self, required: Iterable[str], granted_keys: Iterable[str]
+    ) -> list[str]:
+        """The keys of ``required`` that ``granted_keys`` do not satisfy, in order."""
+        granted = set(granted_keys)
+        return [key for key in required if not self.is_satisfied(key, granted)]
+
+    def effective_capabilities(self, granted_keys: Iterable[str]) -> list[str]:
+        """Granted keys without those already covered by another granted key.
+
+        What the page shows: "Sheets: read and write" rather than that plus "Sheets: read".
+        """
+        granted = list(granted_keys)
+        return [
+            key
+            for key in granted
+            if not any(other != key and key in self._covers.get(other, ()) for other in granted)
+        ]
+
+    def suggest(self, key: str) -> str | None:
+        """The closest known capability key to an unknown ``key`` ("did you mean")."""
+        matches = difflib.get_close_matches(key, self.by_key.keys(), n=1, cutoff=0.6)
+        return matches[0] if matches else None
+
+
+BUILTIN = Catalogue(CAPABILITIES)
+
+# The built-in catalogue's operations as plain functions (for the pure modules and
+# for providers shipped in code).
+capability = BUILTIN.capability
+capabilities_of = BUILTIN.capabilities_of
+oauth_capabilities_of = BUILTIN.oauth_capabilities_of
+scopes_for = BUILTIN.scopes_for
+granted_capabilities = BUILTIN.granted_capabilities
+is_satisfied = BUILTIN.is_satisfied
+missing_capabilities = BUILTIN.missing_capabilities
+effective_capabilities = BUILTIN.effective_capabilities
+suggest = BUILTIN.suggest

@@ -1,0 +1,68 @@
+"""Authenticated encryption of tokens and secrets at rest.
+
+Pure: no models. Fernet (AES-128-CBC + HMAC-SHA256) through ``MultiFernet`` over
+``INTEGRATIONS_TOKEN_KEYS``: the first key encrypts, every key decrypts, so keys
+rotate by putting a new key first, running ``manage.py rotate_token_keys``, then
+dropping the old one. https://cryptography.io/en/latest/fernet/#cryptography.fernet.MultiFernet
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+
+class KeyConfigurationError(Exception):
+    """The encryption keys are missing or malformed."""
+
+
+class DecryptionError(Exception):
+    """A stored value could not be decrypted with any configured key."""
+
+
+@lru_cache(maxsize=8)
+def _multifernet(keys: tuple[str, ...]) -> MultiFernet:
+    if not keys:
+        raise KeyConfigurationError(
+            "INTEGRATIONS_TOKEN_KEYS is empty; make a key with "
+            '`python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())"`'
+        )
+    try:
+        return MultiFernet([Fernet(k.encode()) for k in keys])
+    except (ValueError, TypeError) as exc:
+        # Never echo the key material itself.
+        raise KeyConfigurationError(
+            "INTEGRATIONS_TOKEN_KEYS holds a value that is not a Fernet key "
+            "(32 url-safe base64-encoded bytes)"
+        ) from exc
+
+
+def encrypt(plaintext: str, *, keys: Sequence[str]) -> bytes:
+    """Encrypt ``plaintext`` under the first of ``keys``."""
+    return _multifernet(tuple(keys)).encrypt(plaintext.encode())
+
+
+def decrypt(ciphertext: bytes | memoryview, *, keys: Sequence[str]) -> str:
+    """Decrypt a value written under any of ``keys``; ``DecryptionError`` otherwise."""
+    try:
+        return _multifernet(tuple(keys)).decrypt(bytes(ciphertext)).decode()
+    except InvalidToken as exc:
+        raise DecryptionError("stored value does not decrypt with any configured key") from exc
+
+
+def rotate(ciphertext: bytes | memoryview, *, keys: Sequence[str]) -> bytes:
+    """Re-encrypt a value under the first of ``keys`` (it may have been under any)."""
+    try:
+        return _multifernet(tuple(keys)).rotate(bytes(ciphertext))
+    except InvalidToken as exc:
+        raise DecryptionError("stored value does not decrypt with any configured key") from exc
+
+
+def fingerprint(plaintext: str) -> str:
+    """A short, non-reversible tag for a secret value: enough to tell two apart, not to
+    guess one (8 hex digits of SHA-256)."""
+    return hashlib.sha256(plaintext.encode()).hexdigest()[:8]

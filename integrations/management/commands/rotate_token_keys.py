@@ -1,0 +1,22 @@
+"""`manage.py rotate_token_keys`: re-encrypt every stored token under the first key of
+INTEGRATIONS_TOKEN_KEYS. Rotation: put the new key first, run this, drop the old key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from integrations import crypto, services
+
+
+class Command(BaseCommand):
+    help = "Re-encrypt every stored token and secret under the first INTEGRATIONS_TOKEN_KEYS key."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            counts = services.encryption_keys_rotate()
+        except (crypto.DecryptionError, crypto.KeyConfigurationError) as exc:
+            raise CommandError(f"{exc}. Nothing after the failing batch was changed.") from exc
+        done = ", ".join(f"{n} {name}" for name, n in counts.items())
+        self.stdout.write(self.style.SUCCESS(f"Re-encrypted under the first key: {done}."))

@@ -1,0 +1,302 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Connection(models.Model):
+    """One user's authorized account at one provider.
+
+    Tokens are stored encrypted (see ``integrations.crypto``) and only ever written by
+    services. ``scopes`` are what the provider granted (the token response's
+    ``scope``), never what we asked for.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        REFRESH_FAILING = "refresh_failing", "Refresh failing"
+        NEEDS_RECONNECT = "needs_reconnect", "Needs reconnect"
+        REVOKED = "revoked", "Revoked"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connections"
+    )
+    provider = models.CharField(max_length=64)
+    account_uid = models.CharField(max_length=255)
+    account_email = models.CharField(max_length=254, blank=True)
+    scopes = models.JSONField(default=list)
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.ACTIVE)
+    access_token_encrypted = models.BinaryField()
+    refresh_token_encrypted = models.BinaryField(null=True, blank=True)
+    # 8 hex digits of SHA-256 of the access token: tells two tokens apart in the admin.
+    token_fingerprint = models.CharField(max_length=8, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # --- refresh bookkeeping (integrations.refresh) ---
+    # When the background sweep should refresh this connection next: ahead of expiry
+    # for connections in use, a keep-alive for idle ones, a backoff after failures.
+    # NULL: never (no refresh token, or the grant is dead). Indexed where not NULL, so
+    # the sweep's cost follows the number of due connections, not the table size.
+    next_refresh_at = models.DateTimeField(null=True, blank=True)
+    last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    # Consecutive transient failures (drives the backoff), and the attempts made in the
+    # current 24-hour window (bounded per connection per day).
+    refresh_failures = models.PositiveIntegerField(default=0)
+    # After a transient failure: no attempt before this time (exponential backoff).
+    backoff_until = models.DateTimeField(null=True, blank=True)
+    attempts_window_start = models.DateTimeField(null=True, blank=True)
+    attempts_in_window = models.PositiveIntegerField(default=0)
+    last_error_code = models.CharField(max_length=64, blank=True)
+    # The one "please reconnect" email per broken grant.
+    reconnect_notified_at = models.DateTimeField(null=True, blank=True)
+    # The user's own OAuth client this grant was made with ("your own" mode), if any.
+    oauth_client = models.ForeignKey(
+        "UserOAuthClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # The connection runs use when an app does not name one (per user and provider).
+    is_default = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "provider", "account_uid"], name="connection_unique_account"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_refresh_at"],
+                condition=models.Q(next_refresh_at__isnull=False),
+                name="connection_next_refresh_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.account_email or self.account_uid} ({self.status})"
+
+    @property
+    def has_refresh_token(self) -> bool:
+        return bool(self.refresh_token_encrypted)
+
+
+class AuditEvent(models.Model):
+    """Append-only record of what happened to connections. Never holds a token value."""
+
+    class Kind(models.TextChoices):
+        CONNECT = "connect", "Connect"
+        ADD_PERMISSIONS = "add_permissions", "Add permissions"
+        CONNECT_REFUSED = "connect_refused", "Connect refused"
+        REFRESH_SUCCEEDED = "refresh_succeeded", "Refresh succeeded"
+        REFRESH_FAILED = "refresh_failed", "Refresh failed"
+        STATUS_CHANGED = "status_changed", "Status changed"
+        DISCONNECT = "disconnect", "Disconnect"
+        REVOCATION = "revocation", "Revocation"
+        SECRET_SET = "secret_set", "Secret set"
+        SECRET_DELETED = "secret_deleted", "Secret deleted"
+        SERVICE_ACCOUNT_SET = "service_account_set", "Service account set"
+        SERVICE_ACCOUNT_DELETED = "service_account_deleted", "Service account deleted"
+        # Google refused the key when a token was minted (invalid_grant: deleted key).
+        SERVICE_ACCOUNT_REJECTED = "service_account_rejected", "Service account rejected"
+        # A runner was handed an app run's environment (the keys, never the values).
+        RUN_ENVIRONMENT = "run_environment", "Run environment"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Not a foreign key: events outlive the connection they describe.
+    connection_id = models.BigIntegerField(null=True, db_index=True)
+    provider = models.CharField(max_length=64)
+    account = models.CharField(max_length=254, blank=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    ok = models.BooleanField(default=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.kind} {self.provider}"
+
+
+class ProviderHealth(models.Model):
+    """A provider-level problem for staff (``invalid_client``, ``unauthorized_client``):
+    our client is misconfigured or disabled; users are not emailed about it."""
+
+    provider = models.CharField(max_length=64, unique=True)
+    ok = models.BooleanField(default=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    failures = models.PositiveIntegerField(default=0)
+    first_failure_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "provider health"
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {'ok' if self.ok else self.error_code}"
+
+
+class Secret(models.Model):
+    """A user's raw value with an env-style key (``FAL_KEY``), encrypted like tokens.
+
+    Write-only: the value is never shown again, only ``fingerprint`` and when it was set.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="secrets"
+    )
+    key = models.CharField(max_length=128)
+    value_encrypted = models.BinaryField()
+    fingerprint = models.CharField(max_length=8)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="secret_unique_key_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} (…{self.fingerprint})"
+
+
+class ProviderDefinition(models.Model):
+    """An OAuth 2.0 provider defined as data by staff (presets in
+    ``integrations.provider_presets``). Google is built in, from the environment."""
+
+    class ClientAuth(models.TextChoices):
+        BASIC = "basic", "HTTP Basic (client_secret_basic)"
+        POST = "post", "In the form (client_secret_post)"
+
+    slug = models.SlugField(
+        max_length=32,
+        unique=True,
+        help_text="The provider id: in capability keys (slug.*) and the callback path.",
+    )
+    name = models.CharField(max_length=80)
+    enabled = models.BooleanField(
+        default=False, help_text="Shown to users. Only after a successful check."
+    )
+    discovery_url = models.URLField(
+        blank=True, help_text="OpenID Connect discovery; fills the endpoints when checked."
+    )
+    authorize_url = models.URLField(blank=True)
+    token_url = models.URLField(blank=True)
+    revocation_url = models.URLField(blank=True, help_text="RFC 7009; empty if none.")
+    userinfo_url = models.URLField(blank=True)
+    scope_separator = models.CharField(
+        max_length=1, default=" ", choices=[(" ", "space"), (",", "comma")]
+    )
+    identity_scopes = models.JSONField(
+        default=list, blank=True, help_text='Always asked for, e.g. ["openid", "email"].'
+    )
+    auth_params = models.JSONField(default=dict, blank=True)
+    token_params = models.JSONField(default=dict, blank=True)
+    refresh_params = models.JSONField(default=dict, blank=True)
+    pkce = models.BooleanField(default=True)
+    client_auth = models.CharField(max_length=8, choices=ClientAuth.choices, default="basic")
+    rotates_refresh_tokens = models.BooleanField(default=False)
+    default_lifetime = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds, when token responses carry no expires_in."
+    )
+    uid_field = models.CharField(max_length=64, default="sub")
+    email_field = models.CharField(max_length=64, default="email", blank=True)
+    capabilities = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='[{"key": "slug.read", "label": …, "description": …, "scopes": […], '
+        '"covers": […]}]',
+    )
+    env = models.JSONField(
+        default=dict, blank=True, help_text='{"access_token": "ACME_ACCESS_TOKEN"}'
+    )
+    narrow_scope_on_refresh = models.BooleanField(
+        default=False,
+        help_text="The provider honours a narrower scope on refresh (RFC 6749 §6): runs "
+        "get tokens narrowed to the app's capabilities.",
+    )
+    # Managed mode: the platform's client. Your-own mode: users bring theirs.
+    client_id = models.CharField(max_length=255, blank=True)
+    client_secret_encrypted = models.BinaryField(null=True, blank=True, editable=False)
+    allow_user_clients = models.BooleanField(
+        default=False, help_text="Users may bring their own client ID and secret."
+    )
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_check_ok = models.BooleanField(default=False)
+    last_check_report = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.slug})"
+
+
+class UserOAuthClient(models.Model):
+    """A user's own OAuth client at a provider ("your own" mode): used for their flows
+    and refreshes. The secret is encrypted and never shown back."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oauth_clients"
+    )
+    provider = models.CharField(max_length=64)
+    client_id = models.CharField(max_length=255)
+    client_secret_encrypted = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "provider"], name="one_own_client_per_provider")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} client {self.client_id}"
+
+
+class ServiceAccountKey(models.Model):
+    """A Google service-account key a user uploaded, for one purpose:
+
+    - ``google_sa``: handed to apps as ``GOOGLE_SA_CREDENTIALS`` (capability ``google.sa``);
+    - ``gcp``: the user's own GCP project (capabilities ``gcp.*``): short-lived access
+      tokens are minted from it (RFC 7523) and handed out with ``project_number``.
+
+    One per (user, purpose): uploading again replaces the row (a new id, so cached
+    tokens of the old key are never served). The whole key JSON is encrypted like
+    tokens and never shown again; ``fingerprint`` is 8 hex digits of its SHA-256.
+    ``client_email``, ``project_id`` and ``private_key_id`` are not secrets (Google
+    shows them in the console, and the key id travels in every signed JWT header).
+    """
+
+    class Purpose(models.TextChoices):
+        GOOGLE_SA = "google_sa", "Google service account"
+        GCP = "gcp", "GCP project"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="service_account_keys"
+    )
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    client_email = models.CharField(max_length=254)
+    project_id = models.CharField(max_length=128)
+    # Digits only; a string so that it reaches apps exactly as typed (GCP_PROJECT_NUMBER).
+    project_number = models.CharField(max_length=32, blank=True)
+    private_key_id = models.CharField(max_length=64)
+    key_encrypted = models.BinaryField()
+    fingerprint = models.CharField(max_length=8)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "purpose"], name="service_account_key_unique_purpose"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()}: {self.client_email} (…{self.fingerprint})"

@@ -1,0 +1,175 @@
+"""Services for providers defined as data, and users' own OAuth clients."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from django.db import transaction
+from django.utils import timezone
+
+from integrations import app_settings, crypto, http
+from integrations.models import Connection, ProviderDefinition, UserOAuthClient
+from integrations.provider_presets import PRESETS, DefinitionError, validate_definition
+
+# Fields that change what the check verified: editing one asks for a new check.
+CHECKED_FIELDS = (
+    "discovery_url",
+    "authorize_url",
+    "token_url",
+    "revocation_url",
+    "userinfo_url",
+    "client_auth",
+    "pkce",
+)
+
+
+def provider_definition_from_preset(*, preset: str) -> dict[str, Any]:
+    """The initial field values of a new definition from a preset (``KeyError`` if none)."""
+    data = dict(PRESETS[preset])
+    for name in ("capabilities", "identity_scopes"):
+        data[name] = json.loads(json.dumps(data.get(name, [])))
+    return data
+
+
+def provider_definition_set_secret(*, definition: ProviderDefinition, secret: str) -> None:
+    """Store the platform's client secret (managed mode), encrypted."""
+    definition.client_secret_encrypted = crypto.encrypt(secret, keys=app_settings.token_keys())
+    definition.save(update_fields=["client_secret_encrypted", "updated_at"])
+
+
+@dataclass
+class CheckReport:
+    ok: bool = True
+    lines: list[str] = field(default_factory=list)
+
+    def fail(self, line: str) -> None:
+        self.ok = False
+        self.lines.append("✗ " + line)
+
+    def good(self, line: str) -> None:
+        self.lines.append("✓ " + line)
+
+
+def _reach(report: CheckReport, name: str, method: str, url: str) -> None:
+    try:
+        resp = http.session().request(method, app_settings.absolute(url))
+    except requests.RequestException as exc:
+        report.fail(f"{name} {url}: unreachable ({type(exc).__name__})")
+        return
+    if resp.status_code >= 500:
+        report.fail(f"{name} {url}: answered {resp.status_code}")
+    else:
+        # Without credentials a 400 or 401 is the expected answer: the server is there.
+        report.good(f"{name} {url}: answered {resp.status_code}")
+
+
+def provider_definition_check(*, definition: ProviderDefinition) -> CheckReport:
+    """Fetch the OIDC discovery document (filling empty endpoints from it), validate the
+    definition, and reach each endpoint. The result is stored on the definition; a
+    definition can be enabled only after a successful check."""
+    report = CheckReport()
+    if definition.discovery_url:
+        try:
+            resp = http.session().get(app_settings.absolute(definition.discovery_url))
+            resp.raise_for_status()
+            meta = resp.json()
+        except (requests.RequestException, ValueError) as exc:
+            report.fail(f"discovery {definition.discovery_url}: {type(exc).__name__}")
+            meta = {}
+        if meta:
+            report.good(f"discovery: issuer {meta.get('issuer', '?')}")
+            for attr, key in (
+                ("authorize_url", "authorization_endpoint"),
+                ("token_url", "token_endpoint"),
+                ("revocation_url", "revocation_endpoint"),
+                ("userinfo_url", "userinfo_endpoint"),
+            ):
+                if not getattr(definition, attr) and meta.get(key):
+                    setattr(definition, attr, meta[key])
+                    report.good(f"{attr} from discovery: {meta[key]}")
+            if definition.pkce and "S256" not in meta.get("code_challenge_methods_supported", []):
+                report.fail("the server does not announce PKCE S256")
+            methods = meta.get("token_endpoint_auth_methods_supported") or []
+            wanted = f"client_secret_{definition.client_auth}"
+            if methods and wanted not in methods:
+                report.fail(f"the token endpoint does not accept {wanted} ({', '.join(methods)})")
+    try:
+        validate_definition(
+            {f.name: getattr(definition, f.name) for f in ProviderDefinition._meta.fields}
+        )
+        report.good("definition is complete")
+    except DefinitionError as exc:
+        report.fail(str(exc))
+    if definition.authorize_url:
+        _reach(report, "authorize", "GET", definition.authorize_url)
+    if definition.token_url:
+        _reach(report, "token", "POST", definition.token_url)
+    if definition.revocation_url:
+        _reach(report, "revocation", "POST", definition.revocation_url)
+    else:
+        report.lines.append("· no revocation endpoint: Disconnect deletes locally only")
+    if definition.userinfo_url:
+        _reach(report, "userinfo", "GET", definition.userinfo_url)
+    else:
+        report.fail("userinfo_url: needed to know which account was connected")
+    if not definition.client_id and not definition.allow_user_clients:
+        report.fail("no client: set the platform's client, or let users bring their own")
+    definition.last_checked_at = timezone.now()
+    definition.last_check_ok = report.ok
+    definition.last_check_report = "\n".join(report.lines)
+    if not report.ok:
+        definition.enabled = False
+    definition.save()
+    app_settings.definitions_changed()
+    return report
+
+
+# --- users' own clients --------------------------------------------------------------
+
+
+def user_client_set(*, user: Any, provider: str, client_id: str, client_secret: str) -> None:
+    """Store (or replace) the user's own client for ``provider``; the secret encrypted.
+
+    Connections made with the previous client keep working with it until replaced: a
+    grant belongs to the client that obtained it, so replacing the client asks the
+    user to connect again.
+    """
+    config = app_settings.provider_config(provider)
+    if not config.allow_user_clients:
+        raise PermissionError(f"{config.name} does not take users' own clients")
+    with transaction.atomic():
+        client = (
+            UserOAuthClient.objects.select_for_update().filter(user=user, provider=provider).first()
+        )
+        encrypted = crypto.encrypt(client_secret, keys=app_settings.token_keys())
+        if client is not None and client.client_id == client_id:
+            client.client_secret_encrypted = encrypted
+            client.save(update_fields=["client_secret_encrypted", "updated_at"])
+            return
+        if client is not None:
+            _client_retire(client)
+        UserOAuthClient.objects.create(
+            user=user, provider=provider, client_id=client_id, client_secret_encrypted=encrypted
+        )
+
+
+def user_client_delete(*, client: UserOAuthClient) -> int:
+    """Delete the user's own client; its connections need reconnecting. Returns how many."""
+    with transaction.atomic():
+        return _client_retire(client)
+
+
+def _client_retire(client: UserOAuthClient) -> int:
+    # A grant belongs to the client that obtained it: without the client, it cannot be
+    # refreshed, so its connections need reconnecting (with whichever client comes next).
+    count = Connection.objects.filter(oauth_client=client).update(
+        status=Connection.Status.NEEDS_RECONNECT,
+        next_refresh_at=None,
+        oauth_client=None,
+        last_error_code="client_removed",
+    )
+    client.delete()
+    return count

@@ -1,0 +1,477 @@
+"""Fresh credentials on demand and in the background: one refresh at a time per
+connection, failures classified, attempts bounded.
+
+- ``connection_credentials`` returns an access token valid for at least a margin,
+  refreshing first when needed (the run-environment path: one query when fresh).
+- ``connection_refresh`` refreshes under a row lock (``SELECT ... FOR UPDATE``), so that
+  across threads, processes and machines one refresh of a grant is in flight at a
+  time; whoever waited for the lock re-reads the row and, if the holder refreshed,
+  returns its token instead of spending the refresh token again (which a rotating
+  provider would treat as theft, RFC 9700 §4.14.2). A rotated refresh token is stored
+  in the same transaction as the new access token; a response without one keeps the
+  old.
+- Failures: ``invalid_grant`` (and Google's ``invalid_rapt``, ``admin_policy_enforced``)
+  → ``needs_reconnect`` at once, no more attempts, one email. Timeouts, connection
+  errors, 5xx and 429 → ``refresh_failing``, exponential backoff with jitter, at most
+  N attempts per connection per day, the current token served while valid.
+  ``invalid_client`` / ``unauthorized_client`` → a provider-level problem for staff.
+
+Refresh request: RFC 6749 §6. Token errors: RFC 6749 §5.2.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import requests
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from integrations import app_settings, crypto, http
+from integrations.app_settings import ProviderConfig
+from integrations.errors import (
+    IntegrationError,
+    ProviderMisconfiguredError,
+    ProviderUnavailableError,
+    ReauthorizationRequiredError,
+    error_from_response,
+)
+from integrations.models import AuditEvent, Connection, ProviderHealth
+from integrations.refresh_policy import (
+    ATTEMPTS_WINDOW,
+    BACKOFF_CAP,
+    backoff_delay,
+    next_refresh_at,
+)
+from integrations.services import audit_record, store_tokens
+from integrations.tokens import TokenResponseError, TokenSet, parse_token_response
+
+logger = logging.getLogger(__name__)
+
+# How long a connection picked by the sweep is reserved for its task before another
+# sweep may pick it again (a lost task is retried after this).
+SWEEP_LEASE = timedelta(minutes=5)
+# last_used_at is written at most this often per connection (keeps the hot path a read).
+USE_RECORD_INTERVAL = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An access token for one connection. Its repr never shows the token."""
+
+    connection_id: int
+    provider: str
+    access_token: str = field(repr=False)
+    expires_at: datetime | None
+    scopes: tuple[str, ...]
+
+
+def _is_fresh(connection: Connection, *, now: datetime, margin: int) -> bool:
+    return connection.expires_at is None or connection.expires_at > now + timedelta(seconds=margin)
+
+
+def _credentials(connection: Connection) -> Credentials:
+    return Credentials(
+        connection_id=connection.pk,
+        provider=connection.provider,
+        access_token=crypto.decrypt(
+            connection.access_token_encrypted, keys=app_settings.token_keys()
+        ),
+        expires_at=connection.expires_at,
+        scopes=tuple(connection.scopes),
+    )
+
+
+def connection_credentials(
+    *, connection: Connection, margin: int | None = None, now: datetime | None = None
+) -> Credentials:
+    """The connection's access token, valid for at least ``margin`` seconds (default:
+    the provider's), refreshing first when needed.
+
+    Raises ``ReauthorizationRequiredError`` when the grant is dead and
+    ``ProviderUnavailableError`` when the token has expired and the provider cannot be
+    reached (the token is served while still valid, even inside the margin).
+    """
+    now = now or timezone.now()
+    config = app_settings.connection_config(connection)
+    margin = config.refresh_margin if margin is None else margin
+    if connection.status in (Connection.Status.NEEDS_RECONNECT, Connection.Status.REVOKED):
+        raise ReauthorizationRequiredError(
+            f"the {config.name} connection needs reconnecting", code=connection.last_error_code
+        )
+    _record_use(connection, config=config, now=now)
+    if _is_fresh(connection, now=now, margin=margin):
+        return _credentials(connection)
+    return connection_refresh(connection_id=connection.pk, margin=margin, now=now)
+
+
+def _record_use(connection: Connection, *, config: ProviderConfig, now: datetime) -> None:
+    """Mark the connection in use (at most every USE_RECORD_INTERVAL): an idle
+    connection goes back to being refreshed ahead of expiry."""
+    if connection.last_used_at and now - connection.last_used_at < USE_RECORD_INTERVAL:
+        return
+    connection.last_used_at = now
+    fields = {"last_used_at": now}
+    if connection.status == Connection.Status.ACTIVE:
+        due = next_refresh_at(connection=connection, config=config, now=now)
+        connection.next_refresh_at = due
+        fields["next_refresh_at"] = due  # type: ignore[assignment]
+    Connection.objects.filter(pk=connection.pk).update(**fields)
+
+
+def _request_refresh(
+    config: ProviderConfig, refresh_token: str, *, now: datetime, scope: str | None = None
+) -> TokenSet:
+    """One refresh request (RFC 6749 §6); raises the classified ``IntegrationError``."""
+    data = {**config.refresh_params, "grant_type": "refresh_token", "refresh_token": refresh_token}
+    if scope:
+        data["scope"] = scope
+    auth = config.authenticate(data)
+    try:
+        resp = http.session().post(
+            config.token_url, data=data, auth=auth, headers={"Accept": "application/json"}
+        )
+    except requests.Timeout as exc:
+        raise ProviderUnavailableError("token endpoint timed out", code="timeout") from exc
+    except requests.RequestException as exc:
+        raise ProviderUnavailableError(
+            "token endpoint unreachable", code="connection_error"
+        ) from exc
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if resp.status_code != 200:
+        raise error_from_response(resp.status_code, body)
+    if not isinstance(body, dict):
+        raise ProviderUnavailableError("token endpoint answered no JSON", code="bad_response")
+    try:
+        return parse_token_response(
+            body,
+            now=now,
+            scope_separator=config.scope_separator,
+            default_lifetime=config.default_lifetime,
+        )
+    except TokenResponseError as exc:
+        raise ProviderUnavailableError(str(exc), code="bad_response") from exc
+
+
+def connection_refresh(
+    *,
+    connection_id: int,
+    margin: int | None = None,
+    now: datetime | None = None,
+    only_if_due: bool = False,
+    serve_valid_on_failure: bool = True,
+) -> Credentials:
+    """Refresh the connection's access token under its row lock and return it.
+
+    After taking the lock the row is re-read: if another holder already refreshed (the
+    token is valid for ``margin``, or with ``only_if_due`` it is not due any more), its
+    token is returned and no request is made. While backing off, or past the daily
+    attempt limit, no request is made either: the current token is returned while it is
+    valid (unless ``serve_valid_on_failure`` is off), else ``ProviderUnavailableError``.
+    """
+    now = now or timezone.now()
+    failure: IntegrationError
+    notify = False
+    with transaction.atomic():
+        conn = Connection.objects.select_for_update().get(pk=connection_id)
+        config = app_settings.connection_config(conn)
+        margin = config.refresh_margin if margin is None else margin
+        if conn.status in (Connection.Status.NEEDS_RECONNECT, Connection.Status.REVOKED):
+            raise ReauthorizationRequiredError(
+                f"the {config.name} connection needs reconnecting", code=conn.last_error_code
+            )
+        if only_if_due:
+            due = next_refresh_at(connection=conn, config=config, now=now)
+            if due is None or due > now:
+                if conn.next_refresh_at != due:  # undo the sweep's lease
+                    Connection.objects.filter(pk=conn.pk).update(next_refresh_at=due)
+                return _credentials(conn)
+        elif _is_fresh(conn, now=now, margin=margin):
+            return _credentials(conn)
+        refresh_token = (
+            crypto.decrypt(conn.refresh_token_encrypted, keys=app_settings.token_keys())
+            if conn.refresh_token_encrypted
+            else None
+        )
+        if refresh_token is None:
+            failure = ReauthorizationRequiredError(
+                "no refresh token is stored: connect again", code="no_refresh_token"
+            )
+            notify = _refresh_failed(conn, failure, config=config, now=now)
+        elif not _may_attempt(conn, now=now):
+            # Backing off: no request, and nothing new to record.
+            failure = ProviderUnavailableError(
+                f"{config.name} is backing off after errors",
+                code=conn.last_error_code or "backoff",
+            )
+        else:
+            _count_attempt(conn, now=now)
+            try:
+                token = _request_refresh(config, refresh_token, now=now)
+            except IntegrationError as exc:
+                failure = exc
+                notify = _refresh_failed(conn, failure, config=config, now=now)
+            else:
+                _refresh_succeeded(conn, token, config=config, now=now)
+                return _credentials(conn)
+    if notify:
+        _email_reconnect(conn, config=config)
+    if (
+        serve_valid_on_failure
+        and not isinstance(failure, ReauthorizationRequiredError)
+        and conn.expires_at is not None
+        and conn.expires_at > now
+    ):
+        # Still valid, if not for the whole margin: serve it rather than fail the run.
+        return _credentials(conn)
+    raise failure
+
+
+def connection_narrowed_credentials(
+    *, connection: Connection, scopes: list[str], now: datetime | None = None
+) -> Credentials:
+    """An access token narrowed to ``scopes`` for one run (least privilege), where the
+    provider honours a narrower ``scope`` on refresh (RFC 6749 §6:"MUST NOT include any
+    scope not originally granted"; a provider flag, off for Google until shown to work
+    there). Not stored: the connection keeps its full token.
+
+    Only for providers that do not rotate refresh tokens: with rotation, each run
+    would replace the stored grant (and, on some servers, revoke the tokens other runs
+    hold). Falls back to the connection's own credentials otherwise.
+    """
+    now = now or timezone.now()
+    config = app_settings.connection_config(connection)
+    full = connection_credentials(connection=connection, now=now)
+    if not config.narrow_scope_on_refresh or config.rotates_refresh_tokens:
+        return full
+    wanted = [s for s in scopes if s in full.scopes]
+    if not wanted or set(wanted) == set(full.scopes) or not connection.refresh_token_encrypted:
+        return full
+    refresh_token = crypto.decrypt(
+        connection.refresh_token_encrypted, keys=app_settings.token_keys()
+    )
+    try:
+        token = _request_refresh(
+            config, refresh_token, now=now, scope=config.scope_separator.join(wanted)
+        )
+    except IntegrationError:
+        # The full token is still good: a run is not failed for want of narrowing.
+        logger.warning("narrowing failed: connection=%s provider=%s", connection.pk, config.id)
+        return full
+    return Credentials(
+        connection_id=connection.pk,
+        provider=connection.provider,
+        access_token=token.access_token,
+        expires_at=token.expires_at,
+        scopes=tuple(token.scopes or wanted),
+    )
+
+
+def _may_attempt(conn: Connection, *, now: datetime) -> bool:
+    """Not while backing off, and at most N attempts per connection per day."""
+    if conn.backoff_until is not None and conn.backoff_until > now:
+        return False
+    window_open = (
+        conn.attempts_window_start is not None
+        and now - conn.attempts_window_start < ATTEMPTS_WINDOW
+    )
+    limit = app_settings.refresh_max_attempts_per_day()
+    return not (window_open and conn.attempts_in_window >= limit)
+
+
+def _count_attempt(conn: Connection, *, now: datetime) -> None:
+    if conn.attempts_window_start is None or now - conn.attempts_window_start >= ATTEMPTS_WINDOW:
+        conn.attempts_window_start = now
+        conn.attempts_in_window = 0
+    conn.attempts_in_window += 1
+
+
+def _refresh_succeeded(
+    conn: Connection, token: TokenSet, *, config: ProviderConfig, now: datetime
+) -> None:
+    previous_status = conn.status
+    fields = store_tokens(conn, token)
+    if token.scopes is not None:
+        conn.scopes = sorted(set(token.scopes))
+        fields.append("scopes")
+    conn.status = Connection.Status.ACTIVE
+    conn.last_refreshed_at = now
+    conn.refresh_failures = 0
+    conn.backoff_until = None
+    conn.last_error_code = ""
+    conn.next_refresh_at = next_refresh_at(connection=conn, config=config, now=now)
+    conn.save(
+        update_fields=[
+            *fields,
+            "status",
+            "last_refreshed_at",
+            "refresh_failures",
+            "backoff_until",
+            "last_error_code",
+            "next_refresh_at",
+            "attempts_window_start",
+            "attempts_in_window",
+            "updated_at",
+        ]
+    )
+    audit_record(
+        kind=AuditEvent.Kind.REFRESH_SUCCEEDED,
+        provider=conn.provider,
+        connection=conn,
+        detail={"rotated": bool(token.refresh_token)},
+    )
+    _record_status_change(conn, previous_status)
+    ProviderHealth.objects.filter(provider=conn.provider, ok=False).update(
+        ok=True, last_success_at=now, failures=0
+    )
+
+
+def _refresh_failed(
+    conn: Connection, failure: IntegrationError, *, config: ProviderConfig, now: datetime
+) -> bool:
+    """Record a failed attempt; returns whether the user must be emailed (once)."""
+    previous_status = conn.status
+    notify = False
+    conn.last_error_code = failure.code[:64]
+    if isinstance(failure, ReauthorizationRequiredError):
+        conn.status = Connection.Status.NEEDS_RECONNECT
+        conn.backoff_until = None
+        notify = conn.reconnect_notified_at is None
+        if notify:
+            conn.reconnect_notified_at = now
+    elif isinstance(failure, ProviderMisconfiguredError):
+        # Our client is refused: staff must act; users are not emailed. Retried slowly.
+        _provider_failed(conn.provider, failure, now=now)
+        conn.backoff_until = now + BACKOFF_CAP
+    else:
+        conn.status = Connection.Status.REFRESH_FAILING
+        conn.refresh_failures += 1
+        retry_at = now + backoff_delay(conn.refresh_failures)
+        if conn.attempts_in_window >= app_settings.refresh_max_attempts_per_day():
+            # The day's attempts are spent: wait for the window to end.
+            window_end = (conn.attempts_window_start or now) + ATTEMPTS_WINDOW
+            retry_at = max(retry_at, window_end)
+        conn.backoff_until = retry_at
+    conn.next_refresh_at = next_refresh_at(connection=conn, config=config, now=now)
+    conn.save(
+        update_fields=[
+            "status",
+            "last_error_code",
+            "next_refresh_at",
+            "backoff_until",
+            "refresh_failures",
+            "reconnect_notified_at",
+            "attempts_window_start",
+            "attempts_in_window",
+            "updated_at",
+        ]
+    )
+    audit_record(
+        kind=AuditEvent.Kind.REFRESH_FAILED,
+        provider=conn.provider,
+        connection=conn,
+        ok=False,
+        error_code=conn.last_error_code,
+        detail={
+            "attempt_today": conn.attempts_in_window,
+            "next_attempt_at": conn.next_refresh_at.isoformat() if conn.next_refresh_at else None,
+        },
+    )
+    _record_status_change(conn, previous_status)
+    logger.warning(
+        "refresh failed: connection=%s provider=%s error=%s status=%s",
+        conn.pk,
+        conn.provider,
+        conn.last_error_code,
+        conn.status,
+    )
+    return notify
+
+
+def _record_status_change(conn: Connection, previous_status: str) -> None:
+    if conn.status != previous_status:
+        audit_record(
+            kind=AuditEvent.Kind.STATUS_CHANGED,
+            provider=conn.provider,
+            connection=conn,
+            ok=conn.status == Connection.Status.ACTIVE,
+            error_code=conn.last_error_code,
+            detail={"from": previous_status, "to": conn.status},
+        )
+
+
+def _provider_failed(provider: str, failure: IntegrationError, *, now: datetime) -> None:
+    health, _ = ProviderHealth.objects.get_or_create(provider=provider)
+    ProviderHealth.objects.filter(pk=health.pk).update(
+        ok=False,
+        error_code=failure.code[:64],
+        failures=F("failures") + 1,
+        first_failure_at=health.first_failure_at if not health.ok else now,
+        last_failure_at=now,
+    )
+    logger.error("provider %s refused our client: %s", provider, failure.code)
+
+
+def _email_reconnect(conn: Connection, *, config: ProviderConfig) -> None:
+    """The one email about a dead grant, sent after the status change is committed."""
+    context = {
+        "provider": config.name,
+        "account": conn.account_email or conn.account_uid,
+        "url": app_settings.site_url() + reverse("integrations:page"),
+    }
+    send_mail(
+        subject=f"Reconnect your {config.name} account",
+        message=render_to_string("integrations/email/reconnect.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[conn.user.email],
+        fail_silently=True,
+    )
+
+
+# --- the background sweep ---------------------------------------------------------
+
+
+def connections_due_claim(*, now: datetime | None = None, limit: int | None = None) -> list[int]:
+    """Claim the connections due for a refresh, soonest first, at most ``limit``.
+
+    One indexed range scan (``next_refresh_at <= now``, partial index), rows locked
+    with SKIP LOCKED so that concurrent sweeps split the work, and each claimed row is
+    leased for SWEEP_LEASE so the next sweep does not enqueue it again while its task
+    is pending.
+    """
+    now = now or timezone.now()
+    limit = limit or app_settings.sweep_batch_size()
+    with transaction.atomic():
+        ids = list(
+            Connection.objects.select_for_update(skip_locked=True)
+            .filter(next_refresh_at__lte=now)
+            .order_by("next_refresh_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            Connection.objects.filter(id__in=ids).update(next_refresh_at=now + SWEEP_LEASE)
+    return ids
+
+
+def connection_refresh_if_due(*, connection_id: int, now: datetime | None = None) -> str:
+    """The sweep's work for one connection: refresh it if it is (still) due. Returns
+    "ok" or the error code, for the task's log line."""
+    try:
+        connection_refresh(
+            connection_id=connection_id, now=now, only_if_due=True, serve_valid_on_failure=False
+        )
+    except Connection.DoesNotExist:
+        return "gone"
+    except IntegrationError as exc:
+        return exc.code
+    return "ok"

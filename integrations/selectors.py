@@ -1,0 +1,80 @@
+"""Reads. Every view that touches a user's connection goes through ``connection_for_user``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from integrations.models import Connection, Secret, ServiceAccountKey, UserOAuthClient
+
+
+def connection_for_user(*, user: Any, id: int) -> Connection:
+    """The connection ``id`` if it belongs to ``user``; 404 otherwise (whether it exists
+    or not, so that ids of other users' connections are not disclosed)."""
+    try:
+        return Connection.objects.get(pk=id, user=user)
+    except Connection.DoesNotExist:
+        raise Http404("No such connection.") from None
+
+
+def connections_for_user(*, user: Any) -> QuerySet[Connection]:
+    return Connection.objects.filter(user=user).order_by("provider", "created_at", "id")
+
+
+def secrets_for_user(*, user: Any) -> QuerySet[Secret]:
+    return Secret.objects.filter(user=user).order_by("key")
+
+
+def secret_keys_for_user(*, user: Any) -> set[str]:
+    """The keys of the secrets the user has set (no values are read)."""
+    return set(Secret.objects.filter(user=user).values_list("key", flat=True))
+
+
+def own_client_for_user(*, user: Any, provider: str) -> UserOAuthClient:
+    try:
+        return UserOAuthClient.objects.get(user=user, provider=provider)
+    except UserOAuthClient.DoesNotExist:
+        raise Http404("No own client for this provider.") from None
+
+
+def secret_for_user(*, user: Any, id: int) -> Secret:
+    """The secret ``id`` if it belongs to ``user``; 404 otherwise (whether it exists or
+    not). Every view that touches one secret gets it here."""
+    try:
+        return Secret.objects.get(pk=id, user=user)
+    except Secret.DoesNotExist:
+        raise Http404("No such secret.") from None
+
+
+# --- service-account keys ---------------------------------------------------------------
+
+
+def service_account_key_for_user(*, user: Any, id: int) -> ServiceAccountKey:
+    """The service-account key ``id`` if it belongs to ``user``; 404 otherwise. Every
+    view that touches one key gets it here."""
+    try:
+        return ServiceAccountKey.objects.get(pk=id, user=user)
+    except ServiceAccountKey.DoesNotExist:
+        raise Http404("No such service account.") from None
+
+
+def service_account_keys_for_user(*, user: Any) -> dict[str, ServiceAccountKey]:
+    """The user's keys by purpose (``google_sa``, ``gcp``), in one query."""
+    return {k.purpose: k for k in ServiceAccountKey.objects.filter(user=user)}
+
+
+def service_account_key_of(*, user: Any, purpose: str) -> ServiceAccountKey | None:
+    """The user's key for ``purpose``, or None."""
+    return ServiceAccountKey.objects.filter(user=user, purpose=purpose).first()
+
+
+def service_account_purposes_for_user(*, user: Any) -> set[str]:
+    """Which keys the user has uploaded (``google_sa``, ``gcp``), no key material read:
+    what readiness needs to tell ``google.sa`` and ``gcp.*`` from missing ones."""
+    return set(ServiceAccountKey.objects.filter(user=user).values_list("purpose", flat=True))
+
+
+def own_clients_for_user(*, user: Any) -> QuerySet[UserOAuthClient]:
+    return UserOAuthClient.objects.filter(user=user)

@@ -1,0 +1,249 @@
+"""Settings → Secrets → Integrations. Views parse input, call one service, render or
+redirect; every user object comes through ``selectors.connection_for_user``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from allauth.socialaccount.providers.oauth2.views import OAuth2CallbackView
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from integrations import app_settings, providers, selectors, services
+from integrations.app_settings import ProviderConfig
+from integrations.catalogue import Capability
+from integrations.errors import IntegrationError
+from integrations.forms import CapabilitiesForm, OwnClientForm
+from integrations.models import Connection, UserOAuthClient
+from integrations.oauth.adapter import safe_next
+from integrations.oauth.provider import IntegrationOAuth2Adapter
+
+
+@dataclass
+class ConnectionRow:
+    connection: Connection
+    provider_name: str
+    granted: list[Capability]
+    addable: list[Capability]
+
+
+@dataclass
+class ProviderSection:
+    config: ProviderConfig
+    capabilities: list[Capability]
+    connections: list[ConnectionRow] = field(default_factory=list)
+    own_client: UserOAuthClient | None = None
+
+    @property
+    def can_connect(self) -> bool:
+        if self.config.id == "google" or not self.config.allow_user_clients:
+            return self.config.configured
+        return self.config.managed or self.own_client is not None
+
+    @property
+    def redirect_uri(self) -> str:
+        return app_settings.site_url() + reverse(
+            "integrations:oauth_callback", kwargs={"provider_id": self.config.id}
+        )
+
+
+def _config_or_404(provider_id: str) -> ProviderConfig:
+    try:
+        return app_settings.provider_config(provider_id)
+    except KeyError:
+        raise Http404("No such provider.") from None
+
+
+@login_required
+def integrations_page(request: HttpRequest) -> HttpResponse:
+    cat = app_settings.catalogue()
+    sections = {
+        config.id: ProviderSection(config=config, capabilities=cat.oauth_capabilities_of(config.id))
+        for config in app_settings.connectable_providers()
+    }
+    for client in selectors.own_clients_for_user(user=request.user):
+        if client.provider in sections:
+            sections[client.provider].own_client = client
+    for conn in selectors.connections_for_user(user=request.user):
+        section = sections.get(conn.provider)
+        if section is None:
+            continue
+        granted = cat.granted_capabilities(conn.provider, conn.scopes)
+        section.connections.append(
+            ConnectionRow(
+                connection=conn,
+                provider_name=section.config.name,
+                granted=[cat.by_key[k] for k in cat.effective_capabilities(granted)],
+                addable=[c for c in section.capabilities if not cat.is_satisfied(c.key, granted)],
+            )
+        )
+    broken = [
+        row
+        for section in sections.values()
+        for row in section.connections
+        if row.connection.status == Connection.Status.NEEDS_RECONNECT
+    ]
+    return render(
+        request,
+        "integrations/page.html",
+        {"sections": list(sections.values()), "broken": broken},
+    )
+
+
+def _start(
+    request: HttpRequest,
+    *,
+    provider_id: str,
+    offered: list[Capability],
+    connection: Connection | None = None,
+) -> HttpResponse:
+    form = CapabilitiesForm(request.POST, offered=offered)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+        return redirect("integrations:page")
+    try:
+        return services.connection_start(
+            request=request,
+            provider_id=provider_id,
+            capabilities=form.cleaned_data["capabilities"],
+            connection=connection,
+            next_url=safe_next(request, form.cleaned_data.get("next")),
+        )
+    except IntegrationError as exc:
+        messages.error(request, str(exc))
+        return redirect("integrations:page")
+
+
+@login_required
+@require_POST
+def own_client_set(request: HttpRequest, provider_id: str) -> HttpResponse:
+    """Your-own mode: the user's client ID and secret for this provider."""
+    config = _config_or_404(provider_id)
+    form = OwnClientForm(request.POST)
+    if not config.allow_user_clients:
+        raise Http404("This provider does not take your own client.")
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+        return redirect("integrations:page")
+    providers.user_client_set(
+        user=request.user,
+        provider=config.id,
+        client_id=form.cleaned_data["client_id"],
+        client_secret=form.cleaned_data["client_secret"],
+    )
+    messages.success(request, f"Saved your own {config.name} client. You can connect now.")
+    return redirect("integrations:page")
+
+
+@login_required
+@require_POST
+def own_client_delete(request: HttpRequest, provider_id: str) -> HttpResponse:
+    client = selectors.own_client_for_user(user=request.user, provider=provider_id)
+    count = providers.user_client_delete(client=client)
+    messages.success(
+        request,
+        "Removed your own client."
+        + (f" {count} connection(s) made with it need reconnecting." if count else ""),
+    )
+    return redirect("integrations:page")
+
+
+@login_required
+@require_POST
+def connect(request: HttpRequest, provider_id: str) -> HttpResponse:
+    _config_or_404(provider_id)
+    config = app_settings.flow_config(provider_id, user=request.user)
+    if not config.configured:
+        messages.error(request, f"{config.name} is not set up on this server yet; ask staff.")
+        return redirect("integrations:page")
+    return _start(
+        request,
+        provider_id=config.id,
+        offered=app_settings.catalogue().oauth_capabilities_of(config.id),
+    )
+
+
+@login_required
+@require_POST
+def add_permissions(request: HttpRequest, id: int) -> HttpResponse:
+    conn = selectors.connection_for_user(user=request.user, id=id)
+    cat = app_settings.catalogue()
+    granted = cat.granted_capabilities(conn.provider, conn.scopes)
+    offered = [
+        c for c in cat.oauth_capabilities_of(conn.provider) if not cat.is_satisfied(c.key, granted)
+    ]
+    return _start(request, provider_id=conn.provider, offered=offered, connection=conn)
+
+
+@login_required
+@require_POST
+def reconnect(request: HttpRequest, id: int) -> HttpResponse:
+    """Connect again for the same account and capabilities, after the grant died."""
+    conn = selectors.connection_for_user(user=request.user, id=id)
+    cat = app_settings.catalogue()
+    granted = cat.granted_capabilities(conn.provider, conn.scopes)
+    try:
+        return services.connection_start(
+            request=request,
+            provider_id=conn.provider,
+            capabilities=cat.effective_capabilities(granted),
+            connection=conn,
+            reconnect=True,
+        )
+    except IntegrationError as exc:
+        messages.error(request, str(exc))
+        return redirect("integrations:page")
+
+
+@login_required
+@require_POST
+def make_default(request: HttpRequest, id: int) -> HttpResponse:
+    conn = selectors.connection_for_user(user=request.user, id=id)
+    services.connection_make_default(connection=conn)
+    messages.success(
+        request, f"Apps now use {conn.account_email or conn.account_uid} unless they name another."
+    )
+    return redirect("integrations:page")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def disconnect(request: HttpRequest, id: int) -> HttpResponse:
+    conn = selectors.connection_for_user(user=request.user, id=id)
+    config = _config_or_404(conn.provider)
+    if request.method == "GET":
+        return render(
+            request, "integrations/disconnect.html", {"connection": conn, "config": config}
+        )
+    who = conn.account_email or conn.account_uid
+    outcome = services.connection_disconnect(connection=conn)
+    if outcome.ok:
+        messages.success(
+            request, f"Disconnected {config.name} ({who}); {config.name} revoked the access."
+        )
+    else:
+        messages.warning(
+            request,
+            f"Disconnected {config.name} ({who}) and deleted its tokens here, but "
+            f"{config.name} did not confirm the revocation ({outcome.error_code}). "
+            "You can remove the access in your account's security settings at the provider.",
+        )
+    return redirect("integrations:page")
+
+
+def oauth_callback(request: HttpRequest, provider_id: str) -> HttpResponse:
+    """The redirect URI registered at the provider: allauth's OAuth 2.0 callback, with
+    our adapter (allauth checks ``state``, sends the PKCE verifier, exchanges the code)."""
+    try:
+        adapter = IntegrationOAuth2Adapter(request, provider_id)
+    except KeyError:
+        raise Http404("No such provider.") from None
+    return OAuth2CallbackView.adapter_view(adapter)(request)
