@@ -1,0 +1,206 @@
+"""The run environment API for runners: ``POST /api/v1/run-environments/``.
+
+Runners authenticate with a runner token (``Authorization: Bearer ihub_run_…``), made
+by staff in the admin and shown once; only its SHA-256 is stored, looked up by hash
+and compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers, status
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps_registry.api.parsers import BoundedJSONParser
+from apps_registry.models import RunnerToken
+from apps_registry.run_env import (
+    AppNotReadyError,
+    RunTargetNotFoundError,
+    not_ready_payload,
+    run_environment_build,
+    run_target,
+)
+from apps_registry.tokens import RUNNER_TOKEN_PREFIX, hash_api_token
+from integrations import app_settings
+from integrations.errors import ProviderUnavailableError
+
+_MAX_TOKEN_CHARS = 200
+_TOUCH_EVERY = 60  # seconds between last_used_at writes
+
+
+class RunnerAuthentication(BaseAuthentication):
+    """``Authorization: Bearer ihub_run_...``: a live runner token, or 401."""
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != b"bearer":
+            return None
+        if len(parts) != 2 or len(parts[1]) > _MAX_TOKEN_CHARS:
+            raise AuthenticationFailed("Malformed Authorization header: use 'Bearer <token>'.")
+        try:
+            token = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise AuthenticationFailed("Invalid or revoked runner token.") from None
+        if not token.startswith(RUNNER_TOKEN_PREFIX):
+            raise AuthenticationFailed("Invalid or revoked runner token.")
+        digest = hash_api_token(token)
+        row = RunnerToken.objects.filter(token_hash=digest, revoked_at__isnull=True).first()
+        if row is None or not hmac.compare_digest(row.token_hash, digest):
+            raise AuthenticationFailed("Invalid or revoked runner token.")
+        now = timezone.now()
+        if row.last_used_at is None or (now - row.last_used_at).total_seconds() >= _TOUCH_EVERY:
+            RunnerToken.objects.filter(pk=row.pk).update(last_used_at=now)
+        return (None, row)
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="runners"'
+
+
+class IsRunner(BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return isinstance(request.auth, RunnerToken)
+
+
+class RunnerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = RunnerAuthentication
+    name = "runnerToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "description": "A runner token (ihub_run_…)"}
+
+
+class RunRequestSerializer(serializers.Serializer):
+    user = serializers.CharField(max_length=254, help_text="The user's id or email.")
+    app = serializers.RegexField(
+        r"^[a-z0-9][a-z0-9_-]{0,63}/[a-z0-9][a-z0-9_-]{0,63}$",
+        help_text="namespace/name",
+    )
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**31 - 1, help_text="Default: the current."
+    )
+    connections = serializers.DictField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        help_text='A connection id per provider instead of the default, e.g. {"google": 12}.',
+    )
+
+
+_MISSING = inline_serializer(
+    "NotReady",
+    fields={
+        "error": serializers.CharField(),
+        "missing": serializers.ListField(child=serializers.DictField()),
+        "actions": serializers.ListField(child=serializers.DictField()),
+    },
+)
+_ENV = inline_serializer(
+    "RunEnvironment",
+    fields={
+        "env": serializers.DictField(child=serializers.CharField()),
+        "expires_at": serializers.DateTimeField(allow_null=True),
+        "keys": serializers.ListField(child=serializers.CharField()),
+        "app": serializers.CharField(),
+        "version": serializers.IntegerField(),
+    },
+)
+_ERROR = inline_serializer(
+    "RunError", fields={"error": serializers.CharField(), "detail": serializers.CharField()}
+)
+# What DRF answers itself (authentication, parsing): {"detail": "..."}.
+_API_ERROR = inline_serializer("ApiError", fields={"detail": serializers.CharField()})
+_INVALID = PolymorphicProxySerializer(
+    component_name="RunBadRequest",
+    serializers=[
+        inline_serializer(
+            "RunInvalid",
+            fields={
+                "error": serializers.CharField(),
+                "detail": serializers.DictField(help_text="The problems, by field"),
+            },
+        ),
+        _API_ERROR,
+    ],
+    resource_type_field_name=None,
+)
+
+
+class RunEnvironmentView(APIView):
+    authentication_classes = [RunnerAuthentication]
+    permission_classes = [IsRunner]
+    parser_classes = [BoundedJSONParser]
+
+    @extend_schema(
+        operation_id="run_environment",
+        summary="The environment of one app run",
+        description=(
+            "Only the keys the app's manifest declares (required ones, and optional ones "
+            "that are available), every token valid for at least the margin. 409 lists "
+            "what the user must still grant, with the actions that fix it."
+        ),
+        request=RunRequestSerializer,
+        responses={
+            200: _ENV,
+            400: OpenApiResponse(_INVALID, description="Malformed request"),
+            401: OpenApiResponse(_API_ERROR, description="No runner token, or a bad one"),
+            404: OpenApiResponse(_ERROR, description="No such user, app or version"),
+            409: OpenApiResponse(_MISSING, description="Not authorized yet"),
+            413: OpenApiResponse(_API_ERROR, description="The body is over its size limit"),
+            415: OpenApiResponse(_API_ERROR, description="The body is not application/json"),
+            503: OpenApiResponse(_ERROR, description="A provider is unreachable"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        body = RunRequestSerializer(data=request.data)
+        if not body.is_valid():
+            return Response(
+                {"error": "invalid_request", "detail": body.errors},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        data = body.validated_data
+        try:
+            manifest = run_target(app=data["app"], version=data.get("version"))
+            run = run_environment_build(
+                user=data["user"],
+                manifest=manifest,
+                connections=data.get("connections"),
+                runner=str(getattr(request.auth, "name", "")),
+            )
+        except RunTargetNotFoundError as exc:
+            return Response(
+                {"error": "not_found", "detail": str(exc)}, status=status.HTTP_404_NOT_FOUND
+            )
+        except AppNotReadyError as exc:
+            app_url = app_settings.site_url() + f"/apps/{data['app']}/"
+            return Response(
+                not_ready_payload(exc, app_url=app_url), status=status.HTTP_409_CONFLICT
+            )
+        except ProviderUnavailableError as exc:
+            return Response(
+                {"error": "provider_unavailable", "detail": exc.code},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "60"},
+            )
+        return Response(
+            {
+                "env": run.env,
+                "expires_at": run.expires_at.isoformat() if run.expires_at else None,
+                "keys": run.keys,
+                "app": run.app,
+                "version": run.version,
+            }
+        )

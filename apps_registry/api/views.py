@@ -1,0 +1,133 @@
+"""API endpoints: thin, like the pages. Upload answers 201 with the version, 422 with
+the problems, 403 for another user's app, 413 for a body over its limit; never 500
+for anything a client sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps_registry import selectors, services
+from apps_registry.api.parsers import BoundedJSONParser, ManifestTextParser, PayloadTooLargeError
+from apps_registry.api.serializers import (
+    AppSerializer,
+    RejectedSerializer,
+    UploadRequestSerializer,
+    VersionSerializer,
+)
+from apps_registry.errors import AppOwnershipError, ManifestRejectedError
+from apps_registry.limits import MAX_ENVELOPE_BYTES, MAX_MANIFEST_BYTES, content_length
+from apps_registry.serialization import problems_as_json
+
+_EXAMPLE = "namespace: acme\nname: report\nintegrations:\n  - key: google.sheets.readonly\n"
+
+
+class ManifestUploadView(APIView):
+    parser_classes = [ManifestTextParser, BoundedJSONParser]
+
+    @extend_schema(
+        operation_id="manifests_upload",
+        summary="Upload an inf.yml",
+        description=(
+            "Stores the manifest as the next version of the app it names "
+            "(`namespace/name`; without `namespace`, the uploader's default namespace). "
+            "A new app is owned by the uploader; only its owner or staff upload versions. "
+            "The body is the manifest as `text/plain` (at most 64 KiB), or JSON "
+            '`{"text": "..."}`. A manifest that fails validation is kept as an invalid '
+            "version when it names its app (422 with `number`), or refused without "
+            "being kept (422 without)."
+        ),
+        request={
+            "text/plain": OpenApiTypes.STR,
+            "application/json": UploadRequestSerializer,
+        },
+        responses={
+            201: VersionSerializer,
+            400: OpenApiResponse(description="Malformed JSON, or no `text`"),
+            401: OpenApiResponse(description="No token, or a bad or revoked one"),
+            403: OpenApiResponse(description="The app belongs to another user"),
+            413: OpenApiResponse(description="The body is over its size limit"),
+            415: OpenApiResponse(description="Neither text/plain nor application/json"),
+            422: OpenApiResponse(
+                response=PolymorphicProxySerializer(
+                    component_name="UploadRefused",
+                    serializers=[VersionSerializer, RejectedSerializer],
+                    resource_type_field_name=None,
+                ),
+                description="The manifest was refused: `errors` lists the problems",
+            ),
+        },
+        examples=[OpenApiExample("text/plain", value=_EXAMPLE, media_type="text/plain")],
+    )
+    def post(self, request: Request) -> Response:
+        plain = request.content_type.split(";")[0].strip().lower() == "text/plain"
+        limit = MAX_MANIFEST_BYTES if plain else MAX_ENVELOPE_BYTES
+        if content_length(request.META) > limit:
+            # Refused from the header: not a byte of the body is read.
+            raise PayloadTooLargeError(
+                f"The request body is over {limit:,} bytes; a manifest may be at most "
+                f"{MAX_MANIFEST_BYTES:,} bytes (64 KiB)."
+            )
+        data = request.data
+        text: str | bytes
+        if isinstance(data, bytes):
+            text = data
+        elif plain:
+            text = b""  # an empty body
+        else:
+            body = UploadRequestSerializer(data=data if isinstance(data, dict) else {})
+            body.is_valid(raise_exception=True)
+            text = body.validated_data["text"]
+        try:
+            version = services.manifest_upload(user=request.user, text=text)
+        except AppOwnershipError as exc:
+            raise PermissionDenied(str(exc)) from None
+        except ManifestRejectedError as exc:
+            rejected = {
+                "detail": "The manifest was refused and not kept.",
+                "valid": False,
+                "errors": problems_as_json(exc.problems),
+            }
+            return Response(
+                RejectedSerializer(rejected).data, status=status.HTTP_422_UNPROCESSABLE_ENTITY
+            )
+        answer = VersionSerializer(version, context={"request": request}).data
+        code = status.HTTP_201_CREATED if version.valid else status.HTTP_422_UNPROCESSABLE_ENTITY
+        return Response(answer, status=code)
+
+
+class AppDetailView(APIView):
+    @extend_schema(
+        operation_id="apps_retrieve",
+        summary="An app and its versions",
+        description="For the app's owner and staff: every version, newest first, "
+        "with its problems, and what the current version requests.",
+        responses={
+            200: AppSerializer,
+            401: OpenApiResponse(description="No token, or a bad or revoked one"),
+            403: OpenApiResponse(description="The app belongs to another user"),
+            404: OpenApiResponse(description="No such app"),
+        },
+    )
+    def get(self, request: Request, namespace: str, name: str) -> Response:
+        try:
+            app = selectors.app_for_user(
+                user=request.user, namespace=namespace, name=name, write=True
+            )
+        except AppOwnershipError as exc:
+            raise PermissionDenied(str(exc)) from None
+        # The raw texts are not part of the answer: up to 64 KiB each.
+        versions: Any = selectors.versions_of_app(app=app).defer("raw_text", "parsed")
+        return Response(AppSerializer(app, context={"versions": versions}).data)

@@ -1,0 +1,64 @@
+"""Upload forms: a pasted text or a file, never both. Forms only parse input; the
+upload itself is ``services.manifest_upload``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from apps_registry.limits import MAX_MANIFEST_BYTES
+from apps_registry.models import App
+
+_TOO_LARGE = f"The file is over {MAX_MANIFEST_BYTES:,} bytes (64 KiB), the limit for a manifest."
+
+
+class ManifestUploadForm(forms.Form):
+    """``cleaned_data["manifest"]``: the pasted text (str) or the file's bytes."""
+
+    text = forms.CharField(
+        label="inf.yml",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(
+            attrs={"rows": 18, "spellcheck": "false", "autocapitalize": "off", "class": "code"}
+        ),
+        help_text="Paste the manifest here, or choose a file below.",
+    )
+    file = forms.FileField(label="or a file", required=False)
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data.get("file")
+        # The size is known from the upload itself: a large file is never read.
+        if upload is not None and upload.size is not None and upload.size > MAX_MANIFEST_BYTES:
+            raise forms.ValidationError(_TOO_LARGE)
+        return upload
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        text = cleaned.get("text") or ""
+        upload = cleaned.get("file")
+        if self.errors:
+            return cleaned
+        if upload is not None and text.strip():
+            raise forms.ValidationError("Paste the manifest or choose a file, not both.")
+        if upload is not None:
+            data = upload.read(MAX_MANIFEST_BYTES + 1)
+            if len(data) > MAX_MANIFEST_BYTES:
+                raise forms.ValidationError(_TOO_LARGE)
+            cleaned["manifest"] = data
+        elif text:
+            cleaned["manifest"] = text
+        else:
+            raise forms.ValidationError("Paste the manifest or choose a file.")
+        return cleaned
+
+
+class AdminManifestUploadForm(ManifestUploadForm):
+    """The staff's upload: optionally into a chosen app (the manifest must name it)."""
+
+    app = forms.ModelChoiceField(
+        queryset=App.objects.order_by("namespace", "name"),
+        required=False,
+        help_text="Leave empty to file it under the app the manifest names.",
+    )

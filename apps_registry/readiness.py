@@ -1,0 +1,398 @@
+"""Readiness of (user, app): what the app's manifest asks for that the user has not
+granted or set yet, and the actions that ask for exactly that.
+
+Pure: no models, no database. ``apps_registry.selectors.readiness_for`` gathers the
+inputs; :func:`assess_readiness` decides. The rules:
+
+* An app runs with **one account per provider** (it gets one
+  ``GOOGLE_OAUTH_ACCESS_TOKEN``), so per provider one connection is measured: the
+  usable one (status ``active`` or ``refresh_failing``) that already satisfies the
+  most required, then optional, capabilities of the app; on a tie, the first given
+  (the oldest). Every capability of that provider is granted or missing on it.
+* Coverage is the catalogue's data: a granted ``google.sheets`` satisfies a required
+  ``google.sheets.readonly`` (``catalogue.is_satisfied``).
+* A connection that ``needs_reconnect`` (or was revoked) satisfies nothing; with no
+  usable connection left, the action is a **Connect** marked ``reconnect``: signing in
+  again with the same account renews that connection.
+* Actions, per provider that this server can connect: one that asks for exactly the
+  **required** missing capabilities (Add Permissions on the measured connection, or
+  Connect when there is none), and, when optional ones are missing too, a second one
+  asking for the required *and* the optional missing ones, so that a user who wants
+  everything consents once. Keys that another asked-for key covers are left out.
+* Capabilities that OAuth cannot grant (``google.sa``, ``gcp.*``, ``discord.bot``)
+  are satisfied when the user has brought that kind of credential (``credentials``),
+  else missing with reason ``needs_credential`` and their credential kind; there is
+  no OAuth action for them.
+* A key the catalogue does not know is missing with reason ``unknown``.
+* Secrets are satisfied by a secret of the same key.
+* The app is **ready** when nothing required is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from apps_registry.manifest import Requirement
+from integrations import catalogue
+from integrations.catalogue import Capability, Catalogue, CredentialKind
+
+__all__ = [
+    "USABLE_STATUSES",
+    "Action",
+    "Grant",
+    "Item",
+    "Readiness",
+    "Reason",
+    "assess_readiness",
+]
+
+# Connection statuses whose grant still works (``refresh_failing`` is transient).
+USABLE_STATUSES = frozenset({"active", "refresh_failing"})
+
+
+class Reason(StrEnum):
+    """Why a requirement is missing."""
+
+    NOT_GRANTED = "not_granted"  # the account is connected, without this permission
+    NOT_CONNECTED = "not_connected"  # no account connected at the provider
+    NEEDS_RECONNECT = "needs_reconnect"  # the connected accounts' grants have ended
+    PROVIDER_UNAVAILABLE = "provider_unavailable"  # this server cannot connect it yet
+    NEEDS_CREDENTIAL = "needs_credential"  # not OAuth: a key or token the user brings
+    UNKNOWN = "unknown"  # the catalogue does not know the key
+    SECRET_NOT_SET = "secret_not_set"
+
+
+_CREDENTIAL_HINTS = {
+    CredentialKind.SERVICE_ACCOUNT: (
+        "needs a Google service-account key: upload it under Settings → Secrets → Service accounts"
+    ),
+    CredentialKind.GCP_PROJECT: (
+        "needs your own Google Cloud project: upload a service-account key of that project "
+        "and its number under Settings → Secrets → Service accounts"
+    ),
+    CredentialKind.BOT_TOKEN: (
+        "needs your own bot token: add it as the secret DISCORD_BOT_TOKEN under Settings → Secrets"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One of the user's connections, as readiness sees it.
+
+    ``capabilities`` are the keys its *granted* scopes give
+    (``catalogue.granted_capabilities``), never the ones that were asked for.
+    """
+
+    connection_id: int
+    provider: str
+    account: str
+    capabilities: frozenset[str]
+    status: str
+
+    @property
+    def usable(self) -> bool:
+        return self.status in USABLE_STATUSES
+
+
+@dataclass(frozen=True)
+class Item:
+    """One entry of the manifest's ``integrations`` or ``secrets`` and its state.
+
+    ``description`` is the manifest's own. ``granted_by`` is the connection that
+    satisfies an integration; ``account`` names the account a missing one is about
+    (the measured connection's, or the one to reconnect), ``""`` when none.
+    """
+
+    kind: Literal["integration", "secret"]
+    key: str
+    description: str
+    optional: bool
+    satisfied: bool
+    reason: Reason | None = None
+    capability: Capability | None = None
+    granted_by: Grant | None = None
+    account: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.capability.label if self.capability else self.key
+
+    @property
+    def provider(self) -> str | None:
+        return self.capability.provider if self.capability else None
+
+    @property
+    def provider_name(self) -> str:
+        info = catalogue.PROVIDERS.get(self.provider or "")
+        return info.name if info else (self.provider or "")
+
+    @property
+    def credential_kind(self) -> CredentialKind | None:
+        return self.capability.kind if self.capability else None
+
+    @property
+    def hint(self) -> str:
+        """What the state means for the user, in a few words."""
+        if self.satisfied:
+            if self.granted_by is not None:
+                return f"Granted ({self.granted_by.account or self.provider_name})"
+            return "Set"
+        match self.reason:
+            case Reason.NOT_GRANTED:
+                return f"Not granted yet on {self.account or self.provider_name}"
+            case Reason.NOT_CONNECTED:
+                return f"No {self.provider_name} account connected"
+            case Reason.NEEDS_RECONNECT:
+                who = f" for {self.account}" if self.account else ""
+                return f"The {self.provider_name} access{who} has ended: reconnect"
+            case Reason.PROVIDER_UNAVAILABLE:
+                return f"{self.provider_name} cannot be connected on this server yet"
+            case Reason.NEEDS_CREDENTIAL:
+                kind = self.credential_kind
+                return "This " + (_CREDENTIAL_HINTS.get(kind, "needs a credential") if kind else "")
+            case Reason.UNKNOWN:
+                suggestion = catalogue.suggest(self.key)
+                tip = f" (did you mean {suggestion}?)" if suggestion else ""
+                return f"Unknown integration: this server does not know it{tip}"
+            case Reason.SECRET_NOT_SET:
+                return "Not set: add it under Settings → Secrets"
+        return "Missing"
+
+
+@dataclass(frozen=True)
+class Action:
+    """Ask ``provider`` for exactly ``capabilities``.
+
+    ``connection_id`` set: Add Permissions on that connection (same account, earlier
+    grants kept). ``None``: Connect; ``reconnect`` tells that it renews the ended grant
+    of ``account``.
+    """
+
+    provider: str
+    connection_id: int | None
+    account: str
+    capabilities: tuple[str, ...]
+    includes_optional: bool
+    reconnect: bool = False
+
+    @property
+    def is_connect(self) -> bool:
+        return self.connection_id is None
+
+    @property
+    def provider_name(self) -> str:
+        info = catalogue.PROVIDERS.get(self.provider)
+        return info.name if info else self.provider
+
+    @property
+    def labels(self) -> list[str]:
+        return [
+            catalogue.BY_KEY[k].label if k in catalogue.BY_KEY else k for k in self.capabilities
+        ]
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Every requirement in manifest order (integrations, then secrets), and the actions."""
+
+    items: tuple[Item, ...]
+    actions: tuple[Action, ...]
+
+    def _select(self, kind: str, *, optional: bool) -> tuple[Item, ...]:
+        return tuple(
+            i for i in self.items if i.kind == kind and i.optional is optional and not i.satisfied
+        )
+
+    @property
+    def required_missing(self) -> tuple[Item, ...]:
+        """Required integrations not satisfied."""
+        return self._select("integration", optional=False)
+
+    @property
+    def optional_missing(self) -> tuple[Item, ...]:
+        """Optional integrations not satisfied."""
+        return self._select("integration", optional=True)
+
+    @property
+    def secrets_missing(self) -> tuple[Item, ...]:
+        """Required secrets not set."""
+        return self._select("secret", optional=False)
+
+    @property
+    def optional_secrets_missing(self) -> tuple[Item, ...]:
+        return self._select("secret", optional=True)
+
+    @property
+    def satisfied(self) -> tuple[Item, ...]:
+        return tuple(i for i in self.items if i.satisfied)
+
+    @property
+    def ready(self) -> bool:
+        return not self.required_missing and not self.secrets_missing
+
+    @property
+    def required_actions(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if not a.includes_optional)
+
+    @property
+    def optional_actions(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.includes_optional)
+
+
+def assess_readiness(
+    *,
+    integrations: Sequence[Requirement],
+    secrets: Sequence[Requirement],
+    grants: Sequence[Grant],
+    secret_keys: Collection[str],
+    connectable: Collection[str],
+    credentials: Collection[CredentialKind] = frozenset(),
+    cat: Catalogue = catalogue.BUILTIN,
+) -> Readiness:
+    """The readiness of an app for one user (the rules are in this module's docstring).
+
+    ``integrations`` and ``secrets`` are the manifest's entries; ``grants`` the user's
+    connections, oldest first; ``secret_keys`` the keys of the user's secrets;
+    ``connectable`` the provider ids that this server can Connect; ``credentials``
+    the kinds of non-OAuth credential the user has brought; ``cat`` the catalogue
+    (the built-in one plus providers defined as data).
+    """
+    oauth: dict[str, list[Requirement]] = {}
+    for req in integrations:
+        cap = cat.by_key.get(req.key)
+        if cap is not None and cap.kind is CredentialKind.OAUTH:
+            oauth.setdefault(cap.provider, []).append(req)
+
+    measured: dict[str, Grant | None] = {}
+    ended: dict[str, Grant | None] = {}
+    for provider, reqs in oauth.items():
+        measured[provider] = _measured_connection(reqs, grants, provider, cat)
+        ended[provider] = next((g for g in grants if g.provider == provider and not g.usable), None)
+
+    items: list[Item] = []
+    for req in integrations:
+        items.append(
+            _integration_item(
+                req,
+                measured=measured,
+                ended=ended,
+                connectable=connectable,
+                credentials=credentials,
+                cat=cat,
+            )
+        )
+    for req in secrets:
+        present = req.key in secret_keys
+        items.append(
+            Item(
+                kind="secret",
+                key=req.key,
+                description=req.description,
+                optional=req.optional,
+                satisfied=present,
+                reason=None if present else Reason.SECRET_NOT_SET,
+            )
+        )
+
+    actions: list[Action] = []
+    for provider in oauth:
+        if provider not in connectable:
+            continue
+        missing = [
+            i
+            for i in items
+            if i.kind == "integration" and i.provider == provider and not i.satisfied
+        ]
+        required = [i.key for i in missing if not i.optional]
+        optional = [i.key for i in missing if i.optional]
+        target = measured[provider]
+        dead = ended[provider]
+        asks = [(required, False)] if required else []
+        if optional:
+            asks.append((required + optional, True))
+        for keys, includes_optional in asks:
+            actions.append(
+                Action(
+                    provider=provider,
+                    connection_id=target.connection_id if target else None,
+                    account=target.account if target else (dead.account if dead else ""),
+                    capabilities=_minimal(keys, cat),
+                    includes_optional=includes_optional,
+                    reconnect=target is None and dead is not None,
+                )
+            )
+    return Readiness(items=tuple(items), actions=tuple(actions))
+
+
+def _measured_connection(
+    reqs: Sequence[Requirement], grants: Sequence[Grant], provider: str, cat: Catalogue
+) -> Grant | None:
+    """The usable connection at ``provider`` that satisfies the most of ``reqs``
+    (required first, then optional); the first given on a tie."""
+    best: Grant | None = None
+    best_score = (-1, -1)
+    for grant in grants:
+        if grant.provider != provider or not grant.usable:
+            continue
+        score = (
+            sum(1 for r in reqs if not r.optional and cat.is_satisfied(r.key, grant.capabilities)),
+            sum(1 for r in reqs if r.optional and cat.is_satisfied(r.key, grant.capabilities)),
+        )
+        if score > best_score:
+            best, best_score = grant, score
+    return best
+
+
+def _integration_item(
+    req: Requirement,
+    *,
+    measured: dict[str, Grant | None],
+    ended: dict[str, Grant | None],
+    connectable: Collection[str],
+    credentials: Collection[CredentialKind],
+    cat: Catalogue,
+) -> Item:
+    cap = cat.by_key.get(req.key)
+    satisfied = False
+    granted_by: Grant | None = None
+    account = ""
+    if cap is None:
+        reason: Reason | None = Reason.UNKNOWN
+    elif cap.kind is not CredentialKind.OAUTH:
+        satisfied = cap.kind in credentials
+        reason = None if satisfied else Reason.NEEDS_CREDENTIAL
+    else:
+        target = measured.get(cap.provider)
+        dead = ended.get(cap.provider)
+        account = target.account if target else (dead.account if dead else "")
+        if target is not None and cat.is_satisfied(cap.key, target.capabilities):
+            satisfied, granted_by, reason = True, target, None
+        elif cap.provider not in connectable:
+            reason = Reason.PROVIDER_UNAVAILABLE
+        elif target is not None:
+            reason = Reason.NOT_GRANTED
+        elif dead is not None:
+            reason = Reason.NEEDS_RECONNECT
+        else:
+            reason = Reason.NOT_CONNECTED
+    return Item(
+        kind="integration",
+        key=req.key,
+        description=req.description,
+        optional=req.optional,
+        satisfied=satisfied,
+        reason=reason,
+        capability=cap,
+        granted_by=granted_by,
+        account=account,
+    )
+
+
+def _minimal(keys: list[str], cat: Catalogue) -> tuple[str, ...]:
+    """``keys`` without those another of them covers (asking for ``google.sheets`` and
+    ``google.sheets.readonly`` is asking for ``google.sheets``), in order."""
+    return tuple(cat.effective_capabilities(dict.fromkeys(keys)))

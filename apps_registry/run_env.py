@@ -1,0 +1,402 @@
+"""The environment of one app run: exactly what the app's manifest declares, with
+tokens valid for at least the margin, or the list of what the user must still grant.
+
+This is the hot path of the product. For a manifest of OAuth capabilities and secrets,
+with fresh tokens, a call makes at most four queries besides the runner's
+authentication: the app and its version, the user's connections (with the user), the
+declared secrets, and the audit record. Tokens are refreshed only when inside the
+margin, one refresh per connection at a time (``integrations.refresh``).
+
+What an app gets (DESIGN.md "Env given to apps"):
+
+* OAuth capabilities of a provider: the provider's env names (Google:
+  ``GOOGLE_OAUTH_ACCESS_TOKEN``, ``GOOGLE_OAUTH_TOKEN_EXPIRES_AT``,
+  ``GOOGLE_OAUTH_CREDENTIALS``; X: ``X_ACCESS_TOKEN``; a provider defined as data: its
+  ``env``), from one connection: the one the runner names, else the user's default,
+  else the one that grants the most of what the app declares. A token goes to an app
+  only if the manifest declares a capability of that provider and the grant covers it.
+* ``google.sa``: ``GOOGLE_SA_CREDENTIALS``; ``gcp.*``: ``GCP_ACCESS_TOKEN`` and
+  ``GCP_PROJECT_NUMBER``; ``discord.bot``: ``DISCORD_BOT_TOKEN``.
+* ``secrets:`` entries: their own keys.
+
+Optional entries are included when available and skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from apps_registry.manifest import Requirement
+from apps_registry.models import App, ManifestVersion
+from apps_registry.readiness import Readiness, assess_readiness
+from apps_registry.selectors import grant_of
+from apps_registry.serialization import requirements_from_json
+from integrations import app_settings, refresh, service_accounts
+from integrations.catalogue import Catalogue, CredentialKind
+from integrations.errors import (
+    ReauthorizationRequiredError,
+)
+from integrations.models import AuditEvent, Connection, Secret, ServiceAccountKey
+from integrations.secret_rules import DISCORD_BOT_TOKEN_KEY
+from integrations.services import audit_record, secret_value
+
+
+class RunEnvironmentError(Exception):
+    """Base of the run environment errors; messages never hold a credential."""
+
+
+class RunTargetNotFoundError(RunEnvironmentError):
+    """No such user, app or version (404)."""
+
+
+class AppNotReadyError(RunEnvironmentError):
+    """Something the app requires is missing, or a grant must be renewed (409)."""
+
+    def __init__(self, readiness: Readiness, *, reconnect: Sequence[Connection] = ()) -> None:
+        keys = [i.key for i in (*readiness.required_missing, *readiness.secrets_missing)]
+        keys += [c.provider for c in reconnect]
+        super().__init__("not ready: " + ", ".join(keys))
+        self.readiness = readiness
+        self.reconnect = list(reconnect)
+
+
+@dataclass(frozen=True)
+class RunEnvironment:
+    """The env of one run. Its repr never shows a value."""
+
+    env: dict[str, str] = field(repr=False)
+    expires_at: datetime | None
+    app: str
+    version: int
+
+    @property
+    def keys(self) -> list[str]:
+        return sorted(self.env)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def run_target(*, app: str, version: int | None = None) -> ManifestVersion:
+    """The app's version (the current one by default), with its app; one query.
+    ``RunTargetNotFoundError`` when there is none."""
+    namespace, _, name = app.partition("/")
+    if not namespace or not name:
+        raise RunTargetNotFoundError("app must be 'namespace/name'")
+    manifest: ManifestVersion | None
+    if version is None:
+        row = (
+            App.objects.select_related("current_version")
+            .filter(namespace=namespace, name=name)
+            .first()
+        )
+        manifest = row.current_version if row else None
+        if manifest is not None and row is not None:
+            manifest.app = row  # already at hand: no second query
+    else:
+        manifest = (
+            ManifestVersion.objects.select_related("app")
+            .filter(app__namespace=namespace, app__name=name, number=version, valid=True)
+            .first()
+        )
+    if manifest is None:
+        raise RunTargetNotFoundError(f"no valid version of {app}")
+    return manifest
+
+
+def _user_filter(user: str, prefix: str = "") -> Q:
+    """The user a runner names: an id or an email (case-insensitive), active."""
+    if "@" in user:
+        match = Q(**{f"{prefix}email__iexact": user})
+    elif user.isdigit():
+        match = Q(**{f"{prefix}pk": int(user)})
+    else:
+        raise RunTargetNotFoundError("no such user")
+    return match & Q(**{f"{prefix}is_active": True})
+
+
+def _user_and_connections(user: str) -> tuple[Any, list[Connection]]:
+    """The named user and all their connections: one query when they have any."""
+    conns = list(
+        Connection.objects.select_related("user")
+        .filter(_user_filter(user, "user__"))
+        .order_by("created_at", "id")
+    )
+    if conns:
+        return conns[0].user, conns
+    account = get_user_model().objects.filter(_user_filter(user)).first()
+    if account is None:
+        raise RunTargetNotFoundError("no such user")
+    return account, []
+
+
+def run_environment_build(
+    *,
+    user: str,
+    manifest: ManifestVersion,
+    connections: Mapping[str, int] | None = None,
+    runner: str = "",
+    now: datetime | None = None,
+) -> RunEnvironment:
+    """Build the environment of ``user`` (an id or an email) running ``manifest``; audit
+    it (keys only). ``RunTargetNotFoundError`` for an unknown user.
+
+    ``connections`` names a connection id per provider instead of the default one.
+    Raises ``AppNotReadyError`` when something required is missing or a connection
+    needs reconnecting, ``ProviderUnavailableError`` when a token inside its margin
+    cannot be refreshed and has expired.
+    """
+    integrations = requirements_from_json(manifest.parsed, "integrations")
+    secrets = requirements_from_json(manifest.parsed, "secrets")
+    cat = app_settings.catalogue()
+    account, conns = _user_and_connections(user)
+    declared_secrets = [r.key for r in secrets]
+    wants_bot = any(r.key == "discord.bot" for r in integrations)
+    wanted_secrets = declared_secrets + ([DISCORD_BOT_TOKEN_KEY] if wants_bot else [])
+    secret_rows = (
+        {s.key: s for s in Secret.objects.filter(user=account, key__in=wanted_secrets)}
+        if wanted_secrets
+        else {}
+    )
+    kinds = _declared_kinds(integrations, cat)
+    sa_keys = (
+        {k.purpose: k for k in ServiceAccountKey.objects.filter(user=account)}
+        if kinds & {CredentialKind.SERVICE_ACCOUNT, CredentialKind.GCP_PROJECT}
+        else {}
+    )
+    have: set[CredentialKind] = set()
+    if DISCORD_BOT_TOKEN_KEY in secret_rows:
+        have.add(CredentialKind.BOT_TOKEN)
+    if "google_sa" in sa_keys:
+        have.add(CredentialKind.SERVICE_ACCOUNT)
+    if "gcp" in sa_keys:
+        have.add(CredentialKind.GCP_PROJECT)
+    readiness = assess_readiness(
+        integrations=integrations,
+        secrets=secrets,
+        grants=[grant_of(c, cat) for c in conns],
+        secret_keys=set(secret_rows),
+        connectable={p.id for p in app_settings.connectable_providers() if p.configured},
+        credentials=have,
+        cat=cat,
+    )
+    if not readiness.ready:
+        raise AppNotReadyError(readiness)
+
+    env: dict[str, str] = {}
+    expiries: list[datetime] = []
+    chosen = _chosen_connections(integrations, readiness, conns, connections or {}, cat)
+    dead: list[Connection] = []
+    for provider, (conn, keys) in chosen.items():
+        try:
+            # Narrowed to what the app declares where the provider allows it.
+            creds = refresh.connection_narrowed_credentials(
+                connection=conn, scopes=cat.scopes_for(keys), now=now
+            )
+        except ReauthorizationRequiredError:
+            dead.append(conn)
+            continue
+        if creds.expires_at is not None:
+            expiries.append(creds.expires_at)
+        env.update(_oauth_env(provider, creds, keys))
+    if dead:
+        # The grant ended when we tried to use it: the user must reconnect.
+        readiness = assess_readiness(
+            integrations=integrations,
+            secrets=secrets,
+            grants=[grant_of(c, cat) for c in Connection.objects.filter(user=account)],
+            secret_keys=set(secret_rows),
+            connectable={p.id for p in app_settings.connectable_providers() if p.configured},
+            credentials=have,
+            cat=cat,
+        )
+        raise AppNotReadyError(readiness, reconnect=dead)
+
+    if CredentialKind.SERVICE_ACCOUNT in kinds and "google_sa" in sa_keys:
+        env["GOOGLE_SA_CREDENTIALS"] = service_accounts.google_sa_credentials_json(user=account)
+    if CredentialKind.GCP_PROJECT in kinds and "gcp" in sa_keys:
+        gcp = service_accounts.gcp_credentials(user=account, now=now)
+        env["GCP_ACCESS_TOKEN"] = gcp.access_token
+        env["GCP_PROJECT_NUMBER"] = gcp.project_number
+        expiries.append(gcp.expires_at)
+    if CredentialKind.BOT_TOKEN in kinds and DISCORD_BOT_TOKEN_KEY in secret_rows:
+        env[DISCORD_BOT_TOKEN_KEY] = secret_value(secret=secret_rows[DISCORD_BOT_TOKEN_KEY])
+    for key in declared_secrets:
+        if key in secret_rows:
+            env[key] = secret_value(secret=secret_rows[key])
+
+    result = RunEnvironment(
+        env=env,
+        expires_at=min(expiries) if expiries else None,
+        app=manifest.app.slug if hasattr(manifest.app, "slug") else str(manifest.app),
+        version=manifest.number,
+    )
+    audit_record(
+        kind=AuditEvent.Kind.RUN_ENVIRONMENT,
+        provider="",
+        user=account,
+        detail={
+            "app": result.app,
+            "version": result.version,
+            "keys": result.keys,
+            "connections": {p: c.pk for p, (c, _) in chosen.items()},
+            "runner": runner,
+        },
+    )
+    return result
+
+
+def _declared_kinds(integrations: Sequence[Requirement], cat: Catalogue) -> set[CredentialKind]:
+    return {cat.by_key[r.key].kind for r in integrations if r.key in cat.by_key}
+
+
+def _chosen_connections(
+    integrations: Sequence[Requirement],
+    readiness: Readiness,
+    conns: Sequence[Connection],
+    named: Mapping[str, int],
+    cat: Catalogue,
+) -> dict[str, tuple[Connection, list[str]]]:
+    """Per provider the app declares OAuth capabilities of: the connection whose token
+    it gets, and the declared capabilities that connection's grant covers."""
+    by_id = {c.pk: c for c in conns}
+    result: dict[str, tuple[Connection, list[str]]] = {}
+    providers = {
+        cat.by_key[r.key].provider
+        for r in integrations
+        if r.key in cat.by_key and cat.by_key[r.key].kind is CredentialKind.OAUTH
+    }
+    for provider in sorted(providers):
+        # Only OAuth capabilities: ``google.sa`` is Google's too, but no grant covers it.
+        declared = [
+            r.key
+            for r in integrations
+            if r.key in cat.by_key
+            and cat.by_key[r.key].provider == provider
+            and cat.by_key[r.key].kind is CredentialKind.OAUTH
+        ]
+        candidates: list[Connection] = []
+        if provider in named:
+            conn = by_id.get(named[provider])
+            if conn is None or conn.provider != provider:
+                raise RunTargetNotFoundError(f"no such {provider} connection for this user")
+            candidates = [conn]
+        else:
+            default = next((c for c in conns if c.provider == provider and c.is_default), None)
+            measured = next(
+                (
+                    i.granted_by
+                    for i in readiness.satisfied
+                    if i.provider == provider and i.granted_by
+                ),
+                None,
+            )
+            if default is not None:
+                candidates.append(default)
+            if measured is not None:
+                candidates.append(by_id[measured.connection_id])
+        for conn in candidates:
+            if conn.status not in ("active", "refresh_failing"):
+                continue
+            granted = cat.granted_capabilities(provider, conn.scopes)
+            covered = [k for k in declared if cat.is_satisfied(k, granted)]
+            required = [r.key for r in integrations if r.key in declared and not r.optional]
+            if all(k in covered for k in required) and covered:
+                result[provider] = (conn, covered)
+                break
+        else:
+            if provider in named:
+                raise AppNotReadyError(readiness, reconnect=[by_id[named[provider]]])
+    return result
+
+
+def _oauth_env(provider: str, creds: refresh.Credentials, keys: list[str]) -> dict[str, str]:
+    config = app_settings.provider_config(provider)
+    names = config.env
+    env: dict[str, str] = {}
+    if "access_token" in names:
+        env[names["access_token"]] = creds.access_token
+    if "expires_at" in names and creds.expires_at is not None:
+        env[names["expires_at"]] = _iso(creds.expires_at)
+    if "credentials" in names:
+        # google-auth's authorized-user fields, without the refresh token or the client
+        # secret: `Credentials(token=..., expiry=..., scopes=...)`.
+        env[names["credentials"]] = json.dumps(
+            {
+                "token": creds.access_token,
+                "expiry": _iso(creds.expires_at) if creds.expires_at else None,
+                "scopes": list(creds.scopes),
+                "token_type": "Bearer",
+            }
+        )
+    return env
+
+
+def not_ready_payload(error: AppNotReadyError, *, app_url: str) -> dict[str, Any]:
+    """The 409 body: what is missing and the actions that fix it."""
+    missing = []
+    for item in (
+        *error.readiness.required_missing,
+        *error.readiness.secrets_missing,
+    ):
+        missing.append(
+            {
+                "kind": "capability" if item.kind == "integration" else "secret",
+                "key": item.key,
+                "reason": str(item.reason) if item.reason else "missing",
+                "provider": item.provider,
+                "description": item.description,
+            }
+        )
+    for conn in error.reconnect:
+        missing.append(
+            {
+                "kind": "capability",
+                "key": conn.provider,
+                "reason": "needs_reconnect",
+                "provider": conn.provider,
+                "description": f"the access to {conn.account_email or conn.account_uid} has ended",
+            }
+        )
+    actions: list[dict[str, Any]] = []
+    for action in error.readiness.required_actions:
+        actions.append(
+            {
+                "kind": "reconnect"
+                if action.reconnect
+                else ("connect" if action.is_connect else "add_permissions"),
+                "provider": action.provider,
+                "connection_id": action.connection_id,
+                "capabilities": list(action.capabilities),
+                "url": app_url,
+            }
+        )
+    for conn in error.reconnect:
+        actions.append(
+            {
+                "kind": "reconnect",
+                "provider": conn.provider,
+                "connection_id": conn.pk,
+                "capabilities": [],
+                "url": app_settings.site_url() + "/settings/secrets/integrations/",
+            }
+        )
+    if error.readiness.secrets_missing:
+        actions.append(
+            {
+                "kind": "set_secret",
+                "provider": None,
+                "connection_id": None,
+                "capabilities": [],
+                "url": app_settings.site_url() + "/settings/secrets/",
+            }
+        )
+    return {"error": "not_ready", "missing": missing, "actions": actions}

@@ -1,0 +1,164 @@
+"""Reads. Every view, API endpoint and service that touches an app gets it, or asks
+whether the user may change it, through this module:
+
+* ``user_can_change_app``: the one rule for writes (its owner, or staff);
+* ``app_for_user``: an app as the user may see it (404 otherwise), or, with
+  ``write=True``, only if the user may change it (``AppOwnershipError``).
+
+An app with a current (valid) version is public: anyone may see its manifest. One
+with invalid uploads only is seen by its owner and staff.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django.http import Http404
+
+from apps_registry.errors import AppOwnershipError
+from apps_registry.manifest import Requirement
+from apps_registry.models import ApiToken, App, ManifestVersion
+from apps_registry.readiness import Grant, Readiness, assess_readiness
+from apps_registry.serialization import requirements_from_json
+from apps_registry.tokens import hash_api_token
+from integrations import app_settings as integrations_settings
+from integrations import catalogue
+from integrations import selectors as integrations_selectors
+from integrations.catalogue import CredentialKind
+from integrations.secret_rules import DISCORD_BOT_TOKEN_KEY
+
+
+def user_can_change_app(*, user: Any, app: App) -> bool:
+    """Whether ``user`` may upload versions of ``app``: its owner, or staff."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return bool(user.is_staff) or app.owner_id == user.pk
+
+
+def app_for_user(*, user: Any, namespace: str, name: str, write: bool = False) -> App:
+    """The app ``namespace/name`` for ``user``, with its current version and owner.
+
+    ``Http404`` when there is no such app, or (``write`` false) when the user may not
+    see it; ``AppOwnershipError`` when ``write`` is true and the user may not change it.
+    """
+    app = (
+        App.objects.select_related("current_version", "owner")
+        .filter(namespace=namespace, name=name)
+        .first()
+    )
+    if app is None:
+        raise Http404("No such app.")
+    if write:
+        if not user_can_change_app(user=user, app=app):
+            raise AppOwnershipError(app.slug)
+    elif app.current_version_id is None and not user_can_change_app(user=user, app=app):
+        # Not "forbidden": an app that has never been valid is not disclosed.
+        raise Http404("No such app.")
+    return app
+
+
+def apps_of_owner(*, user: Any) -> QuerySet[App]:
+    """The apps ``user`` owns, with their current versions."""
+    return (
+        App.objects.filter(owner=user)
+        .select_related("current_version")
+        .order_by("namespace", "name")
+    )
+
+
+def versions_of_app(*, app: App) -> QuerySet[ManifestVersion]:
+    """``app``'s versions, newest first, with who uploaded them. For its owner and staff:
+    the caller has checked ``user_can_change_app``."""
+    return app.versions.select_related("uploaded_by").order_by("-number")
+
+
+def grant_of(connection: Any, cat: catalogue.Catalogue) -> Grant:
+    """A connection as readiness sees it (its granted scopes as capabilities)."""
+    return Grant(
+        connection_id=connection.pk,
+        provider=connection.provider,
+        account=connection.account_email or connection.account_uid,
+        capabilities=frozenset(
+            cat.granted_capabilities(connection.provider, connection.scopes or [])
+        ),
+        status=connection.status,
+    )
+
+
+def grants_for_user(*, user: Any) -> list[Grant]:
+    """The user's connections as readiness sees them (one query, no token columns)."""
+    connections = integrations_selectors.connections_for_user(user=user).only(
+        "id", "provider", "account_email", "account_uid", "scopes", "status"
+    )
+    cat = integrations_settings.catalogue()
+    return [grant_of(c, cat) for c in connections]
+
+
+def credentials_for_user(
+    *, user: Any, integrations: Sequence[Requirement], secret_keys: Collection[str]
+) -> set[CredentialKind]:
+    """The kinds of non-OAuth credential the user has brought, looked up only when the
+    manifest declares such a capability (then one query)."""
+    kinds = {
+        cap.kind
+        for req in integrations
+        if (cap := catalogue.BY_KEY.get(req.key)) is not None
+        and cap.kind is not CredentialKind.OAUTH
+    }
+    have: set[CredentialKind] = set()
+    if CredentialKind.BOT_TOKEN in kinds and DISCORD_BOT_TOKEN_KEY in secret_keys:
+        have.add(CredentialKind.BOT_TOKEN)
+    if kinds & {CredentialKind.SERVICE_ACCOUNT, CredentialKind.GCP_PROJECT}:
+        purposes = integrations_selectors.service_account_purposes_for_user(user=user)
+        if "google_sa" in purposes:
+            have.add(CredentialKind.SERVICE_ACCOUNT)
+        if "gcp" in purposes:
+            have.add(CredentialKind.GCP_PROJECT)
+    return have
+
+
+def readiness_for(*, user: Any, app: App) -> Readiness | None:
+    """What ``app``'s current version needs that ``user`` has not granted or set yet;
+    ``None`` when the app has no current version. Two queries, whatever the numbers
+    of connections, secrets and requirements (a third when the manifest declares a
+    service account or a GCP project)."""
+    version = app.current_version
+    if version is None:
+        return None
+    integrations = requirements_from_json(version.parsed, "integrations")
+    secret_keys = integrations_selectors.secret_keys_for_user(user=user)
+    return assess_readiness(
+        integrations=integrations,
+        secrets=requirements_from_json(version.parsed, "secrets"),
+        grants=grants_for_user(user=user),
+        secret_keys=secret_keys,
+        connectable={p.id for p in integrations_settings.connectable_providers() if p.configured},
+        credentials=credentials_for_user(
+            user=user, integrations=integrations, secret_keys=secret_keys
+        ),
+        cat=integrations_settings.catalogue(),
+    )
+
+
+def api_token_for(*, token: str) -> ApiToken | None:
+    """The active user's API token whose hash matches ``token``, or None.
+
+    Looked up by hash (a token is never stored), then compared in constant time.
+    """
+    digest = hash_api_token(token)
+    row = ApiToken.objects.select_related("user").filter(token_hash=digest).first()
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    if not row.user.is_active:
+        return None
+    return row
+
+
+def user_by_email(*, email: str) -> Any | None:
+    """The one user with this email address (case-insensitive), or None."""
+    users = list(get_user_model().objects.filter(email__iexact=email.strip())[:2])
+    return users[0] if len(users) == 1 else None

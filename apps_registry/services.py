@@ -1,0 +1,259 @@
+"""Writes of the apps registry: manifest uploads and API tokens.
+
+Keyword-only, transactional. Who may change an app is decided in one place,
+``selectors.user_can_change_app``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+from yaml.nodes import MappingNode, ScalarNode
+
+from apps_registry import selectors
+from apps_registry.errors import AppOwnershipError, ManifestRejectedError
+from apps_registry.manifest import (
+    SLUG_RE,
+    Manifest,
+    ManifestError,
+    ManifestProblem,
+    compose_manifest,
+    decode_manifest_text,
+    parse_manifest,
+)
+from apps_registry.models import ApiToken, App, ManifestVersion, RunnerToken
+from apps_registry.serialization import manifest_as_json, problems_as_json
+from apps_registry.tokens import (
+    hash_api_token,
+    make_api_token,
+    make_runner_token,
+    prefix_of,
+    runner_prefix_of,
+)
+
+# --- namespaces -------------------------------------------------------------------------
+
+_NOT_SLUG_CHARS = re.compile(r"[^a-z0-9_-]+")
+
+
+def derive_default_namespace(*, username: str, user_id: int) -> str:
+    """The namespace of a manifest without ``namespace:``, for the uploader.
+
+    The username made a slug (lowercase; runs of other characters become ``-``;
+    trimmed to 64 characters, starting and ending with a letter or digit), or
+    ``user-<id>`` when nothing of it is left. Namespaces are not reserved: each app
+    is owned on its own, so two users whose usernames give the same slug share the
+    namespace, never an app.
+    """
+    slug = _NOT_SLUG_CHARS.sub("-", username.lower())[:64].strip("-_")
+    return slug if SLUG_RE.fullmatch(slug) else f"user-{user_id}"
+
+
+def default_namespace_for(user: Any) -> str:
+    return derive_default_namespace(username=user.get_username(), user_id=user.pk)
+
+
+# --- uploads ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """The app a manifest names, read from its YAML even when it is not valid."""
+
+    namespace: str | None
+    namespace_given: bool
+    name: str | None
+    line: int = 1
+    column: int = 1
+
+
+_NULL_TAG = "tag:yaml.org,2002:null"
+_ABSENT = ScalarNode(_NULL_TAG, "")
+
+
+def _claim_of(text: str) -> _Claim:
+    """``namespace`` and ``name`` of the document's root mapping, when they are slugs.
+
+    Used for manifests that failed validation, so that the upload can still be kept
+    under its app; YAML that cannot be composed names nothing.
+    """
+    try:
+        root = compose_manifest(text)
+    except ManifestError:
+        return _Claim(None, False, None)
+    if not isinstance(root, MappingNode):
+        return _Claim(None, False, None)
+    found: dict[str, ScalarNode | None] = {}
+    for key_node, value_node in root.value:
+        if not isinstance(key_node, ScalarNode) or key_node.value not in ("name", "namespace"):
+            continue
+        if key_node.value in found:
+            continue  # a duplicate key: the first one counts, as in the error message
+        found[key_node.value] = value_node if isinstance(value_node, ScalarNode) else None
+
+    def slug(node: ScalarNode | None) -> str | None:
+        if node is None or node.tag != "tag:yaml.org,2002:str":
+            return None
+        value = str(node.value)
+        return value if SLUG_RE.fullmatch(value) else None
+
+    name_node = found.get("name")
+    namespace_node = found.get("namespace", _ABSENT)
+    mark = name_node.start_mark if name_node is not None else root.start_mark
+    return _Claim(
+        namespace=slug(namespace_node),
+        # ``namespace:`` with nothing after it counts as absent, as in the parser.
+        namespace_given=namespace_node is not _ABSENT
+        and not (namespace_node is not None and namespace_node.tag == _NULL_TAG),
+        name=slug(name_node),
+        line=mark.line + 1,
+        column=mark.column + 1,
+    )
+
+
+def manifest_upload(*, user: Any, text: str | bytes, app: App | None = None) -> ManifestVersion:
+    """Store ``text`` as the next version of the app it names, for ``user``.
+
+    The app is ``app`` when given (the manifest must then name it: its ``name``, and
+    its ``namespace`` unless absent), else the manifest's ``namespace/name``, the
+    namespace defaulting to the uploader's (``default_namespace_for``). A new app is
+    owned by ``user``; an existing one takes new versions from its owner or staff
+    only, else ``AppOwnershipError`` and nothing is stored.
+
+    A manifest that fails validation is still kept, as an invalid version with its
+    ``errors``, when the app can be told (from ``app`` or its YAML); it never becomes
+    current. A valid one becomes the app's current version. Refused without storing
+    anything (``ManifestRejectedError`` with the problems): over 64 KiB, not UTF-8,
+    a NUL character, or invalid with no app to file it under.
+    """
+    try:
+        decoded = decode_manifest_text(text)
+    except ManifestError as exc:
+        raise ManifestRejectedError(exc.problems) from None
+    manifest: Manifest | None = None
+    errors: list[ManifestProblem] = []
+    try:
+        manifest = parse_manifest(decoded)
+    except ManifestError as exc:
+        errors = list(exc.problems)
+    if "\x00" in decoded:
+        # YAML forbids it (so ``errors`` says where), and PostgreSQL cannot store it.
+        raise ManifestRejectedError(errors)
+
+    claim = (
+        _Claim(manifest.namespace, manifest.namespace is not None, manifest.name)
+        if manifest is not None and app is None
+        else _claim_of(decoded)
+    )
+    if app is not None:
+        named = claim.name is None or (
+            claim.name == app.name
+            and (not claim.namespace_given or claim.namespace == app.namespace)
+        )
+        if not named:
+            shown = f"{claim.namespace or app.namespace}/{claim.name}"
+            errors.append(
+                ManifestProblem(
+                    claim.line,
+                    claim.column,
+                    "name",
+                    f"this manifest is for {shown}, not for {app.slug}: it cannot be a version "
+                    f"of {app.slug}",
+                )
+            )
+            errors.sort(key=lambda p: (p.line, p.column))
+            manifest = None
+        namespace, name = app.namespace, app.name
+    else:
+        if claim.name is None or (claim.namespace_given and claim.namespace is None):
+            raise ManifestRejectedError(
+                errors or [ManifestProblem(1, 1, "name", "the manifest does not name its app")]
+            )
+        namespace = claim.namespace or default_namespace_for(user)
+        name = claim.name
+
+    with transaction.atomic():
+        target = _app_for_upload(user=user, namespace=namespace, name=name)
+        last = target.versions.aggregate(last=Max("number"))["last"] or 0
+        version = ManifestVersion.objects.create(
+            app=target,
+            number=last + 1,
+            raw_text=decoded,
+            parsed=manifest_as_json(manifest) if manifest is not None else {},
+            valid=manifest is not None,
+            errors=problems_as_json(errors),
+            warnings=problems_as_json(manifest.warnings) if manifest is not None else [],
+            uploaded_by=user,
+        )
+        if version.valid:
+            target.current_version = version
+            target.save(update_fields=["current_version", "updated_at"])
+    return version
+
+
+def _app_for_upload(*, user: Any, namespace: str, name: str) -> App:
+    """The app ``namespace/name``, locked, created for ``user`` when new; refuses
+    (``AppOwnershipError``) when ``user`` may not change it. Call inside a transaction."""
+    target = App.objects.select_for_update().filter(namespace=namespace, name=name).first()
+    if target is None:
+        try:
+            with transaction.atomic():
+                return App.objects.create(namespace=namespace, name=name, owner=user)
+        except IntegrityError:
+            # Another upload created it meanwhile.
+            target = App.objects.select_for_update().get(namespace=namespace, name=name)
+    if not selectors.user_can_change_app(user=user, app=target):
+        raise AppOwnershipError(target.slug)
+    return target
+
+
+# --- API tokens ---------------------------------------------------------------------
+
+# last_used_at is written at most this often per token: reads stay reads.
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+def api_token_create(*, user: Any, name: str) -> tuple[ApiToken, str]:
+    """Make an API token for ``user``; return the row and the token.
+
+    The token is returned once, here, and never stored: only its hash and its first
+    characters (``prefix``) are.
+    """
+    token = make_api_token()
+    row = ApiToken.objects.create(
+        user=user, name=name, prefix=prefix_of(token), token_hash=hash_api_token(token)
+    )
+    return row, token
+
+
+def api_token_touch(*, api_token: ApiToken) -> None:
+    """Record that ``api_token`` was used (at most once a minute)."""
+    now = timezone.now()
+    if api_token.last_used_at is None or now - api_token.last_used_at >= _TOUCH_EVERY:
+        ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
+        api_token.last_used_at = now
+
+
+def runner_token_create(*, name: str, created_by: Any = None) -> tuple[RunnerToken, str]:
+    """Make a runner token; return the row and the token, shown once (only its hash
+    is stored)."""
+    token = make_runner_token()
+    row = RunnerToken.objects.create(
+        name=name,
+        prefix=runner_prefix_of(token),
+        token_hash=hash_api_token(token),
+        created_by=created_by,
+    )
+    return row, token
+
+
+def runner_token_revoke(*, runner_token: RunnerToken) -> None:
+    RunnerToken.objects.filter(pk=runner_token.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )

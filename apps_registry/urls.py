@@ -1,0 +1,32 @@
+"""The apps pages, the JSON API (``/api/v1/``) and its OpenAPI schema (``/api/schema/``)."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from apps_registry import views
+from apps_registry.api import runner as runner_api
+from apps_registry.api import views as api_views
+
+app_name = "apps_registry"
+
+urlpatterns = [
+    path("apps/", views.app_list, name="list"),
+    path("apps/upload/", views.upload, name="upload"),
+    path("apps/<slug:namespace>/<slug:name>/", views.app_detail, name="app"),
+    path(
+        "api/v1/manifests/",
+        api_views.ManifestUploadView.as_view(),
+        name="api_manifest_upload",
+    ),
+    path(
+        "api/v1/apps/<slug:namespace>/<slug:name>/",
+        api_views.AppDetailView.as_view(),
+        name="api_app",
+    ),
+    path(
+        "api/v1/run-environments/",
+        runner_api.RunEnvironmentView.as_view(),
+        name="api_run_environment",
+    ),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
+]

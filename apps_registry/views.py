@@ -1,0 +1,139 @@
+"""The apps pages: your apps, an app (with readiness), and the upload page.
+
+Views parse input, call one service or selector, render or redirect. Apps come
+through ``selectors.app_for_user``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_http_methods
+
+from apps_registry import selectors, services
+from apps_registry.display import annotate_lines, describe_problem
+from apps_registry.errors import AppOwnershipError, ManifestRejectedError
+from apps_registry.forms import ManifestUploadForm
+from apps_registry.limits import MAX_ENVELOPE_BYTES, MAX_MANIFEST_BYTES, content_length
+from apps_registry.manifest import ManifestProblem
+from apps_registry.models import ManifestVersion
+from apps_registry.serialization import problems_from_json, requirements_from_json
+
+
+@login_required
+def app_list(request: HttpRequest) -> HttpResponse:
+    apps = selectors.apps_of_owner(user=request.user)
+    return render(request, "apps_registry/list.html", {"apps": apps})
+
+
+def app_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
+    """Anyone sees an app's manifest; a signed-in user also sees what it needs that they
+    have not granted yet, and the actions that ask for exactly that."""
+    app = selectors.app_for_user(user=request.user, namespace=namespace, name=name)
+    version = app.current_version
+    parsed = version.parsed if version is not None else {}
+    can_change = selectors.user_can_change_app(user=request.user, app=app)
+    context: dict[str, Any] = {
+        "app": app,
+        "version": version,
+        "manifest": parsed,
+        "integrations": requirements_from_json(parsed, "integrations"),
+        "secrets": requirements_from_json(parsed, "secrets"),
+        "readiness": (
+            selectors.readiness_for(user=request.user, app=app)
+            if request.user.is_authenticated
+            else None
+        ),
+        "can_change": can_change,
+        "versions": (
+            list(selectors.versions_of_app(app=app).defer("raw_text", "parsed")[:20])
+            if can_change
+            else []
+        ),
+        "here": request.path,
+    }
+    return render(request, "apps_registry/app.html", context)
+
+
+def _refuse_large_bodies(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Answer 413 to a POST whose ``Content-Length`` is over the form limit, before its
+    body is read (by the CSRF check or the form)."""
+
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method == "POST" and content_length(request.META) > MAX_ENVELOPE_BYTES:
+            refusal = (
+                f"The upload is too large: a manifest may be at most {MAX_MANIFEST_BYTES:,} "
+                "bytes (64 KiB)."
+            )
+            context = {"form": ManifestUploadForm(), "refusal": refusal}
+            return render(request, "apps_registry/upload.html", context, status=413)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@csrf_exempt  # checked by csrf_protect below, once the size check has passed
+@require_http_methods(["GET", "POST"])
+@login_required
+@_refuse_large_bodies
+@csrf_protect
+def upload(request: HttpRequest) -> HttpResponse:
+    """Paste or choose an inf.yml; on success, go to the app's page with the warnings.
+
+    The CSRF check runs after the size check (``csrf_exempt`` outside,
+    ``csrf_protect`` inside), so that an oversized body is refused before the CSRF
+    check would read it.
+    """
+    if request.method != "POST":
+        return render(request, "apps_registry/upload.html", {"form": ManifestUploadForm()})
+    form = ManifestUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return render(request, "apps_registry/upload.html", {"form": form})
+    manifest = form.cleaned_data["manifest"]
+    try:
+        version = services.manifest_upload(user=request.user, text=manifest)
+    except AppOwnershipError as exc:
+        return _upload_problems(request, manifest, [], refusal=str(exc), status=403)
+    except ManifestRejectedError as exc:
+        return _upload_problems(request, manifest, exc.problems)
+    if not version.valid:
+        return _upload_problems(
+            request, manifest, problems_from_json(version.errors), version=version
+        )
+    messages.success(request, f"Uploaded {version.app.slug}: version {version.number}.")
+    for warning in problems_from_json(version.warnings):
+        messages.warning(request, f"Warning: {describe_problem(warning)}")
+    return redirect("apps_registry:app", namespace=version.app.namespace, name=version.app.name)
+
+
+def _upload_problems(
+    request: HttpRequest,
+    manifest: str | bytes,
+    problems: list[ManifestProblem],
+    *,
+    version: ManifestVersion | None = None,
+    refusal: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    """The upload page again, with the text's lines and each problem beside its line,
+    and the text in the form to fix and send again."""
+    if isinstance(manifest, bytes):
+        text = manifest.decode("utf-8", "replace").removeprefix("\ufeff")
+    else:
+        text = manifest
+    # A refused giant is not echoed back.
+    shown = text if len(text.encode("utf-8", "replace")) <= MAX_MANIFEST_BYTES else ""
+    context = {
+        "form": ManifestUploadForm(initial={"text": shown}),
+        "problems": problems,
+        "lines": annotate_lines(shown, problems) if shown and problems else [],
+        "version": version,
+        "refusal": refusal,
+    }
+    return render(request, "apps_registry/upload.html", context, status=status)
