@@ -1,0 +1,55 @@
+"""Fixtures for the apps registry: real manifests, uploads through the service, API
+tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from apps_registry import services
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "manifests"
+REAL = {path.name: path.read_text() for path in sorted(FIXTURES.glob("*.inf.yml"))}
+
+REPORT = """\
+namespace: acme
+name: report
+title: Weekly report
+description: Builds a report from a spreadsheet
+integrations:
+  - key: google.sheets.readonly
+    description: Read the source spreadsheet
+  - key: google.drive.readonly
+    description: Find the spreadsheet in Drive
+    optional: true
+"""
+
+
+@pytest.fixture
+def upload():
+    def do(user: Any, text: str | bytes = REPORT, **kwargs: Any) -> Any:
+        return services.manifest_upload(user=user, text=text, **kwargs)
+
+    return do
+
+
+@pytest.fixture
+def alice_token(alice) -> str:
+    return services.api_token_create(user=alice, name="ci")[1]
+
+
+@pytest.fixture
+def bob_token(bob) -> str:
+    return services.api_token_create(user=bob, name="ci")[1]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+@pytest.fixture
+def api() -> Client:
+    return Client()

@@ -1,0 +1,248 @@
+"""The run environment API: only what the manifest declares, fresh tokens, a clear
+409, runner authentication, the audit log, and a pinned number of queries."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import timedelta
+
+import pytest
+import responses
+from django.db import connection as db
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from apps_registry import services
+from integrations import app_settings
+from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
+from integrations.models import AuditEvent, Connection
+from integrations.services import connection_access_token, secret_set
+from tests.integrations.factories import ConnectionFactory
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/run-environments/"
+
+MANIFEST = """\
+namespace: acme
+name: digest
+integrations:
+  - key: google.sheets.readonly
+    description: Read the source sheet
+  - key: google.gmail.send
+    description: Send the digest
+  - key: google.drive.readonly
+    description: Find attachments
+    optional: true
+secrets:
+  - key: FAL_KEY
+    description: fal.ai key
+  - key: OPTIONAL_KEY
+    description: Only if you have one
+    optional: true
+"""
+
+GOOGLE_KEYS = {
+    "GOOGLE_OAUTH_ACCESS_TOKEN",
+    "GOOGLE_OAUTH_TOKEN_EXPIRES_AT",
+    "GOOGLE_OAUTH_CREDENTIALS",
+}
+
+
+@pytest.fixture
+def runner() -> str:
+    return services.runner_token_create(name="runner-test")[1]
+
+
+@pytest.fixture
+def app(alice):
+    return services.manifest_upload(user=alice, text=MANIFEST).app
+
+
+def ask(token: str, **body: object):
+    return Client().post(
+        URL,
+        json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+
+
+def ready_user(user) -> Connection:
+    conn = ConnectionFactory.create(
+        user=user,
+        is_default=True,
+        scopes=["openid", "email", G + "spreadsheets", G + "gmail.send"],
+    )
+    secret_set(user=user, key="FAL_KEY", value="fal-secret-value")
+    secret_set(user=user, key="UNDECLARED_KEY", value="must-not-leak")
+    return conn
+
+
+def test_only_the_declared_keys_with_fresh_tokens(runner, app, bob):
+    conn = ready_user(bob)
+    resp = ask(runner, user="bob@example.com", app="acme/digest")
+
+    assert resp.status_code == 200, resp.content
+    data = resp.json()
+    assert set(data["env"]) == GOOGLE_KEYS | {"FAL_KEY"}
+    assert data["keys"] == sorted(data["env"])
+    assert data["env"]["FAL_KEY"] == "fal-secret-value"
+    assert data["env"]["GOOGLE_OAUTH_ACCESS_TOKEN"] == connection_access_token(connection=conn)
+    creds = json.loads(data["env"]["GOOGLE_OAUTH_CREDENTIALS"])
+    assert set(creds) == {"token", "expiry", "scopes", "token_type"}
+    assert G + "spreadsheets" in creds["scopes"]
+    assert data["env"]["GOOGLE_OAUTH_TOKEN_EXPIRES_AT"].endswith("Z")
+    assert data["app"] == "acme/digest" and data["version"] == 1
+    event = AuditEvent.objects.get(kind="run_environment")
+    assert event.user == bob and event.detail["keys"] == data["keys"]
+    assert event.detail["runner"] == "runner-test"
+    assert "fal-secret-value" not in json.dumps(event.detail)
+    assert "must-not-leak" not in resp.content.decode()
+
+
+def test_optional_items_come_when_available(runner, app, bob):
+    ready_user(bob)
+    secret_set(user=bob, key="OPTIONAL_KEY", value="opt")
+    resp = ask(runner, user=str(bob.pk), app="acme/digest")
+    assert set(resp.json()["env"]) == GOOGLE_KEYS | {"FAL_KEY", "OPTIONAL_KEY"}
+
+
+def test_not_ready_lists_what_is_missing_and_the_actions(runner, app, bob):
+    conn = ConnectionFactory.create(user=bob, scopes=["openid", "email", G + "gmail.send"])
+    resp = ask(runner, user="bob@example.com", app="acme/digest")
+
+    assert resp.status_code == 409
+    body = resp.json()
+    missing = {(m["kind"], m["key"], m["reason"]) for m in body["missing"]}
+    assert missing == {
+        ("capability", "google.sheets.readonly", "not_granted"),
+        ("secret", "FAL_KEY", "secret_not_set"),
+    }
+    (add,) = [a for a in body["actions"] if a["kind"] == "add_permissions"]
+    assert add["connection_id"] == conn.pk
+    assert add["capabilities"] == ["google.sheets.readonly"]
+    assert add["url"].endswith("/apps/acme/digest/")
+    assert any(a["kind"] == "set_secret" for a in body["actions"])
+    assert not AuditEvent.objects.filter(kind="run_environment").exists()
+
+
+def test_a_dead_grant_answers_409_with_reconnect_not_a_dead_token(runner, app, bob):
+    conn = ready_user(bob)
+    Connection.objects.filter(pk=conn.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    with responses.RequestsMock() as rsps:
+        rsps.add(
+            "POST",
+            app_settings.provider_config("google").token_url,
+            status=400,
+            json={"error": "invalid_grant"},
+        )
+        resp = ask(runner, user="bob@example.com", app="acme/digest")
+    assert resp.status_code == 409
+    body = resp.json()
+    assert {"kind": "capability", "key": "google.sheets.readonly"}.items() <= body["missing"][
+        0
+    ].items()
+    assert any(a["kind"] == "reconnect" for a in body["actions"])
+    conn.refresh_from_db()
+    assert conn.status == "needs_reconnect"
+    # And stays so without another call to Google.
+    assert ask(runner, user="bob@example.com", app="acme/digest").status_code == 409
+
+
+def test_an_expiring_token_is_refreshed_first(runner, app, bob):
+    conn = ready_user(bob)
+    Connection.objects.filter(pk=conn.pk).update(expires_at=timezone.now() + timedelta(minutes=2))
+    with responses.RequestsMock() as rsps:
+        rsps.add(
+            "POST",
+            app_settings.provider_config("google").token_url,
+            json={"access_token": "ya29.fresh", "expires_in": 3599},
+        )
+        resp = ask(runner, user="bob@example.com", app="acme/digest")
+    assert resp.json()["env"]["GOOGLE_OAUTH_ACCESS_TOKEN"] == "ya29.fresh"
+
+
+def test_a_named_connection_is_used(runner, app, bob, alice):
+    ready_user(bob)
+    other = ConnectionFactory.create(
+        user=bob, scopes=["openid", "email", G + "spreadsheets.readonly", G + "gmail.send"]
+    )
+    resp = ask(runner, user="bob@example.com", app="acme/digest", connections={"google": other.pk})
+    assert resp.json()["env"]["GOOGLE_OAUTH_ACCESS_TOKEN"] == connection_access_token(
+        connection=other
+    )
+    alices = ConnectionFactory.create(user=alice)
+    resp = ask(runner, user="bob@example.com", app="acme/digest", connections={"google": alices.pk})
+    assert resp.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body,status",
+    [
+        ({"user": "nobody@example.com", "app": "acme/digest"}, 404),
+        ({"user": "bob@example.com", "app": "acme/nope"}, 404),
+        ({"user": "bob@example.com", "app": "acme/digest", "version": 9}, 404),
+        ({"user": "bob@example.com", "app": "not-a-slug"}, 400),
+        ({"app": "acme/digest"}, 400),
+    ],
+)
+def test_unknown_targets(runner, app, bob, body, status):
+    ready_user(bob)
+    assert ask(runner, **body).status_code == status
+
+
+def test_runner_authentication(runner, app, bob, alice, monkeypatch):
+    ready_user(bob)
+    body = {"user": "bob@example.com", "app": "acme/digest"}
+    assert Client().post(URL, body, content_type="application/json").status_code == 401
+    assert ask("ihub_run_" + "x" * 43, **body).status_code == 401
+    api_token = services.api_token_create(user=alice, name="ci")[1]
+    assert ask(api_token, **body).status_code == 401  # an uploader's token is not a runner's
+
+    compared: list[tuple[str, str]] = []
+    real = hmac.compare_digest
+
+    def spy(a: str, b: str) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    assert ask(runner, **body).status_code == 200
+    assert compared and all(a == b for a, b in compared)  # the hashes, in constant time
+
+    from apps_registry.models import RunnerToken
+
+    services.runner_token_revoke(runner_token=RunnerToken.objects.get())
+    assert ask(runner, **body).status_code == 401
+
+
+@pytest.mark.parametrize("extra_connections", [0, 19])
+def test_at_most_five_queries_whatever_the_connections(runner, app, bob, extra_connections):
+    ready_user(bob)
+    for _ in range(extra_connections):
+        ConnectionFactory.create(user=bob, last_used_at=timezone.now())
+    Connection.objects.filter(user=bob).update(last_used_at=timezone.now())
+    ask(runner, user="bob@example.com", app="acme/digest")  # warms the provider cache
+    with CaptureQueriesContext(db) as ctx:
+        resp = ask(runner, user="bob@example.com", app="acme/digest")
+    assert resp.status_code == 200
+    # runner token, app + version, connections with the user, secrets, audit
+    assert len(ctx.captured_queries) <= 5, [q["sql"] for q in ctx.captured_queries]
+
+
+def test_admin_makes_a_runner_token_and_shows_it_once(admin_client):
+    resp = admin_client.post(
+        reverse("admin:apps_registry_runnertoken_add"), {"name": "runner-eu-1"}
+    )
+    assert resp.status_code == 200
+    html = resp.content.decode()
+    token = html.split('value="ihub_run_')[1].split('"')[0]
+    from apps_registry.models import RunnerToken
+
+    row = RunnerToken.objects.get()
+    assert token not in row.token_hash and row.prefix.startswith("ihub_run_")
+    listing = admin_client.get(reverse("admin:apps_registry_runnertoken_changelist"))
+    assert token not in listing.content.decode()

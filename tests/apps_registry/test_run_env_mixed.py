@@ -1,0 +1,130 @@
+"""A manifest mixing google.*, x.*, discord.bot, gcp.* and secrets: readiness and the
+run environment, with X defined as data (its preset), Discord's bot token as a
+checked secret, and the GCP token minted at a local token endpoint."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from django.utils import timezone
+
+from apps_registry import services
+from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
+from integrations.errors import InvalidSecretError
+from integrations.models import ProviderDefinition
+from integrations.provider_presets import PRESETS
+from integrations.providers import provider_definition_set_secret
+from integrations.service_accounts import service_account_key_set
+from integrations.services import secret_set
+from tests.integrations.factories import ConnectionFactory
+from tests.integrations.gcp_fakes import TokenEndpoint, key_json, rsa_key, serve
+
+pytestmark = pytest.mark.django_db
+
+MIXED = """\
+namespace: acme
+name: everything
+integrations:
+  - key: google.sheets.readonly
+    description: Read the sheet
+  - key: x.tweet.write
+    description: Post the summary
+  - key: discord.bot
+    description: Tell the channel
+  - key: gcp.vertex_ai
+    description: Summarise with Gemini
+  - key: google.sa
+    description: Write to the shared drive
+    optional: true
+secrets:
+  - key: FAL_KEY
+    description: fal.ai
+"""
+BOT_TOKEN = "MTA4NzY1NDMyMTA5ODc2NTQz.GabcDE.abcdefghijklmnopqrstuvwxyz0123456789AB"
+
+
+@pytest.fixture
+def gcp_endpoint():
+    cache.clear()
+    endpoint = TokenEndpoint(public_key=rsa_key().public_key())
+    server = serve(endpoint)
+    yield endpoint
+    server.shutdown()
+    server.server_close()
+    cache.clear()
+
+
+@pytest.fixture
+def x_provider():
+    definition = ProviderDefinition.objects.create(
+        **{k: v for k, v in PRESETS["x"].items()}, client_id="x-client", enabled=True
+    )
+    provider_definition_set_secret(definition=definition, secret="x-secret")
+    return definition
+
+
+def ask(token: str, **body: object):
+    return Client().post(
+        "/api/v1/run-environments/",
+        json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+
+
+def test_readiness_and_env_across_providers(alice, bob, x_provider, gcp_endpoint):
+    services.manifest_upload(user=alice, text=MIXED)
+    runner = services.runner_token_create(name="r")[1]
+    ConnectionFactory.create(user=bob, scopes=["openid", "email", G + "spreadsheets.readonly"])
+
+    body = ask(runner, user="bob@example.com", app="acme/everything").json()
+    missing = {(m["key"], m["reason"]) for m in body["missing"]}
+    assert missing == {
+        ("x.tweet.write", "not_connected"),
+        ("discord.bot", "needs_credential"),
+        ("gcp.vertex_ai", "needs_credential"),
+        ("FAL_KEY", "secret_not_set"),
+    }
+    (connect_x,) = [a for a in body["actions"] if a["provider"] == "x"]
+    assert connect_x["kind"] == "connect" and connect_x["capabilities"] == ["x.tweet.write"]
+
+    ConnectionFactory.create(
+        user=bob,
+        provider="x",
+        scopes=["tweet.read", "tweet.write", "users.read", "offline.access"],
+    )
+    with pytest.raises(InvalidSecretError):
+        secret_set(user=bob, key="DISCORD_BOT_TOKEN", value="not-a-bot-token")
+    secret_set(user=bob, key="DISCORD_BOT_TOKEN", value=BOT_TOKEN)
+    secret_set(user=bob, key="FAL_KEY", value="fal-value")
+    service_account_key_set(
+        user=bob,
+        purpose="gcp",
+        key_text=key_json(token_uri=gcp_endpoint.url, key=rsa_key()),
+        project_number="123456789012",
+    )
+
+    resp = ask(runner, user="bob@example.com", app="acme/everything")
+    assert resp.status_code == 200, resp.content
+    env = resp.json()["env"]
+    assert set(env) == {
+        "GOOGLE_OAUTH_ACCESS_TOKEN",
+        "GOOGLE_OAUTH_TOKEN_EXPIRES_AT",
+        "GOOGLE_OAUTH_CREDENTIALS",
+        "X_ACCESS_TOKEN",
+        "DISCORD_BOT_TOKEN",
+        "GCP_ACCESS_TOKEN",
+        "GCP_PROJECT_NUMBER",
+        "FAL_KEY",
+    }  # the optional google.sa is not set up: not there
+    assert env["DISCORD_BOT_TOKEN"] == BOT_TOKEN
+    assert env["GCP_PROJECT_NUMBER"] == "123456789012"
+    assert env["X_ACCESS_TOKEN"].startswith("ya29.factory-access-")  # the X connection's
+    assert env["X_ACCESS_TOKEN"] != env["GOOGLE_OAUTH_ACCESS_TOKEN"]
+    assert gcp_endpoint.requests == 1
+    expires = resp.json()["expires_at"]
+    assert expires is not None and expires <= (timezone.now() + timedelta(hours=2)).isoformat()

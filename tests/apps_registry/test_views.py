@@ -1,0 +1,358 @@
+"""The app page (with readiness), the upload page and the apps list: responses,
+database, pinned query counts, and the security cases (CSRF, another user's app)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from django.contrib.messages import get_messages
+from django.db import connection as db
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from apps_registry.manifest import MAX_MANIFEST_BYTES
+from apps_registry.models import App, ManifestVersion
+from integrations import catalogue
+from integrations.services import secret_set
+from tests.integrations.factories import ConnectionFactory
+
+from .conftest import REAL, REPORT
+
+pytestmark = pytest.mark.django_db
+
+UPLOAD = reverse("apps_registry:upload")
+REPORT_URL = reverse("apps_registry:app", kwargs={"namespace": "acme", "name": "report"})
+
+
+def google_scopes(*keys: str) -> list[str]:
+    return ["openid", "email", *catalogue.scopes_for(keys)]
+
+
+def forms_of(html: str) -> list[dict]:
+    """Each Add Permissions / Connect form of the page: its action and hidden inputs."""
+    found = []
+    for match in re.finditer(
+        r'<form method="post"[^>]*?action="([^"]+)"[^>]*>(.*?)</form>', html, re.S
+    ):
+        inputs = [
+            (name, value)
+            for name, value in re.findall(
+                r'<input type="hidden" name="([^"]+)" value="([^"]*)">', match.group(2)
+            )
+            if name != "csrfmiddlewaretoken"
+        ]
+        if any(name == "capabilities" for name, _ in inputs):
+            found.append({"action": match.group(1), "inputs": inputs, "html": match.group(2)})
+    return found
+
+
+def texts(resp) -> list[str]:
+    return [str(m) for m in get_messages(resp.wsgi_request)]
+
+
+# --- the app page ---------------------------------------------------------------------
+
+
+def test_app_page_for_anyone_shows_the_manifest_without_readiness(client, alice, upload):
+    upload(alice)
+    resp = client.get(REPORT_URL)
+    html = resp.content.decode()
+    assert resp.status_code == 200
+    assert "<h1>Weekly report</h1>" in html
+    assert "Builds a report from a spreadsheet" in html
+    assert "google.sheets.readonly" in html and "Read the source spreadsheet" in html
+    assert "Sign in</a> to see what you have already granted" in html
+    assert "Add Permissions" not in html
+
+
+def test_app_page_shows_readiness_with_exact_add_permissions(client, alice, bob, upload):
+    upload(alice)
+    conn = ConnectionFactory.create(
+        user=bob, account_email="bob@gmail.example", scopes=google_scopes("google.gmail.readonly")
+    )
+    client.force_login(bob)
+
+    html = client.get(REPORT_URL).content.decode()
+
+    assert '<h2 id="readiness-heading">Not ready</h2>' in html
+    assert re.search(r"This app needs\s+1 permission\s+that you have not granted", html)
+    required, optional = forms_of(html)
+    add_url = reverse("integrations:add_permissions", kwargs={"id": conn.pk})
+    assert required["action"] == add_url
+    assert required["inputs"] == [
+        ("capabilities", "google.sheets.readonly"),
+        ("next", REPORT_URL),
+    ]
+    assert "Add Permissions</button>" in required["html"]
+    assert "Asks Google (bob@gmail.example) for: Sheets: read." in required["html"]
+    assert optional["action"] == add_url
+    assert optional["inputs"] == [
+        ("capabilities", "google.sheets.readonly"),
+        ("capabilities", "google.drive.readonly"),
+        ("next", REPORT_URL),
+    ]
+    assert "Add Permissions, including optional" in optional["html"]
+    # Each requirement with the manifest's description and its state.
+    row = html.split('data-key="google.sheets.readonly"')[1].split("</tr>")[0]
+    assert "Read the source spreadsheet" in row and "Not granted yet on bob@gmail.example" in row
+    assert "required" in row
+    row = html.split('data-key="google.drive.readonly"')[1].split("</tr>")[0]
+    assert "optional" in row and "Find the spreadsheet in Drive" in row
+
+
+def test_app_page_when_ready(client, alice, bob, upload):
+    upload(alice)
+    ConnectionFactory.create(user=bob, scopes=google_scopes("google.sheets", "google.drive"))
+    client.force_login(bob)
+    html = client.get(REPORT_URL).content.decode()
+    assert '<h2 id="readiness-heading">Ready</h2>' in html
+    assert forms_of(html) == []
+    assert html.count("state-ok") == 2
+
+
+def test_app_page_offers_connect_without_a_connection_and_names_secrets(client, alice, bob, upload):
+    upload(alice, REAL["api-falai-dia-tts.inf.yml"])
+    upload(alice, REAL["api-google-sheets.inf.yml"])
+    client.force_login(bob)
+
+    html = client.get(reverse("apps_registry:app", args=["google", "sheets"])).content.decode()
+    (connect,) = forms_of(html)
+    assert connect["action"] == reverse("integrations:connect", kwargs={"provider_id": "google"})
+    assert ("capabilities", "google.sheets") in connect["inputs"]
+    assert "Connect Google</button>" in connect["html"]
+
+    url = reverse("apps_registry:app", args=["falai", "dia-tts"])
+    html = client.get(url).content.decode()
+    assert "Not set: add it under Settings → Secrets" in html
+    secret_set(user=bob, key="FAL_KEY", value="fal-secret-value")
+    html = client.get(url).content.decode()
+    assert '<h2 id="readiness-heading">Ready</h2>' in html
+    assert "fal-secret-value" not in html
+
+
+def test_app_page_says_reconnect_for_an_ended_grant(client, alice, bob, upload):
+    upload(alice, REAL["api-google-sheets.inf.yml"])
+    ConnectionFactory.create(
+        user=bob,
+        account_email="bob@gmail.example",
+        scopes=google_scopes("google.sheets"),
+        status="needs_reconnect",
+    )
+    client.force_login(bob)
+    html = client.get(reverse("apps_registry:app", args=["google", "sheets"])).content.decode()
+    assert "The Google access for bob@gmail.example has ended: reconnect" in html
+    (action,) = forms_of(html)
+    assert "Reconnect Google</button>" in action["html"]
+    assert action["action"].endswith("/google/connect/")
+
+
+def test_app_page_of_a_credential_app_says_what_to_bring(client, alice, upload):
+    upload(alice, REAL["api-google-gcp-vertex-veo-3.inf.yml"])
+    client.force_login(alice)
+    html = client.get(reverse("apps_registry:app", args=["google", "veo-3-1"])).content.decode()
+    assert "upload a service-account key of that project" in html
+    assert forms_of(html) == []
+
+
+def test_unknown_app_is_404(client):
+    assert client.get(reverse("apps_registry:app", args=["no", "app"])).status_code == 404
+
+
+def test_app_without_valid_version_is_404_for_others_and_shown_to_its_owner(
+    client, alice, bob, upload
+):
+    upload(alice, REPORT.replace("optional: true", "optional: 1"))
+    client.force_login(bob)
+    assert client.get(REPORT_URL).status_code == 404
+    client.force_login(alice)
+    html = client.get(REPORT_URL).content.decode()
+    assert "no valid version yet" in html
+    assert "invalid: 1 problem" in html
+
+
+def test_owner_sees_versions(client, alice, upload):
+    upload(alice)
+    upload(alice, REPORT.replace("Weekly", "Daily"))
+    client.force_login(alice)
+    html = client.get(REPORT_URL).content.decode()
+    assert '<h2 id="versions-heading">Versions</h2>' in html
+    assert ">current</span>" in html
+
+
+def _queries(client: Client, url: str) -> int:
+    with CaptureQueriesContext(db) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_app_page_query_count_is_pinned(client, alice, bob, upload):
+    upload(alice)
+    client.force_login(bob)
+    ConnectionFactory.create(user=bob)
+    _queries(client, REPORT_URL)  # warms what integrations caches (provider definitions)
+    one = _queries(client, REPORT_URL)
+    ConnectionFactory.create_batch(9, user=bob)
+    for i in range(5):
+        secret_set(user=bob, key=f"KEY_{i}", value="v")
+    many = _queries(client, REPORT_URL)
+    # Session, user, the app (with its current version and owner), connections,
+    # secrets, and whatever integrations reads to know the connectable providers.
+    assert one == many
+    assert one <= 6
+    client.force_login(alice)  # the owner also reads the versions
+    assert _queries(client, REPORT_URL) == one + 1
+
+
+# --- the upload page ------------------------------------------------------------------
+
+
+def test_upload_page_needs_login(client):
+    resp = client.get(UPLOAD)
+    assert resp.status_code == 302 and resp["Location"].startswith(reverse("account_login"))
+    resp = client.post(UPLOAD, {"text": REPORT})
+    assert resp.status_code == 302 and not App.objects.exists()
+
+
+def test_paste_a_valid_manifest_goes_to_the_app_page_with_warnings(alice_client, alice):
+    text = REPORT + "homepage: https://example.com\n"
+    resp = alice_client.post(UPLOAD, {"text": text})
+
+    assert resp.status_code == 302 and resp["Location"] == REPORT_URL
+    version = ManifestVersion.objects.get()
+    assert version.valid and version.uploaded_by == alice and version.app.owner == alice
+    assert texts(resp) == [
+        "Uploaded acme/report: version 1.",
+        "Warning: Line 11, column 1: homepage: unknown field 'homepage' (kept)",
+    ]
+
+
+def test_upload_a_file(alice_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    data = REAL["api-google-gmail.inf.yml"].encode()
+    resp = alice_client.post(UPLOAD, {"file": SimpleUploadedFile("inf.yml", data)})
+    assert resp.status_code == 302
+    assert App.objects.get().slug == "google/gmail"
+
+
+def test_invalid_upload_shows_problems_beside_their_lines_and_keeps_the_version(alice_client):
+    text = REPORT.replace("optional: true", "optional: yes").replace(
+        "key: google.sheets.readonly", "key: google.sheetz"
+    )
+    resp = alice_client.post(UPLOAD, {"text": text})
+    html = resp.content.decode()
+
+    assert resp.status_code == 200
+    version = ManifestVersion.objects.get()
+    assert not version.valid and App.objects.get().current_version is None
+    assert "Kept as version 1 of" in html
+    assert '<h2 id="problems-heading">1 problem</h2>' in html
+    line = html.split('<tr id="line-10" class="has-problem">')[1].split("</tr>")[0]
+    assert "<code>    optional: yes</code>" in line
+    assert "column 15" in line and "must be true or false" in line
+    assert 'href="#line-10"' in html
+    assert '<tr id="line-1">' in html  # every line is listed
+    # The text is back in the form, to fix and send again.
+    assert "optional: yes\n</textarea>" in html
+
+
+def test_refused_upload_shows_the_problem_and_stores_nothing(alice_client):
+    resp = alice_client.post(UPLOAD, {"text": "name: [oops\n"})
+    html = resp.content.decode()
+    assert resp.status_code == 200
+    assert "invalid YAML" in html and '<tr id="line-2" class="has-problem">' in html
+    assert not ManifestVersion.objects.exists()
+
+
+def test_empty_form_and_both_inputs_are_refused(alice_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    assert "Paste the manifest or choose a file." in alice_client.post(UPLOAD, {}).content.decode()
+    resp = alice_client.post(
+        UPLOAD, {"text": REPORT, "file": SimpleUploadedFile("a.yml", b"name: a\n")}
+    )
+    assert "not both" in resp.content.decode()
+    assert not ManifestVersion.objects.exists()
+
+
+def test_another_users_app_is_refused(client, alice, bob, upload):
+    upload(alice)
+    client.force_login(bob)
+    resp = client.post(UPLOAD, {"text": REPORT.replace("Weekly", "Hijacked")})
+    assert resp.status_code == 403
+    assert "acme/report belongs to another user" in resp.content.decode()
+    assert ManifestVersion.objects.count() == 1
+
+
+def test_upload_form_needs_a_csrf_token(alice):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    resp = client.post(UPLOAD, {"text": REPORT})
+    assert resp.status_code == 403
+    assert not App.objects.exists()
+    # With the token from the page, it goes through.
+    client.get(UPLOAD)
+    token = client.cookies["csrftoken"].value
+    resp = client.post(UPLOAD, {"text": REPORT, "csrfmiddlewaretoken": token})
+    assert resp.status_code == 302 and App.objects.exists()
+
+
+def test_a_too_large_file_is_refused_unread(alice_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    data = b"name: big\n#" + b"x" * MAX_MANIFEST_BYTES
+    resp = alice_client.post(UPLOAD, {"file": SimpleUploadedFile("big.yml", data)})
+    assert resp.status_code == 200
+    assert "over 65,536 bytes" in resp.content.decode()
+    assert not ManifestVersion.objects.exists()
+
+
+def test_a_pasted_text_over_64_kib_is_refused_and_not_echoed(alice_client):
+    text = "name: big\n#" + "x" * MAX_MANIFEST_BYTES
+    resp = alice_client.post(UPLOAD, {"text": text})
+    html = resp.content.decode()
+    assert "too large" in html
+    assert "x" * 1000 not in html
+    assert not ManifestVersion.objects.exists()
+
+
+def test_a_huge_body_is_refused_before_it_is_read(alice):
+    # CSRF checks on: the body is refused before the CSRF check would parse it.
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    body = "text=" + "x" * (10 * 1024 * 1024)
+    start = time.perf_counter()
+    resp = client.post(UPLOAD, body, content_type="application/x-www-form-urlencoded")
+    elapsed = time.perf_counter() - start
+    assert resp.status_code == 413
+    assert "too large" in resp.content.decode()
+    assert not resp.wsgi_request._read_started  # type: ignore[attr-defined]
+    assert elapsed < 1.0
+    assert not ManifestVersion.objects.exists()
+
+
+# --- the apps list --------------------------------------------------------------------
+
+
+def test_apps_list_shows_only_my_apps(client, alice, bob, upload):
+    upload(alice)
+    upload(bob, REAL["api-google-sheets.inf.yml"])
+    upload(alice, "namespace: acme\nname: broken\nsecrets: 1\n")
+    client.force_login(alice)
+    html = client.get(reverse("apps_registry:list")).content.decode()
+    assert "acme/report" in html and "Weekly report" in html
+    assert "acme/broken" in html and "no valid version" in html
+    assert "google/sheets" not in html
+
+
+def test_apps_list_query_count_is_pinned(client, alice, upload):
+    client.force_login(alice)
+    upload(alice)
+    _queries(client, reverse("apps_registry:list"))
+    one = _queries(client, reverse("apps_registry:list"))
+    for i in range(5):
+        upload(alice, REPORT.replace("name: report", f"name: report-{i}"))
+    assert _queries(client, reverse("apps_registry:list")) == one == 3

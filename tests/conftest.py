@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import override_settings
+
+from integrations.sandbox.services import google_callback_uri, sandbox_client_ensure
+
+
+@pytest.fixture(autouse=True)
+def _fresh_provider_definitions():
+    from integrations import app_settings
+
+    app_settings.definitions_changed()
+    yield
+    app_settings.definitions_changed()
+
+
+@pytest.fixture
+def make_user(db):
+    def make(email: str = "alice@example.com", password: str = "correct horse battery") -> object:
+        User = get_user_model()
+        return User.objects.create_user(
+            username=email.split("@")[0] + str(User.objects.count()),
+            email=email,
+            password=password,
+        )
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice@example.com")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob@example.com")
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def site(live_server):
+    """The live server as SITE_URL, with the sandbox client knowing its callback."""
+    with override_settings(SITE_URL=live_server.url):
+        sandbox_client_ensure(redirect_uris=[google_callback_uri(site_url=live_server.url)])
+        yield live_server.url

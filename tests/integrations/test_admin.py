@@ -1,0 +1,39 @@
+import pytest
+from django.urls import reverse
+
+from integrations.models import AuditEvent
+
+from .factories import ConnectionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_connection_admin_lists_searches_and_filters(admin_client, alice):
+    conn = ConnectionFactory.create(user=alice, account_email="findme@gmail.example")
+    ConnectionFactory.create(
+        user=alice, account_email="other@gmail.example", status="needs_reconnect"
+    )
+    url = reverse("admin:integrations_connection_changelist")
+
+    html = admin_client.get(url, {"q": "findme"}).content.decode()
+    assert "findme@gmail.example" in html and "other@gmail.example" not in html
+    assert conn.token_fingerprint in html
+    html = admin_client.get(url, {"status__exact": "needs_reconnect"}).content.decode()
+    assert "other@gmail.example" in html and "findme@gmail.example" not in html
+
+    detail = admin_client.get(reverse("admin:integrations_connection_change", args=[conn.pk]))
+    text = detail.content.decode()
+    assert "google.sheets.readonly" in text
+    assert "factory-access" not in text and "factory-refresh" not in text
+    assert "access_token_encrypted" not in text
+
+
+def test_audit_log_is_read_only(admin_client, alice):
+    event = AuditEvent.objects.create(kind="connect", provider="google", user=alice)
+    assert admin_client.get(reverse("admin:integrations_auditevent_changelist")).status_code == 200
+    resp = admin_client.post(
+        reverse("admin:integrations_auditevent_delete", args=[event.pk]), {"post": "yes"}
+    )
+    assert resp.status_code == 403
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+    assert admin_client.get(reverse("admin:integrations_auditevent_add")).status_code == 403

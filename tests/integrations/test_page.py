@@ -1,0 +1,74 @@
+"""Settings → Secrets → Integrations."""
+
+import pytest
+from django.db import connection as db
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from .factories import ConnectionFactory
+
+pytestmark = pytest.mark.django_db
+PAGE = reverse("integrations:page")
+
+
+def test_page_needs_login(client):
+    resp = client.get(PAGE)
+    assert resp.status_code == 302
+    assert resp["Location"].startswith(reverse("account_login"))
+
+
+def test_empty_page_offers_connect_with_labelled_checkboxes(alice_client):
+    resp = alice_client.get(PAGE)
+    html = resp.content.decode()
+    assert resp.status_code == 200
+    assert "<span>Settings</span> → <span>Secrets</span>" in html
+    assert 'href="/settings/secrets/integrations/" aria-current="page">Integrations</a>' in html
+    assert "No Google account connected." in html
+    assert 'action="/settings/secrets/integrations/google/connect/"' in html
+    assert 'id="connect-google-google.sheets.readonly"' in html
+    assert 'for="connect-google-google.sheets.readonly"' in html
+    assert html.count('name="csrfmiddlewaretoken"') >= 2
+    # Restricted scopes are marked.
+    gmail_read = html.split('id="connect-google-google.gmail.readonly-desc"')[1].split("</div>")[0]
+    assert "restricted" in gmail_read
+    sheets = html.split('id="connect-google-google.sheets.readonly-desc"')[1].split("</div>")[0]
+    assert "restricted" not in sheets
+    assert 'aria-describedby="connect-google-google.gmail.readonly-desc"' in html
+
+
+def test_connection_shows_account_grants_status_and_only_missing_permissions(alice_client, alice):
+    conn = ConnectionFactory.create(user=alice, account_email="alice@gmail.example")
+    html = alice_client.get(PAGE).content.decode()
+    assert "alice@gmail.example" in html
+    assert "Sheets: read" in html and "Gmail: send" in html
+    assert "Active" in html
+    assert "expires" in html
+    add_form = html.split(
+        f'action="/settings/secrets/integrations/connections/{conn.pk}/add-permissions/"'
+    )[1].split("</form>")[0]
+    assert 'value="google.sheets.readonly"' not in add_form
+    assert 'value="google.gmail.send"' not in add_form
+    assert 'value="google.sheets"' in add_form
+    assert 'value="google.drive.readonly"' in add_form
+    assert f'href="/settings/secrets/integrations/connections/{conn.pk}/disconnect/"' in html
+
+
+def test_other_users_connections_are_not_listed(alice_client, bob):
+    ConnectionFactory.create(user=bob, account_email="bob@gmail.example")
+    assert "bob@gmail.example" not in alice_client.get(PAGE).content.decode()
+
+
+def _queries(client) -> int:
+    client.get(PAGE)  # warms the per-process provider cache
+    with CaptureQueriesContext(db) as ctx:
+        assert client.get(PAGE).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_page_query_count_does_not_grow_with_connections(alice_client, alice):
+    ConnectionFactory.create(user=alice)
+    one = _queries(alice_client)
+    ConnectionFactory.create_batch(19, user=alice)
+    twenty = _queries(alice_client)
+    assert one == twenty
+    assert one <= 6

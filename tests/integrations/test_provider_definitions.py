@@ -1,0 +1,389 @@
+"""Providers defined as data: validation, presets, the admin (check before enabling,
+write-only secret), the same flows and refresh for them, and users' own clients."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import responses
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from integrations import app_settings
+from integrations.models import Connection, ProviderDefinition, UserOAuthClient
+from integrations.provider_presets import PRESETS, DefinitionError, validate_definition
+from integrations.providers import provider_definition_set_secret, user_client_set
+from integrations.refresh import connection_credentials
+
+pytestmark = pytest.mark.django_db
+
+BASE = "https://auth.acme.example"
+ACME = {
+    "slug": "acme",
+    "name": "Acme",
+    "authorize_url": BASE + "/authorize",
+    "token_url": BASE + "/token",
+    "revocation_url": BASE + "/revoke",
+    "userinfo_url": BASE + "/me",
+    "scope_separator": ",",
+    "client_auth": "basic",
+    "uid_field": "user.id",
+    "email_field": "user.handle",
+    "identity_scopes": ["profile"],
+    "auth_params": {"audience": "api"},
+    "refresh_params": {"resource": "https://api.acme.example"},
+    "capabilities": [
+        {"key": "acme.read", "label": "Acme: read", "scopes": ["read"]},
+        {"key": "acme.write", "label": "Acme: write", "scopes": ["write"], "covers": ["acme.read"]},
+    ],
+    "env": {"access_token": "ACME_TOKEN"},
+    "allow_user_clients": True,
+    "rotates_refresh_tokens": True,
+    "default_lifetime": 600,
+}
+
+
+def make_acme(**overrides: object) -> ProviderDefinition:
+    fields = {**ACME, "client_id": "platform-id", "enabled": True, "last_check_ok": True}
+    fields.update(overrides)
+    definition = ProviderDefinition.objects.create(**fields)
+    provider_definition_set_secret(definition=definition, secret="platform-secret")
+    return definition
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_presets_are_valid_definitions(preset):
+    validate_definition(PRESETS[preset])
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"slug": "Bad Slug"}, "slug"),
+        ({"slug": "google"}, "built in"),
+        ({"authorize_url": "", "token_url": ""}, "discovery URL"),
+        ({"scope_separator": ";"}, "scope_separator"),
+        ({"client_auth": "jwt"}, "client_auth"),
+        ({"env": {"access_token": "lower"}}, "env.access_token"),
+        ({"capabilities": [{"key": "other.read", "scopes": []}]}, "starting with 'acme.'"),
+        ({"capabilities": [{"key": "acme.x", "scopes": "read"}]}, "scopes"),
+        ({"capabilities": [{"key": "acme.x", "scopes": [], "covers": ["acme.nope"]}]}, "unknown"),
+    ],
+)
+def test_broken_definitions_say_what_is_wrong(change, message):
+    with pytest.raises(DefinitionError, match=message):
+        validate_definition({**ACME, **change})
+
+
+def test_definition_config_and_catalogue():
+    make_acme()
+    config = app_settings.provider_config("acme")
+    assert config.client_id == "platform-id" and config.client_secret == "platform-secret"
+    assert "platform-secret" not in repr(config)
+    assert config.scope_separator == "," and config.client_auth == "basic"
+    assert config.env == {"access_token": "ACME_TOKEN"}
+    cat = app_settings.catalogue()
+    assert cat.granted_capabilities("acme", ["write", "profile"]) == ["acme.write"]
+    assert cat.is_satisfied("acme.read", ["acme.write"])
+    assert "google.sheets" in cat.by_key  # the built-in ones are still there
+    assert [c.id for c in app_settings.connectable_providers()] == ["google", "acme"]
+
+
+def test_disabled_definitions_are_not_offered():
+    make_acme(enabled=False)
+    assert [c.id for c in app_settings.connectable_providers()] == ["google"]
+
+
+class FakeAcme:
+    """Acme's authorization server at the HTTP edge."""
+
+    def __init__(self, rsps: responses.RequestsMock) -> None:
+        self.token_requests: list[tuple[dict[str, str], str]] = []
+        self.revoked: list[str] = []
+        self.n = 0
+        rsps.add_callback(responses.POST, BASE + "/token", callback=self.token)
+        rsps.add_callback(responses.GET, BASE + "/me", callback=self.me)
+        rsps.add_callback(responses.POST, BASE + "/revoke", callback=self.revoke)
+
+    def token(self, request):
+        form = {k: v[0] for k, v in parse_qs(request.body).items()}
+        self.token_requests.append((form, request.headers.get("Authorization", "")))
+        self.n += 1
+        body = {"access_token": f"acme-at-{self.n}", "refresh_token": f"acme-rt-{self.n}"}
+        if form["grant_type"] == "authorization_code":
+            body["scope"] = "profile,read"  # comma-separated, like Slack and GitHub
+        return (200, {"Content-Type": "application/json"}, json.dumps(body))
+
+    def me(self, request):
+        return (200, {}, json.dumps({"user": {"id": 4242, "handle": "@ada"}}))
+
+    def revoke(self, request):
+        self.revoked.append(parse_qs(request.body)["token"][0])
+        return (200, {}, "")
+
+
+@pytest.fixture
+def acme_server():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield FakeAcme(rsps)
+
+
+def connect_acme(client: Client, server: FakeAcme) -> dict[str, str]:
+    resp = client.post(
+        reverse("integrations:connect", kwargs={"provider_id": "acme"}),
+        {"capabilities": ["acme.read"]},
+    )
+    assert resp.status_code == 302, resp.content
+    params = {k: v[0] for k, v in parse_qs(urlsplit(resp["Location"]).query).items()}
+    assert resp["Location"].startswith(BASE + "/authorize?")
+    done = client.get(
+        reverse("integrations:oauth_callback", kwargs={"provider_id": "acme"}),
+        {"state": params["state"], "code": "the-code"},
+    )
+    assert done.status_code == 302
+    return params
+
+
+def basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def test_the_same_machinery_for_a_provider_defined_as_data(alice_client, alice, acme_server):
+    make_acme()
+    params = connect_acme(alice_client, acme_server)
+
+    assert params["client_id"] == "platform-id"
+    assert sorted(params["scope"].split(",")) == ["profile", "read"]  # comma-separated
+    assert params["audience"] == "api"
+    assert params["code_challenge_method"] == "S256"
+    form, auth = acme_server.token_requests[0]
+    assert auth == basic("platform-id", "platform-secret")
+    assert "client_secret" not in form
+    conn = Connection.objects.get(user=alice, provider="acme")
+    assert conn.account_uid == "4242" and conn.account_email == "@ada"
+    assert conn.scopes == ["profile", "read"]
+    assert conn.is_default
+    assert conn.expires_at is not None  # default_lifetime: the response had no expires_in
+
+    # Refresh: the provider's refresh parameters and client authentication.
+    Connection.objects.filter(pk=conn.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    conn.refresh_from_db()
+    assert connection_credentials(connection=conn).access_token == "acme-at-2"
+    form, auth = acme_server.token_requests[1]
+    assert form["grant_type"] == "refresh_token" and form["refresh_token"] == "acme-rt-1"
+    assert form["resource"] == "https://api.acme.example"
+    assert auth == basic("platform-id", "platform-secret")
+
+    # Disconnect revokes at the provider's endpoint.
+    alice_client.post(reverse("integrations:disconnect", kwargs={"id": conn.pk}))
+    assert acme_server.revoked == ["acme-rt-2"]
+
+
+def test_own_client_is_used_for_flows_and_refreshes_and_never_shown(
+    alice_client, alice, acme_server, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    make_acme(client_id="", enabled=True)
+    ProviderDefinition.objects.filter(slug="acme").update(client_secret_encrypted=None)
+    page = alice_client.get(reverse("integrations:page")).content.decode()
+    assert "first add your own Acme app" in page
+    assert "http://127.0.0.1:8000/integrations/oauth/acme/callback/" in page
+
+    resp = alice_client.post(
+        reverse("integrations:own_client_set", kwargs={"provider_id": "acme"}),
+        {"client_id": "alice-app", "client_secret": "alice-very-secret"},
+    )
+    assert resp.status_code == 302
+    stored = UserOAuthClient.objects.get(user=alice)
+    assert b"alice-very-secret" not in bytes(stored.client_secret_encrypted)
+
+    params = connect_acme(alice_client, acme_server)
+    assert params["client_id"] == "alice-app"
+    assert acme_server.token_requests[0][1] == basic("alice-app", "alice-very-secret")
+    conn = Connection.objects.get(user=alice, provider="acme")
+    assert conn.oauth_client_id == stored.pk
+
+    Connection.objects.filter(pk=conn.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    conn.refresh_from_db()
+    connection_credentials(connection=conn)
+    assert acme_server.token_requests[1][1] == basic("alice-app", "alice-very-secret")
+
+    page = alice_client.get(reverse("integrations:page")).content.decode()
+    assert "alice-app" in page and "alice-very-secret" not in page
+    logs = "\n".join(r.getMessage() for r in caplog.records)
+    assert "alice-very-secret" not in logs
+
+    # Replacing the client: grants of the old one need reconnecting.
+    user_client_set(user=alice, provider="acme", client_id="alice-app-2", client_secret="s2")
+    conn.refresh_from_db()
+    assert conn.status == "needs_reconnect" and conn.oauth_client_id is None
+
+
+def test_own_client_is_refused_where_the_provider_does_not_take_them(alice_client):
+    make_acme(allow_user_clients=False)
+    resp = alice_client.post(
+        reverse("integrations:own_client_set", kwargs={"provider_id": "acme"}),
+        {"client_id": "x", "client_secret": "y"},
+    )
+    assert resp.status_code == 404
+    assert not UserOAuthClient.objects.exists()
+
+
+def test_own_client_forms_need_csrf(alice):
+    make_acme()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    for name in ("own_client_set", "own_client_delete"):
+        resp = client.post(reverse(f"integrations:{name}", kwargs={"provider_id": "acme"}))
+        assert resp.status_code == 403
+
+
+def admin_form(**overrides: object) -> dict[str, object]:
+    data: dict[str, object] = {}
+    for key, value in {**ACME, **overrides}.items():
+        if isinstance(value, (list, dict)):
+            data[key] = json.dumps(value)
+        elif isinstance(value, bool):
+            if value:
+                data[key] = "on"
+        else:
+            data[key] = value
+    data.setdefault("pkce", "on")
+    return data
+
+
+def test_admin_add_from_preset_check_then_enable(admin_client):
+    page = admin_client.get(reverse("admin:integrations_providerdefinition_changelist"))
+    assert "?preset=x" in page.content.decode()
+    add = admin_client.get(reverse("admin:integrations_providerdefinition_add") + "?preset=x")
+    assert "https://api.x.com/2/oauth2/token" in add.content.decode()
+
+    url = reverse("admin:integrations_providerdefinition_add")
+    refused = admin_client.post(
+        url, admin_form(enabled=True, client_id="cid", client_secret="csec")
+    )
+    assert refused.status_code == 200
+    assert "run “Check” on it" in refused.content.decode()
+    assert not ProviderDefinition.objects.exists()
+
+    resp = admin_client.post(url, admin_form(client_id="cid", client_secret="csec"))
+    assert resp.status_code == 302, resp.content.decode()[:3000]
+    definition = ProviderDefinition.objects.get(slug="acme")
+    assert app_settings.provider_config("acme").client_secret == "csec"
+    change = admin_client.get(
+        reverse("admin:integrations_providerdefinition_change", args=[definition.pk])
+    ).content.decode()
+    assert "csec" not in change
+    assert "/integrations/oauth/acme/callback/" in change
+
+    with responses.RequestsMock() as rsps:
+        for method, path in (("GET", "/authorize"), ("POST", "/token"), ("POST", "/revoke")):
+            rsps.add(method, BASE + path, status=400)
+        rsps.add("GET", BASE + "/me", status=401)
+        resp = admin_client.post(
+            reverse("admin:integrations_providerdefinition_changelist"),
+            {"action": "run_check", "_selected_action": [definition.pk]},
+            follow=True,
+        )
+    text = " ".join(str(m) for m in get_messages(resp.wsgi_request))
+    assert "token" in text and "answered 400" in text
+    definition.refresh_from_db()
+    assert definition.last_check_ok
+
+    change_url = reverse("admin:integrations_providerdefinition_change", args=[definition.pk])
+    resp = admin_client.post(change_url, admin_form(enabled=True, client_id="cid"))
+    assert resp.status_code == 302
+    definition.refresh_from_db()
+    assert definition.enabled
+    assert app_settings.provider_config("acme").client_secret == "csec"  # kept
+
+
+def test_check_fails_on_an_unreachable_endpoint_and_keeps_it_disabled(admin_client):
+    definition = make_acme(enabled=False, last_check_ok=False)
+    with responses.RequestsMock() as rsps:
+        rsps.add("GET", BASE + "/authorize", status=400)
+        rsps.add("POST", BASE + "/token", body=requests.ConnectionError("refused"))
+        rsps.add("POST", BASE + "/revoke", status=503)
+        rsps.add("GET", BASE + "/me", status=401)
+        from integrations.providers import provider_definition_check
+
+        report = provider_definition_check(definition=definition)
+    assert not report.ok
+    assert any("revocation" in line and "503" in line for line in report.lines)
+    definition.refresh_from_db()
+    assert not definition.enabled and not definition.last_check_ok
+
+
+def test_check_fills_endpoints_from_discovery():
+    definition = make_acme(
+        enabled=False,
+        authorize_url="",
+        token_url="",
+        revocation_url="",
+        userinfo_url="",
+        discovery_url=BASE + "/.well-known/openid-configuration",
+        client_auth="post",
+    )
+    meta = {
+        "issuer": BASE,
+        "authorization_endpoint": BASE + "/authorize",
+        "token_endpoint": BASE + "/token",
+        "revocation_endpoint": BASE + "/revoke",
+        "userinfo_endpoint": BASE + "/me",
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+    }
+    with responses.RequestsMock() as rsps:
+        rsps.add("GET", BASE + "/.well-known/openid-configuration", json=meta)
+        rsps.add("GET", BASE + "/authorize", status=400)
+        rsps.add("POST", BASE + "/token", status=400)
+        rsps.add("POST", BASE + "/revoke", status=400)
+        rsps.add("GET", BASE + "/me", status=401)
+        from integrations.providers import provider_definition_check
+
+        report = provider_definition_check(definition=definition)
+    assert report.ok, report.lines
+    definition.refresh_from_db()
+    assert definition.token_url == BASE + "/token" and definition.userinfo_url == BASE + "/me"
+
+
+@pytest.mark.parametrize("rotates", [False, True])
+def test_runs_get_tokens_narrowed_where_the_provider_allows(alice, acme_server, rotates):
+    from integrations.refresh import connection_narrowed_credentials
+    from integrations.services import connection_access_token, store_tokens
+    from integrations.tokens import TokenSet
+
+    make_acme(narrow_scope_on_refresh=True, rotates_refresh_tokens=rotates)
+    conn = Connection(
+        user=alice, provider="acme", account_uid="4242", scopes=["profile", "read", "write"]
+    )
+    store_tokens(
+        conn,
+        TokenSet(
+            access_token="acme-full",
+            refresh_token="acme-rt-0",
+            expires_at=timezone.now() + timedelta(hours=1),
+            scopes=None,
+        ),
+    )
+    conn.save()
+
+    creds = connection_narrowed_credentials(connection=conn, scopes=["read"])
+
+    if rotates:  # each run would replace the stored grant: not narrowed
+        assert creds.access_token == "acme-full"
+        assert acme_server.token_requests == []
+        return
+    ((form, _),) = acme_server.token_requests
+    assert form["grant_type"] == "refresh_token" and form["scope"] == "read"
+    assert creds.access_token == "acme-at-1"
+    conn.refresh_from_db()
+    assert connection_access_token(connection=conn) == "acme-full"  # not stored

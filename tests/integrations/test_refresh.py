@@ -1,0 +1,354 @@
+"""Refresh on demand and by the sweep, failures classified, attempts bounded. The
+provider is faked at the HTTP edge (`responses`); the clock is passed in."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+import responses
+from django.core import mail
+from django.urls import reverse
+
+from integrations import app_settings
+from integrations.errors import ProviderUnavailableError, ReauthorizationRequiredError
+from integrations.models import AuditEvent, Connection, ProviderHealth
+from integrations.refresh import (
+    connection_credentials,
+    connection_refresh_if_due,
+    connections_due_claim,
+)
+from integrations.refresh_policy import BACKOFF_BASE, backoff_delay, next_refresh_at
+from integrations.services import connection_access_token, connection_refresh_token, store_tokens
+from integrations.tokens import TokenSet
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def make_connection(
+    user, *, expires_at: datetime, refresh: str | None = "1//rt-0", uid: str = "sub-1"
+) -> Connection:
+    """A connection as the callback leaves it, last used at T0."""
+    conn = Connection(
+        user=user,
+        provider="google",
+        account_uid=uid,
+        account_email="alice@gmail.example",
+        scopes=["openid", "email", "https://www.googleapis.com/auth/spreadsheets.readonly"],
+        last_used_at=T0,
+        last_refreshed_at=expires_at - timedelta(hours=1),
+    )
+    store_tokens(
+        conn,
+        TokenSet(
+            access_token="ya29.old", refresh_token=refresh, expires_at=expires_at, scopes=None
+        ),
+    )
+    conn.next_refresh_at = next_refresh_at(
+        connection=conn, config=app_settings.provider_config("google"), now=T0
+    )
+    conn.save()
+    return conn
+
+
+class TokenEndpoint:
+    """Google's token endpoint, scripted: a list of (status, body) or exceptions."""
+
+    def __init__(self, rsps: responses.RequestsMock) -> None:
+        self.calls: list[dict[str, str]] = []
+        self.script: list[object] = []
+        self.default: object = (200, {"access_token": "ya29.new", "expires_in": 3599})
+        rsps.add_callback(
+            responses.POST, app_settings.provider_config("google").token_url, callback=self._answer
+        )
+
+    def _answer(self, request):
+        self.calls.append({k: v[0] for k, v in parse_qs(request.body).items()})
+        answer = self.script.pop(0) if self.script else self.default
+        if isinstance(answer, Exception):
+            raise answer
+        assert isinstance(answer, tuple)
+        status, body = answer
+        return (status, {"Content-Type": "application/json"}, json.dumps(body))
+
+
+@pytest.fixture
+def endpoint():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield TokenEndpoint(rsps)
+
+
+def test_fresh_token_is_served_without_a_request(alice, endpoint):
+    conn = make_connection(alice, expires_at=T0 + timedelta(hours=1))
+    creds = connection_credentials(connection=conn, now=T0)
+    assert creds.access_token == "ya29.old"
+    assert endpoint.calls == []
+    assert "ya29" not in repr(creds)
+
+
+def test_token_inside_the_margin_is_refreshed(alice, endpoint):
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=5))
+    creds = connection_credentials(connection=conn, now=T0)
+
+    assert creds.access_token == "ya29.new"
+    assert creds.expires_at == T0 + timedelta(seconds=3599)
+    (call,) = endpoint.calls
+    assert call["grant_type"] == "refresh_token" and call["refresh_token"] == "1//rt-0"
+    assert call["client_id"] == app_settings.provider_config("google").client_id
+    conn.refresh_from_db()
+    assert connection_access_token(connection=conn) == "ya29.new"
+    # No refresh token in the response: the stored one is kept.
+    assert connection_refresh_token(connection=conn) == "1//rt-0"
+    assert conn.status == "active" and conn.last_refreshed_at == T0
+    # In use: the sweep will refresh it ahead of expiry (margin 10 min + lead 5 min).
+    assert conn.next_refresh_at == T0 + timedelta(seconds=3599 - 900)
+    assert AuditEvent.objects.filter(kind="refresh_succeeded", connection_id=conn.pk).count() == 1
+
+
+def test_per_call_margin(alice, endpoint):
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=5))
+    assert connection_credentials(connection=conn, margin=60, now=T0).access_token == "ya29.old"
+    assert endpoint.calls == []
+
+
+def test_rotated_refresh_token_is_stored_with_the_access_token(alice, endpoint):
+    endpoint.default = (
+        200,
+        {"access_token": "ya29.new", "refresh_token": "1//rt-1", "expires_in": 60},
+    )
+    conn = make_connection(alice, expires_at=T0 - timedelta(minutes=1))
+    connection_credentials(connection=conn, now=T0)
+    conn.refresh_from_db()
+    assert connection_refresh_token(connection=conn) == "1//rt-1"
+    assert connection_access_token(connection=conn) == "ya29.new"
+
+
+@pytest.mark.parametrize("code", ["invalid_grant", "invalid_rapt", "admin_policy_enforced"])
+def test_dead_grant_needs_reconnect_once_and_is_never_retried(alice, endpoint, code):
+    endpoint.default = (
+        400,
+        {"error": code, "error_description": "Token has been expired or revoked."},
+    )
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=2))
+
+    with pytest.raises(ReauthorizationRequiredError):
+        connection_credentials(connection=conn, now=T0)
+
+    conn.refresh_from_db()
+    assert conn.status == "needs_reconnect" and conn.last_error_code == code
+    assert conn.next_refresh_at is None
+    assert len(endpoint.calls) == 1
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["alice@example.com"]
+    assert "Reconnect" in mail.outbox[0].subject
+    assert "/settings/secrets/integrations/" in mail.outbox[0].body
+
+    # A simulated day of sweeps, one a minute, and on-demand asks: no provider call.
+    for minute in range(1, 24 * 60 + 1):
+        now = T0 + timedelta(minutes=minute)
+        assert connections_due_claim(now=now) == []
+        if minute % 60 == 0:
+            with pytest.raises(ReauthorizationRequiredError):
+                connection_credentials(connection=Connection.objects.get(pk=conn.pk), now=now)
+    assert len(endpoint.calls) == 1
+    assert len(mail.outbox) == 1
+    kinds = list(AuditEvent.objects.filter(connection_id=conn.pk).values_list("kind", flat=True))
+    assert kinds.count("refresh_failed") == 1 and kinds.count("status_changed") == 1
+
+
+def test_banner_and_reconnect_restore_active(alice_client, alice, endpoint):
+    from .fakes import FakeGoogle
+    from .test_flows import finish
+
+    endpoint.default = (400, {"error": "invalid_grant"})
+    conn = make_connection(alice, expires_at=T0)
+    conn.account_uid = "google-sub-alice"
+    conn.save(update_fields=["account_uid"])
+    with pytest.raises(ReauthorizationRequiredError):
+        connection_credentials(connection=conn, now=T0)
+
+    page = alice_client.get(reverse("integrations:page")).content.decode()
+    assert "needs reconnecting" in page
+    assert f'action="/settings/secrets/integrations/connections/{conn.pk}/reconnect/"' in page
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        google = FakeGoogle(rsps)
+        resp = alice_client.post(reverse("integrations:reconnect", kwargs={"id": conn.pk}))
+        assert resp.status_code == 302
+        from urllib.parse import urlsplit
+
+        params = {k: v[0] for k, v in parse_qs(urlsplit(resp["Location"]).query).items()}
+        assert params["prompt"] == "consent"
+        assert "https://www.googleapis.com/auth/spreadsheets.readonly" in params["scope"]
+        finish(alice_client, google, params)
+
+    conn.refresh_from_db()
+    assert conn.status == "active"
+    assert conn.reconnect_notified_at is None and conn.last_error_code == ""
+    assert conn.next_refresh_at is not None
+    assert AuditEvent.objects.filter(
+        kind="status_changed", connection_id=conn.pk, detail__to="active"
+    ).exists()
+    assert (
+        "needs reconnecting" not in alice_client.get(reverse("integrations:page")).content.decode()
+    )
+
+
+def test_reconnect_is_post_only_and_owned(alice_client, bob, client):
+    conn = make_connection(bob, expires_at=T0)
+    assert (
+        alice_client.post(reverse("integrations:reconnect", kwargs={"id": conn.pk})).status_code
+        == 404
+    )
+    assert (
+        alice_client.get(reverse("integrations:reconnect", kwargs={"id": conn.pk})).status_code
+        == 405
+    )
+
+
+@pytest.mark.parametrize(
+    "failure,code",
+    [
+        ((503, {"error": "backend_error"}), "http_503"),
+        ((500, {}), "http_500"),
+        ((429, {"error": "rate_limit_exceeded"}), "http_429"),
+        (requests.ReadTimeout("read timed out"), "timeout"),
+        (requests.ConnectionError("refused"), "connection_error"),
+    ],
+)
+def test_transient_failures_back_off_bounded_and_serve_the_current_token(
+    alice, endpoint, failure, code
+):
+    endpoint.default = failure
+    expires = T0 + timedelta(minutes=14)  # due now: inside margin + lead
+    conn = make_connection(alice, expires_at=expires)
+
+    attempts: list[datetime] = []
+
+    def attempted(now: datetime, before: int) -> None:
+        if len(endpoint.calls) > before:
+            attempts.append(now)
+
+    for minute in range(0, 24 * 60):
+        now = T0 + timedelta(minutes=minute)
+        for cid in connections_due_claim(now=now):
+            before = len(endpoint.calls)
+            assert connection_refresh_if_due(connection_id=cid, now=now) == code
+            attempted(now, before)
+        if minute % 7 == 0:
+            fresh = Connection.objects.get(pk=conn.pk)
+            before = len(endpoint.calls)
+            if now < expires:
+                # Still valid, if inside the margin: served.
+                assert connection_credentials(connection=fresh, now=now).access_token == "ya29.old"
+            else:
+                with pytest.raises(ProviderUnavailableError):
+                    connection_credentials(connection=fresh, now=now)
+            attempted(now, before)
+
+    conn.refresh_from_db()
+    assert conn.status == "refresh_failing" and conn.last_error_code == code
+    # Bounded: at most 10 attempts per connection per day, sweeps and on-demand together.
+    assert len(endpoint.calls) <= 10
+    assert len(attempts) >= 5
+    # Exponential: each wait at least half the nominal backoff, at most the full one
+    # (plus the sweep's one-minute grain).
+    for n, (a, b) in enumerate(itertools.pairwise(attempts), start=1):
+        nominal = min(BACKOFF_BASE * 2 ** (n - 1), timedelta(hours=4))
+        assert nominal / 2 - timedelta(minutes=1) <= b - a <= nominal + timedelta(minutes=1)
+    assert len(mail.outbox) == 0
+
+    # Recovery.
+    endpoint.default = (200, {"access_token": "ya29.new", "expires_in": 3599})
+    assert conn.backoff_until is not None
+    later = conn.backoff_until + timedelta(seconds=1)
+    assert connection_credentials(connection=conn, now=later).access_token == "ya29.new"
+    conn.refresh_from_db()
+    assert conn.status == "active" and conn.refresh_failures == 0 and conn.backoff_until is None
+    assert AuditEvent.objects.filter(
+        kind="status_changed", connection_id=conn.pk, detail__to="active"
+    ).exists()
+    failed = AuditEvent.objects.filter(kind="refresh_failed", connection_id=conn.pk)
+    assert failed.count() == len(endpoint.calls) - 1
+    assert set(failed.values_list("error_code", flat=True)) == {code}
+
+
+def test_backoff_delay_has_jitter_and_a_cap():
+    import random
+
+    rng = random.Random(7)
+    delays = {backoff_delay(3, rng=rng) for _ in range(20)}
+    assert len(delays) > 1
+    assert all(timedelta(seconds=60) <= d <= timedelta(seconds=120) for d in delays)
+    assert backoff_delay(40) <= timedelta(hours=4)
+
+
+@pytest.mark.parametrize("code", ["invalid_client", "unauthorized_client"])
+def test_client_problems_go_to_staff_not_users(alice, endpoint, admin_client, code):
+    endpoint.default = (401, {"error": code})
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=1))
+    # Served while valid; no email; the provider is marked for staff.
+    assert connection_credentials(connection=conn, now=T0).access_token == "ya29.old"
+    conn.refresh_from_db()
+    assert conn.status == "active" and conn.last_error_code == code
+    assert len(mail.outbox) == 0
+    health = ProviderHealth.objects.get(provider="google")
+    assert not health.ok and health.error_code == code
+    html = admin_client.get(
+        reverse("admin:integrations_providerhealth_changelist")
+    ).content.decode()
+    assert code in html
+
+
+def test_sweep_claims_due_connections_soonest_first_and_leases_them(alice, endpoint):
+    due = [
+        make_connection(alice, expires_at=T0 + timedelta(minutes=m), uid=f"sub-{m}")
+        for m in (9, 3, 6)
+    ]
+    make_connection(alice, expires_at=T0 + timedelta(hours=2), uid="sub-later")
+
+    claimed = connections_due_claim(now=T0)
+    assert claimed == [due[1].pk, due[2].pk, due[0].pk]
+    # Leased: the next sweep a minute later does not enqueue them again.
+    assert connections_due_claim(now=T0 + timedelta(minutes=1)) == []
+    for cid in claimed:
+        assert connection_refresh_if_due(connection_id=cid, now=T0) == "ok"
+    assert len(endpoint.calls) == 3
+
+
+def test_refresh_if_due_skips_what_another_holder_refreshed(alice, endpoint):
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=3))
+    (cid,) = connections_due_claim(now=T0)
+    connection_credentials(connection=conn, now=T0)  # on demand, meanwhile
+    assert connection_refresh_if_due(connection_id=cid, now=T0) == "ok"
+    assert len(endpoint.calls) == 1
+    conn.refresh_from_db()
+    assert conn.next_refresh_at == T0 + timedelta(seconds=3599 - 900)
+
+
+def test_idle_connection_gets_a_keepalive_not_hourly_refreshes(alice, endpoint):
+    conn = make_connection(alice, expires_at=T0 + timedelta(hours=1))
+    Connection.objects.filter(pk=conn.pk).update(last_used_at=T0 - timedelta(days=3))
+    conn.refresh_from_db()
+    config = app_settings.provider_config("google")
+    due = next_refresh_at(connection=conn, config=config, now=T0)
+    assert conn.last_refreshed_at is not None
+    assert due == conn.last_refreshed_at + timedelta(seconds=config.keepalive_interval)
+    # Used again: back to ahead-of-expiry refreshes.
+    connection_credentials(connection=conn, now=T0)
+    conn.refresh_from_db()
+    assert conn.last_used_at == T0
+    assert conn.next_refresh_at == T0 + timedelta(hours=1) - timedelta(seconds=900)
+
+
+def test_no_refresh_token_means_reconnect_when_expired(alice, endpoint):
+    conn = make_connection(alice, expires_at=T0 - timedelta(seconds=1), refresh=None)
+    with pytest.raises(ReauthorizationRequiredError):
+        connection_credentials(connection=conn, now=T0)
+    assert endpoint.calls == []

@@ -1,0 +1,273 @@
+"""Refresh across threads, processes and machines, against the real sandbox with
+rotating refresh tokens that treats the reuse of an old one as theft (RFC 9700
+§4.14.2: django-oauth-toolkit's reuse protection revokes the whole grant), with a real
+Celery worker and beat on Redis, and a worker killed mid-refresh. PostgreSQL only."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import signal
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.db import connection as db
+from django.test import Client, override_settings
+from django.utils import timezone
+from oauth2_provider.settings import oauth2_settings
+
+from integrations import app_settings
+from integrations.models import Connection
+from integrations.refresh import connection_credentials
+from integrations.refresh_policy import next_refresh_at
+from integrations.sandbox.models import SandboxTokenRequest
+from integrations.services import connection_access_token, store_tokens
+from integrations.tokens import TokenSet
+from tests.processes import django_env, needs_postgres, start
+from tests.sandbox.conftest import Flow
+
+pytestmark = [needs_postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+SHEETS = "https://www.googleapis.com/auth/spreadsheets.readonly"
+
+
+@pytest.fixture
+def rotating_sandbox(site):
+    """The live sandbox, rotating refresh tokens, reuse of an old one revoking all."""
+    with override_settings(
+        OAUTH2_PROVIDER={
+            **oauth2_settings.user_settings,
+            "ROTATE_REFRESH_TOKEN": True,
+            "REFRESH_TOKEN_REUSE_PROTECTION": True,
+        }
+    ):
+        yield site
+
+
+def sandbox_connection(user, *, expires_in: timedelta) -> Connection:
+    """A connection holding a real sandbox grant (obtained through its consent flow)."""
+    client = Client()
+    client.force_login(user)
+    tokens = Flow(client).tokens(["openid", "email", SHEETS], access_type="offline")
+    assert tokens.get("refresh_token")
+    now = timezone.now()
+    conn = Connection(
+        user=user,
+        provider="google",
+        account_uid=f"sandbox-{user.pk}",
+        account_email=user.email,
+        scopes=tokens["scope"].split(),
+        last_used_at=now,
+        last_refreshed_at=now,
+    )
+    store_tokens(
+        conn,
+        TokenSet(
+            access_token=tokens["access_token"],
+            refresh_token=tokens["refresh_token"],
+            expires_at=now + expires_in,
+            scopes=None,
+        ),
+    )
+    conn.next_refresh_at = next_refresh_at(
+        connection=conn, config=app_settings.provider_config("google"), now=now
+    )
+    conn.save()
+    return conn
+
+
+def refresh_requests() -> int:
+    return SandboxTokenRequest.objects.filter(grant_type="refresh_token").count()
+
+
+def fingerprint(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def test_fifty_concurrent_asks_make_one_refresh(rotating_sandbox, alice, tmp_path: Path):
+    conn = sandbox_connection(alice, expires_in=timedelta(seconds=-1))
+    go = tmp_path / "go"
+    env = django_env(SITE_URL=rotating_sandbox)
+    racers = [
+        start(["-m", "tests.integrations.racer", "credentials", str(conn.pk), "12", str(go)], env)
+        for _ in range(2)
+    ]
+    for proc in racers:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+
+    tokens: list[str] = []
+    errors: list[str] = []
+
+    def ask() -> None:
+        try:
+            while not go.exists():
+                time.sleep(0.001)
+            fresh = Connection.objects.get(pk=conn.pk)
+            tokens.append(fingerprint(connection_credentials(connection=fresh).access_token))
+        except Exception as exc:
+            errors.append(repr(exc))
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(26)]
+    for t in threads:
+        t.start()
+    go.touch()  # 26 threads here and 2 x 12 in the other processes, at once
+    for t in threads:
+        t.join(timeout=60)
+    for proc in racers:
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        result = json.loads(out.strip().splitlines()[-1])
+        tokens += result["tokens"]
+        errors += result["errors"]
+
+    assert errors == []
+    assert len(tokens) == 50
+    conn.refresh_from_db()
+    assert refresh_requests() == 1  # counted by the authorization server
+    assert set(tokens) == {fingerprint(connection_access_token(connection=conn))}
+    assert conn.status == "active"
+    # The rotated grant is alive: the stored refresh token still works.
+    conn.expires_at = timezone.now()
+    conn.save(update_fields=["expires_at"])
+    assert connection_credentials(connection=conn).access_token
+    conn.refresh_from_db()
+    assert conn.status == "active" and refresh_requests() == 2
+
+
+def test_celery_worker_and_beat_refresh_a_connection_about_to_expire(site, alice, tmp_path):
+    redis_url = settings.REDIS_URL or "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(redis_url).ping()
+    except redis.RedisError:
+        pytest.skip("Redis is not reachable")
+    conn = sandbox_connection(alice, expires_in=timedelta(minutes=5))
+    before = connection_access_token(connection=conn)
+    queue = f"test-refresh-{tmp_path.name}"
+    env = django_env(
+        SITE_URL=site,
+        REDIS_URL=redis_url,
+        CELERY_QUEUE=queue,
+        INTEGRATIONS_SWEEP_SECONDS="1",
+    )
+    worker = start(
+        [
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "4",
+            "-Q",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "info",
+        ],
+        env,
+    )
+    beat = start(
+        [
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "beat",
+            "-l",
+            "info",
+            "-s",
+            str(tmp_path / "beat-schedule"),
+            "--pidfile",
+            str(tmp_path / "beat.pid"),
+        ],
+        env,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            conn.refresh_from_db()
+            if connection_access_token(connection=conn) != before:
+                break
+            assert worker.poll() is None and beat.poll() is None
+            time.sleep(0.5)
+        else:
+            pytest.fail("the worker did not refresh the connection in 90 s")
+    finally:
+        for proc in (beat, worker):
+            proc.send_signal(signal.SIGTERM)
+        logs = [proc.communicate(timeout=30)[0] for proc in (beat, worker)]
+    assert conn.status == "active"
+    assert conn.expires_at is not None and conn.expires_at > timezone.now() + timedelta(minutes=30)
+    assert conn.next_refresh_at is not None and conn.next_refresh_at > timezone.now()
+    assert refresh_requests() == 1
+    assert "refresh-sweep" in logs[0] or "refresh_sweep" in logs[0]
+    assert "outcome=ok" in logs[1]
+    for log in logs:  # task arguments are ids; no token in any log line
+        assert before not in log
+        assert connection_access_token(connection=conn) not in log
+
+
+class _Hang(http.server.BaseHTTPRequestHandler):
+    got_request = threading.Event()
+
+    def do_POST(self) -> None:
+        type(self).got_request.set()
+        time.sleep(30)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_worker_killed_mid_refresh_leaves_the_row_as_it_was_and_unlocked(alice):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hang)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    now = timezone.now()
+    conn = Connection(user=alice, provider="google", account_uid="sub-k", last_used_at=now)
+    store_tokens(
+        conn,
+        TokenSet(access_token="ya29.k", refresh_token="1//k", expires_at=now, scopes=None),
+    )
+    conn.save()
+    snapshot = Connection.objects.filter(pk=conn.pk).values().get()
+    env = django_env(
+        GOOGLE_CLIENT_ID="c",
+        GOOGLE_CLIENT_SECRET="s",
+        SANDBOX_ENABLED="false",
+        GOOGLE_OAUTH_TOKEN_URL=f"http://127.0.0.1:{server.server_port}/token",
+    )
+    proc = start(["-m", "tests.integrations.racer", "refresh", str(conn.pk)], env)
+    try:
+        assert _Hang.got_request.wait(30), "the refresh never reached the token endpoint"
+        # The dying worker holds the row lock right now.
+        with pytest.raises(DatabaseError), transaction.atomic():
+            Connection.objects.select_for_update(nowait=True).get(pk=conn.pk)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with transaction.atomic():
+                    Connection.objects.select_for_update(nowait=True).get(pk=conn.pk)
+                break
+            except DatabaseError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    finally:
+        proc.kill()
+        server.shutdown()
+    assert Connection.objects.filter(pk=conn.pk).values().get() == snapshot
