@@ -1,0 +1,961 @@
+"""How fast the background refresh gets through the connections that are due.
+
+Run from the repository root (PostgreSQL on 127.0.0.1:5432, trust auth, user
+``postgres``; Redis on 127.0.0.1:6379)::
+
+    python bench/refresh_sweep.py [--quick] [--concurrency 32[,64...]]
+
+It creates its own database (``bench_refresh``, dropped at the end), migrates it,
+starts a local token endpoint (``bench/_token_server.py``, its own process) and a real
+Celery worker on Redis (``--pool threads``, its own queue and Redis database), then:
+
+1. The refresh, the way production does it: N connections due now; the production
+   sweep task (``integrations.tasks.refresh_sweep``: ``connections_due_claim`` in
+   batches of ``INTEGRATIONS_SWEEP_BATCH_SIZE``, one ``refresh_connection`` task per
+   id) is called back to back until it claims nothing, and the worker refreshes. Timed
+   from the first claim to the last refresh written. N = 1,000 and 10,000, the
+   endpoint adding 0 ms and 100 ms. Printed: total seconds, refreshes per second, the
+   limit (C / latency at 100 ms; at 0 ms the CPU, measured by a serial calibration
+   run), the ratio to it, and the token requests counted at the endpoint (= N).
+2. The sweep query: ``EXPLAIN (ANALYZE, BUFFERS)`` of the SELECT that
+   ``connections_due_claim`` runs, and its median time, with 10k and 1M connections
+   in the table and 1,000 of them due.
+
+``--quick`` runs only N = 1,000 at 100 ms and the query plans (a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PG = "postgres://postgres@127.0.0.1:5432"
+REDIS = "redis://127.0.0.1:6379"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# ``--reuse-db N`` (an experiment, not the product's configuration): the worker keeps
+# each thread's database connection for N tasks (Celery's Django fix-up reads
+# CELERY_DB_REUSE_MAX) instead of closing it before and after every task, as it does
+# when the setting is absent. Set here, in the worker process only.
+REUSE_DB_WORKER = """
+import os, sys
+from django.conf import settings
+reuse = int(os.environ["BENCH_DB_REUSE_MAX"])
+if reuse:
+    settings.CELERY_DB_REUSE_MAX = reuse
+from celery.__main__ import main
+sys.argv[0] = "celery"
+sys.exit(main())
+"""
+
+
+# --- processes and CPU accounting ------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as fh:
+        data = fh.read()
+    return data[data.rindex(")") + 2 :].split()  # fields from #3 (state) on
+
+
+def proc_cpu(pid: int, *, children: bool = False) -> float:
+    """CPU seconds (user + system) of a process; with its reaped children's."""
+    try:
+        f = _stat_fields(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    ticks = int(f[11]) + int(f[12])  # utime, stime
+    if children:
+        ticks += int(f[13]) + int(f[14])  # cutime, cstime
+    return ticks / CLK_TCK
+
+
+def postgres_cpu(postmaster: int | None) -> float:
+    """CPU seconds of the local PostgreSQL server: the postmaster, the backends and
+    workers alive now, and (through the postmaster's cutime) those that have exited."""
+    if postmaster is None:
+        return float("nan")
+    total = proc_cpu(postmaster, children=True)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            f = _stat_fields(int(entry.name))
+        except OSError:
+            continue
+        if int(f[1]) == postmaster:
+            total += (int(f[11]) + int(f[12])) / CLK_TCK
+    return total
+
+
+def machine_busy() -> float:
+    """CPU seconds spent busy by the whole machine, all cores (from /proc/stat)."""
+    with open("/proc/stat") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / CLK_TCK
+
+
+@dataclass
+class CpuSample:
+    worker: float
+    server: float
+    bench: float
+    postgres: float
+    redis: float
+    machine: float
+
+    def __sub__(self, other: CpuSample) -> CpuSample:
+        return CpuSample(*(getattr(self, k) - getattr(other, k) for k in self.__dataclass_fields__))
+
+    @property
+    def attributed(self) -> float:
+        return self.worker + self.server + self.bench + self.postgres + self.redis
+
+
+# --- the bench ----------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    n: int
+    latency_ms: float
+    concurrency: int
+    total_s: float
+    enqueue_s: float
+    sweeps: int
+    requests: int
+    distinct_tokens: int
+    max_per_token: int
+    audit_ok: int
+    cpu: CpuSample
+    pg_sessions: int
+    pg_xacts: int
+    processes: int = 1
+    waited_s: float = 0.0
+    limit: float = 0.0
+    bound: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.total_s
+
+    @property
+    def others(self) -> float:
+        """Cores busy with what the bench does not account for (other processes on the
+        machine, and kernel work outside any process) during the run."""
+        return max(self.cpu.machine - self.cpu.attributed, 0.0) / self.total_s
+
+    @property
+    def workers(self) -> str:
+        c = str(self.concurrency)
+        return c if self.processes == 1 else f"{self.processes}x{c}"
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.db = args.db_name
+        self.queue = args.queue
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench_refresh_"))
+        self.server: subprocess.Popen[str] | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.worker_logs: list[Path] = []
+        self.port = 0
+        self.env: dict[str, str] = {}
+        self.postmaster: int | None = None
+        self.redis: Any = None
+        self.users: list[int] = []
+        self.generation = 0
+
+    # --- setup and teardown -----------------------------------------------------------
+
+    def start_token_server(self) -> None:
+        self.server = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "_token_server.py"), "--port", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.server.stdout is not None
+        line = self.server.stdout.readline()
+        if not line.startswith("PORT "):
+            raise SystemExit(f"token server did not start: {line!r}")
+        self.port = int(line.split()[1])
+
+    def server_call(self, path: str, *, post: bool = False) -> dict:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=b"" if post else None
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def create_database(self) -> None:
+        import psycopg
+
+        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{self.db}"')
+
+    def drop_database(self) -> None:
+        import psycopg
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
+
+    def configure_env(self) -> None:
+        self.env = {
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": f"{PG}/{self.db}",
+            "SANDBOX_ENABLED": "false",
+            "GOOGLE_CLIENT_ID": "bench",
+            "GOOGLE_CLIENT_SECRET": "bench",
+            "GOOGLE_OAUTH_TOKEN_URL": f"http://127.0.0.1:{self.port}/token",
+            "REDIS_URL": f"{REDIS}/{self.args.redis_db}",
+            "LOG_LEVEL": "WARNING",
+        }
+        os.environ.update(self.env)
+
+    def setup_django(self) -> None:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0, interactive=False)
+        from config.celery import app
+
+        # The bench's own queue (the worker consumes only it), in its own Redis db.
+        app.conf.task_default_queue = self.queue
+        import redis
+
+        self.redis = redis.Redis.from_url(os.environ["REDIS_URL"])
+        foreign = [k for k in self.redis.scan_iter(count=1000) if not self._is_ours(k.decode())]
+        if foreign:
+            raise SystemExit(
+                f"Redis db {self.args.redis_db} holds keys that are not the bench's "
+                f"({foreign[:5]}...): pick another with --redis-db"
+            )
+        from django.contrib.auth import get_user_model
+        from django.db import connection
+
+        User = get_user_model()
+        users = User.objects.bulk_create(
+            [
+                User(username=f"bench{i}", email=f"bench{i}@example.com", password="!")
+                for i in range(self.args.users)
+            ]
+        )
+        self.users = [u.pk for u in users]
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            backend = cur.fetchone()[0]
+        try:
+            self.postmaster = int(_stat_fields(backend)[1])  # the backend's parent
+        except OSError:
+            self.postmaster = None  # PostgreSQL is not on this machine
+
+    def _is_ours(self, key: str) -> bool:
+        return (
+            key in (self.queue, "unacked", "unacked_index", "unacked_mutex")
+            or key.startswith("_kombu.binding")
+            or key.startswith(self.queue + "\x06")  # priority sub-queues
+        )
+
+    def purge_queue(self) -> None:
+        for key in list(self.redis.scan_iter(count=1000)):
+            if self._is_ours(key.decode()) and not key.startswith(b"_kombu.binding"):
+                self.redis.delete(key)
+
+    def start_worker(self, concurrency: int, processes: int = 1) -> None:
+        """``processes`` Celery workers (``--pool threads --concurrency C`` each) on the
+        bench's queue, with the product's settings (or, with ``--reuse-db``, keeping
+        their database connections across tasks: an experiment, see below)."""
+        self.stop_worker()
+        self.purge_queue()
+        celery = [str(Path(sys.executable).parent / "celery")]
+        if self.args.reuse_db:
+            celery = [sys.executable, "-c", REUSE_DB_WORKER]
+        from config.celery import app
+
+        names = []
+        host = socket.gethostname()
+        for i in range(processes):
+            name = f"bench-refresh-{os.getpid()}-{concurrency}x{processes}-{i}@{host}"
+            log_path = self.tmp / f"worker-{concurrency}x{processes}-{i}.log"
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen(
+                    [
+                        *celery,
+                        "-A",
+                        "config",
+                        "worker",
+                        "--pool",
+                        "threads",
+                        "--concurrency",
+                        str(concurrency),
+                        "-Q",
+                        self.queue,
+                        "--without-heartbeat",
+                        "--without-gossip",
+                        "--without-mingle",
+                        "-l",
+                        "warning",
+                        "-n",
+                        name,
+                    ],
+                    cwd=ROOT,
+                    env={
+                        **os.environ,
+                        **self.env,
+                        "BENCH_DB_REUSE_MAX": str(self.args.reuse_db),
+                    },
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            self.workers.append(proc)
+            self.worker_logs.append(log_path)
+            names.append(name)
+        deadline = time.monotonic() + 60
+        waiting = set(names)
+        while waiting and time.monotonic() < deadline:
+            self.check_workers()
+            for reply in app.control.ping(destination=list(waiting), timeout=0.5):
+                waiting -= set(reply)
+        if waiting:
+            raise SystemExit(f"the worker did not answer:\n{self.worker_tail()}")
+
+    def worker_tail(self) -> str:
+        return "\n".join(p.read_text()[-2000:] for p in self.worker_logs)
+
+    def check_workers(self) -> None:
+        if any(w.poll() is not None for w in self.workers):
+            raise SystemExit(f"a worker exited:\n{self.worker_tail()}")
+
+    def stop_worker(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.terminate()  # warm shutdown
+        for worker in self.workers:
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait(5)
+        self.workers = []
+        self.worker_logs = []
+
+    def cleanup(self) -> None:
+        self.stop_worker()
+        if self.redis is not None:
+            try:
+                self.purge_queue()
+                for key in list(self.redis.scan_iter("_kombu.binding*")):
+                    self.redis.delete(key)
+            except Exception as exc:
+                print(f"(could not clean Redis: {exc})")
+        if self.server is not None and self.server.poll() is None:
+            self.server.terminate()
+            self.server.wait(10)
+
+    # --- data ---------------------------------------------------------------------------
+
+    def reset_connections(self) -> None:
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            cur.execute(
+                "TRUNCATE integrations_connection, integrations_auditevent, "
+                "integrations_providerhealth RESTART IDENTITY CASCADE"
+            )
+            cur.execute("VACUUM ANALYZE integrations_connection")
+
+    def insert_due(self, n: int) -> None:
+        """N connections in use, expiring in 5 minutes, due (``next_refresh_at`` in the
+        past), each with its own encrypted refresh token."""
+        from django.db import connection
+        from django.utils import timezone
+
+        from integrations import app_settings, crypto
+        from integrations.models import Connection
+
+        self.generation += 1
+        keys = app_settings.token_keys()
+        now = timezone.now()
+        rows = []
+        for i in range(n):
+            access = f"ya29.old-{self.generation}-{i}"
+            rows.append(
+                Connection(
+                    user_id=self.users[i % len(self.users)],
+                    provider="google",
+                    account_uid=f"uid-{self.generation}-{i}",
+                    account_email=f"acct{i}@example.com",
+                    scopes=["openid", "email"],
+                    status=Connection.Status.ACTIVE,
+                    access_token_encrypted=crypto.encrypt(access, keys=keys),
+                    refresh_token_encrypted=crypto.encrypt(
+                        f"1//bench-{self.generation}-{i}", keys=keys
+                    ),
+                    token_fingerprint=crypto.fingerprint(access),
+                    expires_at=now + timedelta(minutes=5),
+                    next_refresh_at=now - timedelta(seconds=1 + i % 600),
+                    last_refreshed_at=now - timedelta(minutes=55),
+                    last_used_at=now,
+                )
+            )
+        Connection.objects.bulk_create(rows, batch_size=2000)
+        with connection.cursor() as cur:
+            cur.execute("ANALYZE integrations_connection")
+
+    # --- measurements -------------------------------------------------------------------
+
+    def cpu_sample(self) -> CpuSample:
+        info = self.redis.info("cpu")
+        return CpuSample(
+            worker=sum(proc_cpu(w.pid) for w in self.workers),
+            server=proc_cpu(self.server.pid) if self.server else 0.0,
+            bench=time.process_time(),
+            postgres=postgres_cpu(self.postmaster),
+            redis=float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
+            machine=machine_busy(),
+        )
+
+    def pg_counters(self) -> tuple[int, int]:
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_stat_clear_snapshot()")
+            cur.execute(
+                "SELECT sessions, xact_commit + xact_rollback FROM pg_stat_database "
+                "WHERE datname = current_database()"
+            )
+            sessions, xacts = cur.fetchone()
+        return int(sessions), int(xacts)
+
+    def wait_for_quiet(self) -> float:
+        """Wait (at most ``--wait-idle`` seconds) until the machine is quiet: less than
+        a quarter of a core busy over one second. The machine may be shared; the load
+        seen during each run is printed anyway. Returns the seconds waited."""
+        start = time.monotonic()
+        while True:
+            busy0, t0 = machine_busy(), time.monotonic()
+            time.sleep(1.0)
+            busy = (machine_busy() - busy0) / (time.monotonic() - t0)
+            waited = time.monotonic() - start
+            if busy < 0.25 or waited >= self.args.wait_idle:
+                return waited
+
+    def refresh_run(
+        self, n: int, latency_ms: float, concurrency: int, processes: int = 1, quiet: bool = True
+    ) -> RunResult:
+        """Refresh N due connections through the sweep and the worker; timed from the
+        first claim to the last refresh written."""
+        from django.db.models import Max
+        from django.utils import timezone
+
+        from integrations import tasks
+        from integrations.models import AuditEvent, Connection
+
+        self.reset_connections()
+        self.insert_due(n)
+        self.purge_queue()
+        self.server_call(f"/_config?latency_ms={latency_ms}", post=True)
+        waited = self.wait_for_quiet() if quiet else 0.0
+        time.sleep(0.5)  # let the statistics of the setup settle
+        sessions0, xacts0 = self.pg_counters()
+        cpu0 = self.cpu_sample()
+
+        t0 = timezone.now()
+        start = time.perf_counter()
+        sweeps = 0
+        while True:
+            claimed = tasks.refresh_sweep.apply().get()
+            sweeps += 1
+            if not claimed:
+                break
+        enqueue_s = time.perf_counter() - start
+
+        timeout = 120 + n / 20  # fails below 20 refreshes/s
+        refreshed = Connection.objects.filter(last_refreshed_at__gte=t0)
+        polls = 0
+        while (done := refreshed.count()) < n:
+            polls += 1
+            if time.perf_counter() - start > timeout:
+                raise SystemExit(
+                    f"timed out: {done}/{n} refreshed after {timeout:.0f} s; worker log:\n"
+                    + self.worker_tail()
+                )
+            self.check_workers()
+            time.sleep(0.05)
+        last = refreshed.aggregate(last=Max("updated_at"))["last"]
+        cpu = self.cpu_sample() - cpu0
+        total_s = (last - t0).total_seconds()
+        time.sleep(1.0)  # backends flush their stats at exit
+        sessions1, xacts1 = self.pg_counters()
+        stats = self.server_call("/_stats")
+        audit_ok = AuditEvent.objects.filter(
+            kind=AuditEvent.Kind.REFRESH_SUCCEEDED, ok=True
+        ).count()
+        still_due = Connection.objects.filter(next_refresh_at__lte=timezone.now()).count()
+        result = RunResult(
+            n=n,
+            latency_ms=latency_ms,
+            concurrency=concurrency,
+            total_s=total_s,
+            enqueue_s=enqueue_s,
+            sweeps=sweeps,
+            requests=stats["requests"],
+            distinct_tokens=stats["distinct_refresh_tokens"],
+            max_per_token=stats["max_requests_per_token"],
+            audit_ok=audit_ok,
+            cpu=cpu,
+            pg_sessions=sessions1 - sessions0,
+            # Less the bench's own: its polls, the sweep calls, the count and the max.
+            pg_xacts=xacts1 - xacts0 - polls - sweeps - 2,
+            processes=processes,
+            waited_s=waited,
+        )
+        if still_due:
+            result.notes.append(f"{still_due} connections still due afterwards")
+        return result
+
+    def queries_per_refresh(self) -> list[str]:
+        """The SQL statements of one refresh (``connection_refresh_if_due``), in-process."""
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        from integrations import refresh
+        from integrations.models import Connection
+
+        self.reset_connections()
+        self.insert_due(3)
+        self.server_call("/_config?latency_ms=0", post=True)
+        ids = list(Connection.objects.order_by("id").values_list("id", flat=True))
+        refresh.connection_refresh_if_due(connection_id=ids[0])  # warm: imports, session
+        with CaptureQueriesContext(connection) as ctx:
+            outcome = refresh.connection_refresh_if_due(connection_id=ids[1])
+        assert outcome == "ok", outcome
+        return [q["sql"] for q in ctx.captured_queries]
+
+    # --- the sweep query ------------------------------------------------------------------
+
+    def fill_table(self, first: int, last: int, due: int) -> None:
+        """Rows ``first``..``last`` by INSERT ... SELECT: the first ``due`` of all rows
+        are due now, one in ten has no next refresh (NULL: dead grant or no refresh
+        token), the rest are due at some point in the coming week. Dummy tokens: these
+        are never refreshed. Columns not named here get their model default (or NULL),
+        so that the bench keeps up with new columns."""
+        from django.db import connection
+
+        from integrations.models import Connection
+
+        explicit = {
+            "user_id": "u.ids[1 + g % cardinality(u.ids)]",
+            "provider": "'google'",
+            "account_uid": "'bulk-' || g",
+            "scopes": '\'["openid", "email"]\'::jsonb',
+            "status": "'active'",
+            "access_token_encrypted": "'\\x00'::bytea",
+            "refresh_token_encrypted": "'\\x01'::bytea",
+            "expires_at": "now() + interval '5 minutes'",
+            "created_at": "now()",
+            "updated_at": "now()",
+            "next_refresh_at": f"""CASE
+                WHEN g <= {int(due)} THEN now() - g * interval '1 millisecond'
+                WHEN g % 10 = 0 THEN NULL
+                ELSE now() + interval '10 minutes' + (g % 604800) * interval '1 second'
+            END""",
+            "last_refreshed_at": "now() - interval '1 hour'",
+            "last_used_at": "now()",
+        }
+        columns, values, params = [], [], []
+        for f in Connection._meta.concrete_fields:
+            if f.primary_key or f.column is None:
+                continue
+            columns.append(connection.ops.quote_name(f.column))
+            if f.column in explicit:
+                values.append(explicit[f.column])
+            elif f.has_default() or not f.null:
+                if not f.has_default() and not f.empty_strings_allowed:
+                    raise SystemExit(f"fill_table: give column {f.column} a value")
+                values.append("%s")
+                params.append(f.get_db_prep_save(f.get_default(), connection))
+            else:
+                values.append("NULL")
+        sql = (
+            f"INSERT INTO {Connection._meta.db_table} ({', '.join(columns)}) "
+            f"SELECT {', '.join(values)} "
+            "FROM generate_series(%s, %s) AS g, "
+            "(SELECT array_agg(id) AS ids FROM auth_user) AS u"
+        )
+        with connection.cursor() as cur:
+            cur.execute(sql.replace("%", "%%").replace("%%s", "%s"), [*params, first, last])
+
+    def sweep_query(self, rows: int, due: int, runs: int) -> dict[str, Any]:
+        from django.db import connection, transaction
+        from django.test.utils import CaptureQueriesContext
+
+        from integrations import refresh
+
+        with connection.cursor() as cur:
+            cur.execute("VACUUM ANALYZE integrations_connection")
+            cur.execute(
+                "SELECT count(*), count(*) FILTER (WHERE next_refresh_at <= now()) "
+                "FROM integrations_connection"
+            )
+            total, due_now = cur.fetchone()
+            cur.execute(
+                "SELECT pg_size_pretty(pg_total_relation_size('integrations_connection')),"
+                " pg_size_pretty(pg_relation_size('connection_next_refresh_idx'))"
+            )
+            table_size, index_size = cur.fetchone()
+        assert total == rows and due_now == due, (total, due_now)
+
+        # The SQL the claim runs, as sent (rolled back: the rows stay due).
+        with transaction.atomic():
+            with CaptureQueriesContext(connection) as ctx:
+                claimed = refresh.connections_due_claim()
+            transaction.set_rollback(True)
+        assert len(claimed) == due, len(claimed)
+        select_sql = next(
+            q["sql"] for q in ctx.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")
+        )
+        update_sql = next(
+            q["sql"] for q in ctx.captured_queries if q["sql"].lstrip().upper().startswith("UPDATE")
+        )
+
+        def explain(sql: str, analyze: bool = True) -> list[str]:
+            opts = "ANALYZE, BUFFERS" if analyze else "COSTS"
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute(f"EXPLAIN ({opts}) {sql}")
+                plan = [r[0] for r in cur.fetchall()]
+                transaction.set_rollback(True)
+            return plan
+
+        explain(select_sql)  # warm the cache: the plan shown is the steady state
+        plan = explain(select_sql)
+        update_plan = explain(update_sql, analyze=False)
+
+        select_times = []
+        for _ in range(runs):
+            with transaction.atomic(), connection.cursor() as cur:
+                start = time.perf_counter()
+                cur.execute(select_sql)
+                n = len(cur.fetchall())
+                select_times.append(time.perf_counter() - start)
+                transaction.set_rollback(True)
+            assert n == due
+        claim_times = []
+        for _ in range(runs):
+            with transaction.atomic():
+                start = time.perf_counter()
+                n = len(refresh.connections_due_claim())
+                claim_times.append(time.perf_counter() - start)
+                transaction.set_rollback(True)
+            assert n == due
+        return {
+            "rows": rows,
+            "due": due,
+            "table_size": table_size,
+            "index_size": index_size,
+            "sql": select_sql,
+            "plan": plan,
+            "update_plan": update_plan,
+            "select_ms": statistics.median(select_times) * 1000,
+            "claim_ms": statistics.median(claim_times) * 1000,
+            "runs": runs,
+        }
+
+
+# --- reporting -----------------------------------------------------------------------------
+
+
+def machine_facts(bench: Bench) -> list[str]:
+    import celery
+    import django
+    from django.db import connection
+
+    model = ""
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with connection.cursor() as cur:
+        cur.execute("SELECT version()")
+        version = cur.fetchone()[0].split(" on ")[0]
+        cur.execute("SHOW max_connections")
+        max_conn = cur.fetchone()[0]
+        cur.execute("SHOW shared_buffers")
+        shared = cur.fetchone()[0]
+        cur.execute("SHOW synchronous_commit")
+        sync = cur.fetchone()[0]
+    redis_version = bench.redis.info("server")["redis_version"]
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    return [
+        f"CPU: {os.cpu_count()} x {model or platform.processor()}",
+        f"load average at start: {' '.join(load)}",
+        f"{version}; max_connections={max_conn}, shared_buffers={shared}, "
+        f"synchronous_commit={sync}",
+        f"Redis {redis_version}; Python {platform.python_version()}, Django "
+        f"{django.get_version()}, Celery {celery.__version__}",
+    ]
+
+
+def describe(sql: str) -> str:
+    """A statement's gist, without values: ``UPDATE integrations_connection``."""
+    verb = sql.split()[0].upper()
+    table = re.search(r'"((?:integrations|auth|apps_registry|django)_\w+)"', sql)
+    lock = " ... FOR UPDATE" if "FOR UPDATE" in sql.upper() else ""
+    return f"{verb} {table.group(1)}{lock}" if table else verb
+
+
+def print_table(results: list[RunResult]) -> list[str]:
+    header = (
+        f"{'N':>6}  {'latency':>7}  {'C':>5}  {'total s':>7}  {'refr/s':>7}  "
+        f"{'limit/s':>7}  {'ratio':>5}  {'requests':>10}  {'others':>6}  bound"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        ok = "=N" if r.requests == r.n == r.distinct_tokens and r.max_per_token == 1 else "!=N"
+        lines.append(
+            f"{r.n:>6,}  {r.latency_ms:>4.0f} ms  {r.workers:>5}  {r.total_s:>7.2f}  "
+            f"{r.rate:>7.1f}  {r.limit:>7.1f}  {r.rate / r.limit:>5.2f}  "
+            f"{r.requests:>6,} {ok:<3}  {r.others:>6.2f}  {r.bound}"
+        )
+    return lines
+
+
+def detail_lines(r: RunResult) -> list[str]:
+    c = r.cpu
+    per = 1000 / r.n
+    lines = [
+        f"N={r.n:,} {r.latency_ms:.0f} ms C={r.workers}: {r.sweeps} sweep calls "
+        f"enqueued everything in {r.enqueue_s:.2f} s; {r.audit_ok:,} refresh_succeeded "
+        f"audit events; token requests {r.requests:,}, distinct refresh tokens "
+        f"{r.distinct_tokens:,}, max per token {r.max_per_token}",
+        f"  CPU ms per refresh: worker {c.worker * per:.2f}, PostgreSQL {c.postgres * per:.2f}"
+        f", Redis {c.redis * per:.2f}, token server {c.server * per:.2f}, bench (sweep) "
+        f"{c.bench * per:.2f} = {c.attributed * per:.2f} (whole machine {c.machine * per:.2f});"
+        f" worker process(es) busy {c.worker / r.total_s:.2f} cores",
+        f"  PostgreSQL: {r.pg_sessions / r.n:.2f} new sessions and {r.pg_xacts / r.n:.2f} "
+        f"transactions per refresh (the worker's)",
+        f"  not the bench's: {r.others:.2f} cores busy with other processes during the run"
+        + (f" (waited {r.waited_s:.0f} s for a quiet machine first)" if r.waited_s > 2 else ""),
+    ]
+    lines += [f"  NOTE: {note}" for note in r.notes]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Refresh throughput of the background sweep, and its query plan."
+    )
+    parser.add_argument("--quick", action="store_true", help="N=1,000 at 100 ms + plans only")
+    parser.add_argument(
+        "--concurrency", default="32", help="worker threads, comma-separated (default 32)"
+    )
+    parser.add_argument("--sizes", default="1000,10000", help="due connections (full run)")
+    parser.add_argument("--latencies", default="0,100", help="added ms (full run)")
+    parser.add_argument("--big", type=int, default=1_000_000, help="rows of the big table")
+    parser.add_argument("--runs", type=int, default=11, help="timed runs of the claim query")
+    parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--db-name", default="bench_refresh")
+    parser.add_argument("--redis-db", type=int, default=7)
+    parser.add_argument("--queue", default="bench_refresh")
+    parser.add_argument("--skip-plans", action="store_true")
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=120.0,
+        help="before each run, wait up to this many seconds for a quiet machine (120)",
+    )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="worker processes of C threads each (1)"
+    )
+    parser.add_argument(
+        "--reuse-db",
+        type=int,
+        default=0,
+        metavar="N",
+        help="experiment: workers keep DB connections for N tasks (CELERY_DB_REUSE_MAX)",
+    )
+    args = parser.parse_args()
+
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    if args.quick:
+        scenarios = [(1000, 100.0)]
+    else:
+        sizes = [int(s) for s in args.sizes.split(",")]
+        latencies = [float(x) for x in args.latencies.split(",")]
+        scenarios = [(n, lat) for lat in latencies for n in sizes]
+
+    bench = Bench(args)
+    out: list[str] = []
+
+    def emit(line: str = "") -> None:
+        print(line, flush=True)
+        out.append(line)
+
+    bench.start_token_server()
+    bench.configure_env()
+    bench.create_database()
+    try:
+        bench.setup_django()
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT current_setting('max_connections')::int, "
+                "(SELECT count(*) FROM pg_stat_activity)"
+            )
+            max_conn, in_use = cur.fetchone()
+        for c in concurrencies:
+            if c + in_use + 10 > max_conn:
+                raise SystemExit(
+                    f"C={c}: each worker thread holds a PostgreSQL connection; "
+                    f"max_connections={max_conn} and {in_use} are in use"
+                )
+
+        emit("== machine")
+        for line in machine_facts(bench):
+            emit(line)
+
+        emit()
+        emit("== one refresh: the SQL statements of connection_refresh_if_due")
+        statements = bench.queries_per_refresh()
+        emit(f"{len(statements)} statements: " + "; ".join(describe(s) for s in statements))
+        emit(
+            "(in the worker each refresh task also opens a new PostgreSQL session: Celery's "
+            "Django fix-up closes the connection before and after every task)"
+        )
+
+        from integrations import app_settings
+
+        batch = app_settings.sweep_batch_size()
+        results: list[RunResult] = []
+        cpu_per_refresh = worker_cpu_per_refresh = 0.0
+        if any(lat == 0 for _, lat in scenarios):
+            # The CPU bound at 0 ms: one refresh at a time through the same pipeline.
+            emit()
+            emit("== calibration: C=1, 0 ms, 500 due (serial: the CPU cost of one refresh)")
+            bench.start_worker(1)
+            bench.refresh_run(50, 0, 1, quiet=False)  # warm up
+            cal = bench.refresh_run(500, 0, 1)
+            cpu_per_refresh = cal.cpu.attributed / cal.n
+            worker_cpu_per_refresh = cal.cpu.worker / cal.n
+            for line in detail_lines(cal):
+                emit(line)
+            emit(f"  serial: {cal.total_s / cal.n * 1000:.2f} ms per refresh ({cal.rate:.0f}/s)")
+
+        procs = args.processes
+        for c in concurrencies:
+            bench.start_worker(c, procs)
+            bench.refresh_run(2 * c * procs, 0, c, procs, quiet=False)  # warm up
+            for n, lat in scenarios:
+                r = bench.refresh_run(n, lat, c, procs)
+                if lat > 0:
+                    r.limit = procs * c / (lat / 1000)
+                    r.bound = "C / latency"
+                else:
+                    cores = os.cpu_count() or 1
+                    cpu_bound = cores / cpu_per_refresh
+                    gil_bound = procs / worker_cpu_per_refresh
+                    r.limit = min(cpu_bound, gil_bound)
+                    r.bound = (
+                        f"CPU: {cores} cores / {cpu_per_refresh * 1000:.2f} ms = "
+                        f"{cpu_bound:.0f}/s; {procs} worker process(es) (GIL) {procs} / "
+                        f"{worker_cpu_per_refresh * 1000:.2f} ms = {gil_bound:.0f}/s"
+                    )
+                results.append(r)
+        bench.stop_worker()
+
+        emit()
+        emit(
+            f"== refresh: sweep (batch {batch}) + Celery worker (threads) on Redis + token "
+            "endpoint"
+            + (
+                f" [EXPERIMENT: workers keep DB connections, CELERY_DB_REUSE_MAX={args.reuse_db}]"
+                if args.reuse_db
+                else ""
+            )
+        )
+        for r in results:
+            for line in detail_lines(r):
+                emit(line)
+        emit()
+        for line in print_table(results):
+            emit(line)
+        emit(
+            "(others: cores busy outside the bench's processes during the run; the machine "
+            "may be shared, and what they take the refresh does not get)"
+        )
+        target = [r for r in results if r.n == 1000 and r.latency_ms == 100]
+        for r in target:
+            verdict = "MET" if r.total_s < 10 else "NOT MET"
+            emit(
+                f"target (1,000 due, 100 ms, < 10 s) at C={r.workers}: {r.total_s:.2f} s: {verdict}"
+            )
+
+        if not args.skip_plans:
+            emit()
+            emit("== the sweep query (connections_due_claim), 1,000 due")
+            bench.reset_connections()
+            plans = []
+            bench.fill_table(1, 10_000, 1000)
+            plans.append(bench.sweep_query(10_000, 1000, args.runs))
+            bench.fill_table(10_001, args.big, 1000)
+            plans.append(bench.sweep_query(args.big, 1000, args.runs))
+            emit(plans[0]["sql"])
+            for p in plans:
+                emit()
+                emit(
+                    f"-- {p['rows']:,} rows ({p['table_size']}, index {p['index_size']}), "
+                    f"{p['due']:,} due: EXPLAIN (ANALYZE, BUFFERS)"
+                )
+                for line in p["plan"]:
+                    emit("  " + line)
+                emit("  the lease UPDATE (EXPLAIN):")
+                for line in p["update_plan"]:
+                    line = line.rstrip()
+                    emit("    " + (line[:110] + " ...)" if len(line) > 114 else line))
+            emit()
+            emit(f"{'rows':>10}  {'due':>6}  {'claim SELECT ms':>15}  {'whole claim ms':>14}")
+            for p in plans:
+                emit(
+                    f"{p['rows']:>10,}  {p['due']:>6,}  {p['select_ms']:>15.2f}  "
+                    f"{p['claim_ms']:>14.2f}"
+                )
+            emit(
+                f"(median of {args.runs} runs each; whole claim = the SELECT ... FOR UPDATE "
+                "SKIP LOCKED and the UPDATE that leases the claimed rows, rolled back)"
+            )
+    finally:
+        bench.cleanup()
+        bench.drop_database()
+        (bench.tmp / "output.txt").write_text("\n".join(out) + "\n")
+        print(f"\n(database {bench.db} dropped; output also in {bench.tmp / 'output.txt'})")
+
+
+if __name__ == "__main__":
+    main()
