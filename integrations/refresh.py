@@ -309,6 +309,10 @@ def _refresh_succeeded(
     conn.refresh_failures = 0
     conn.backoff_until = None
     conn.last_error_code = ""
+    # The daily limit bounds failed attempts in a row: a success starts the count over
+    # (an hourly token is refreshed 24 times a day).
+    conn.attempts_window_start = None
+    conn.attempts_in_window = 0
     conn.next_refresh_at = next_refresh_at(connection=conn, config=config, now=now)
     conn.save(
         update_fields=[
@@ -352,6 +356,12 @@ def _refresh_failed(
     elif isinstance(failure, ProviderMisconfiguredError):
         # Our client is refused: staff must act; users are not emailed. Retried slowly.
         _provider_failed(conn.provider, failure, now=now)
+        conn.backoff_until = now + BACKOFF_CAP
+    elif not isinstance(failure, ProviderUnavailableError):
+        # Another 4xx (invalid_request, invalid_scope, ...): retrying soon will not
+        # help, and it is not known to be the user's to fix. Retried slowly.
+        conn.status = Connection.Status.REFRESH_FAILING
+        conn.refresh_failures += 1
         conn.backoff_until = now + BACKOFF_CAP
     else:
         conn.status = Connection.Status.REFRESH_FAILING

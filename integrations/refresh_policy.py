@@ -20,7 +20,10 @@ DEAD_STATUSES = ("needs_reconnect", "revoked")
 
 def backoff_delay(failures: int, *, rng: random.Random | None = None) -> timedelta:
     """Delay before retrying after ``failures`` consecutive transient failures (≥ 1)."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(failures - 1, 0)))
+    # The exponent is clamped before the power: 2**n of a large n would overflow
+    # timedelta (30 s * 2**10 is already past the cap).
+    exponent = min(max(failures - 1, 0), 16)
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2**exponent))
     half = ceiling / 2
     return half + (rng or random).random() * half
 

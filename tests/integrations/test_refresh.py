@@ -289,6 +289,41 @@ def test_backoff_delay_has_jitter_and_a_cap():
     assert backoff_delay(40) <= timedelta(hours=4)
 
 
+def test_backoff_delay_survives_any_failure_count():
+    # 2**n of a large n would overflow timedelta: the exponent is clamped first.
+    for failures in (0, 1, 17, 64, 10_000, 2**31):
+        assert timedelta(0) < backoff_delay(failures) <= timedelta(hours=4)
+
+
+def test_successful_refreshes_do_not_use_up_the_daily_attempts(alice, endpoint):
+    # Hourly tokens refreshed by the sweep all day long: 24 refreshes, all of them made.
+    endpoint.default = (200, {"access_token": "ya29.new", "expires_in": 3600})
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=14))
+    made = 0
+    for minute in range(0, 24 * 60):
+        now = T0 + timedelta(minutes=minute)
+        Connection.objects.filter(pk=conn.pk).update(last_used_at=now)  # in use
+        for cid in connections_due_claim(now=now):
+            assert connection_refresh_if_due(connection_id=cid, now=now) == "ok"
+            made += 1
+    conn.refresh_from_db()
+    assert made == len(endpoint.calls) >= 24
+    assert conn.status == "active" and conn.attempts_in_window == 0
+    assert conn.expires_at is not None and conn.expires_at > T0 + timedelta(hours=24)
+
+
+def test_other_client_errors_are_retried_slowly_not_in_a_tight_loop(alice, endpoint):
+    # An error that is neither a dead grant, nor our client, nor transient: waiting a
+    # few seconds will not fix it, so it waits the longest backoff.
+    endpoint.default = (400, {"error": "invalid_scope"})
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=1))
+    assert connection_credentials(connection=conn, now=T0).access_token == "ya29.old"
+    conn.refresh_from_db()
+    assert conn.status == "refresh_failing" and conn.last_error_code == "invalid_scope"
+    assert conn.backoff_until == T0 + timedelta(hours=4)
+    assert len(mail.outbox) == 0
+
+
 @pytest.mark.parametrize("code", ["invalid_client", "unauthorized_client"])
 def test_client_problems_go_to_staff_not_users(alice, endpoint, admin_client, code):
     endpoint.default = (401, {"error": code})
