@@ -4,7 +4,8 @@ tokens valid for at least the margin, or the list of what the user must still gr
 This is the hot path of the product. For a manifest of OAuth capabilities and secrets,
 with fresh tokens, a call makes at most four queries besides the runner's
 authentication: the app and its version, the user's connections (with the user), the
-declared secrets, and the audit record. Tokens are refreshed only when inside the
+declared secrets, and the audit record; five when the user is named by email (the user,
+then their connections). Tokens are refreshed only when inside the
 margin, one refresh per connection at a time (``integrations.refresh``).
 
 What an app gets (DESIGN.md "Env given to apps"):
@@ -31,7 +32,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q
 
 from apps_registry.manifest import Requirement
 from apps_registry.models import App, ManifestVersion
@@ -60,11 +60,11 @@ class AppNotReadyError(RunEnvironmentError):
     """Something the app requires is missing, or a grant must be renewed (409)."""
 
     def __init__(self, readiness: Readiness, *, reconnect: Sequence[Connection] = ()) -> None:
+        self.reconnect = list(reconnect)
         keys = [i.key for i in (*readiness.required_missing, *readiness.secrets_missing)]
-        keys += [c.provider for c in reconnect]
+        keys += [c.provider for c in self.reconnect]
         super().__init__("not ready: " + ", ".join(keys))
         self.readiness = readiness
-        self.reconnect = list(reconnect)
 
 
 @dataclass(frozen=True)
@@ -112,27 +112,36 @@ def run_target(*, app: str, version: int | None = None) -> ManifestVersion:
     return manifest
 
 
-def _user_filter(user: str, prefix: str = "") -> Q:
-    """The user a runner names: an id or an email (case-insensitive), active."""
-    if "@" in user:
-        match = Q(**{f"{prefix}email__iexact": user})
-    elif user.isdigit():
-        match = Q(**{f"{prefix}pk": int(user)})
-    else:
-        raise RunTargetNotFoundError("no such user")
-    return match & Q(**{f"{prefix}is_active": True})
-
-
 def _user_and_connections(user: str) -> tuple[Any, list[Connection]]:
-    """The named user and all their connections: one query when they have any."""
-    conns = list(
-        Connection.objects.select_related("user")
-        .filter(_user_filter(user, "user__"))
-        .order_by("created_at", "id")
-    )
-    if conns:
-        return conns[0].user, conns
-    account = get_user_model().objects.filter(_user_filter(user)).first()
+    """The named user, active, and all their connections.
+
+    By id: one query (the connections with their user), two when they have none. By
+    email (case-insensitive): the user first, refused when two accounts share the
+    address (nothing in ``auth_user`` forbids it), then their connections.
+    """
+    if user.isdigit():
+        conns = list(
+            Connection.objects.select_related("user")
+            .filter(user_id=int(user), user__is_active=True)
+            .order_by("created_at", "id")
+        )
+        if conns:
+            return conns[0].user, conns
+        account = get_user_model().objects.filter(pk=int(user), is_active=True).first()
+    elif "@" in user:
+        accounts = list(
+            get_user_model().objects.filter(email__iexact=user, is_active=True).order_by("pk")[:2]
+        )
+        if len(accounts) > 1:
+            raise RunTargetNotFoundError("two accounts have this email: name the user by id")
+        account = accounts[0] if accounts else None
+        if account is not None:
+            conns = list(Connection.objects.filter(user=account).order_by("created_at", "id"))
+            for conn in conns:
+                conn.user = account  # already at hand: no query per connection
+            return account, conns
+    else:
+        account = None
     if account is None:
         raise RunTargetNotFoundError("no such user")
     return account, []
@@ -356,7 +365,13 @@ def not_ready_payload(error: AppNotReadyError, *, app_url: str) -> dict[str, Any
                 "description": item.description,
             }
         )
+    # A grant found dead while building: its Reconnect (by connection id, on the
+    # integrations page) replaces the readiness's own entries for that provider.
+    dead_providers = {c.provider for c in error.reconnect}
+    listed = {m["provider"] for m in missing}
     for conn in error.reconnect:
+        if conn.provider in listed:
+            continue
         missing.append(
             {
                 "kind": "capability",
@@ -368,6 +383,8 @@ def not_ready_payload(error: AppNotReadyError, *, app_url: str) -> dict[str, Any
         )
     actions: list[dict[str, Any]] = []
     for action in error.readiness.required_actions:
+        if action.reconnect and action.provider in dead_providers:
+            continue
         actions.append(
             {
                 "kind": "reconnect"

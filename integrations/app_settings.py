@@ -9,6 +9,7 @@ from typing import Any, Literal
 from django.conf import settings
 
 from integrations.catalogue import BUILTIN, PROVIDERS, Catalogue
+from integrations.errors import UnknownProviderError
 from integrations.provider_presets import DefinitionError, capabilities_from_data
 
 
@@ -58,6 +59,9 @@ class ProviderConfig:
     managed: bool = True
     # The user's own client in use, if any (UserOAuthClient id).
     user_client_id: int | None = None
+    # Staff switched it on (definitions): only then may users Connect or Add Permissions.
+    # Connections made before keep refreshing, serving runs and disconnecting.
+    enabled: bool = True
 
     def authenticate(self, data: dict[str, str]) -> tuple[str, str] | None:
         """Client authentication for a token or revocation request (RFC 6749 §2.3.1):
@@ -172,6 +176,7 @@ def _definition_config(definition: Any, client: Any = None) -> ProviderConfig:
         allow_user_clients=definition.allow_user_clients,
         managed=bool(definition.client_id and definition.client_secret_encrypted),
         user_client_id=client.pk if client is not None else None,
+        enabled=definition.enabled,
     )
 
 
@@ -184,7 +189,7 @@ def provider_config(provider_id: str, *, client: Any = None) -> ProviderConfig:
         return _google_config()
     definition = _definitions().get(provider_id)
     if definition is None:
-        raise KeyError(provider_id)
+        raise UnknownProviderError(provider_id)
     return _definition_config(definition, client)
 
 
@@ -196,8 +201,11 @@ def connection_config(connection: Any) -> ProviderConfig:
 
 def flow_config(provider_id: str, *, user: Any) -> ProviderConfig:
     """The configuration a Connect or Add Permissions flow of ``user`` uses: their own
-    client when the provider allows it and they set one, else the platform's."""
+    client when the provider allows it and they set one, else the platform's.
+    ``KeyError`` when unknown or not enabled."""
     config = provider_config(provider_id)
+    if not config.enabled:
+        raise KeyError(provider_id)
     if config.allow_user_clients and getattr(user, "is_authenticated", False):
         from integrations.models import UserOAuthClient
 

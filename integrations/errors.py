@@ -17,6 +17,11 @@ class IntegrationError(Exception):
             self.code = code
 
 
+class UnknownProviderError(KeyError):
+    """No provider has this id (never built in, or its definition was deleted). A
+    ``KeyError``, as a lookup by id is."""
+
+
 class ReauthorizationRequiredError(IntegrationError):
     """The grant is dead (invalid_grant): the user must connect again."""
 

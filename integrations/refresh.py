@@ -41,6 +41,7 @@ from integrations.errors import (
     ProviderMisconfiguredError,
     ProviderUnavailableError,
     ReauthorizationRequiredError,
+    UnknownProviderError,
     error_from_response,
 )
 from integrations.models import AuditEvent, Connection, ProviderHealth
@@ -484,4 +485,16 @@ def connection_refresh_if_due(*, connection_id: int, now: datetime | None = None
         return "gone"
     except IntegrationError as exc:
         return exc.code
+    except UnknownProviderError:
+        # Its definition was deleted: nothing to refresh with until staff restore it.
+        Connection.objects.filter(pk=connection_id).update(next_refresh_at=None)
+        logger.error("connection %s: its provider is not defined any more", connection_id)
+        return "unknown_provider"
+    except crypto.DecryptionError:
+        # INTEGRATIONS_TOKEN_KEYS lost the key it was written under: staff's to fix.
+        # Not retried every sweep: once per backoff cap.
+        retry_at = (now or timezone.now()) + BACKOFF_CAP
+        Connection.objects.filter(pk=connection_id).update(next_refresh_at=retry_at)
+        logger.error("connection %s: its refresh token does not decrypt", connection_id)
+        return "undecryptable"
     return "ok"

@@ -288,11 +288,22 @@ class RevocationOutcome:
 
 def _revoke_at_provider(connection: Connection) -> RevocationOutcome:
     """RFC 7009 revocation of the refresh token (which ends the whole grant at Google),
-    or of the access token when there is none."""
-    config = app_settings.connection_config(connection)
-    refresh = connection_refresh_token(connection=connection)
+    or of the access token when there is none. Never raises: what went wrong is the
+    outcome's ``error_code``."""
+    try:
+        config = app_settings.connection_config(connection)
+    except KeyError:
+        # Staff deleted the provider's definition: nowhere to revoke at.
+        return RevocationOutcome(ok=False, error_code="unknown_provider")
+    if not config.revoke_url:
+        return RevocationOutcome(ok=False, error_code="no_revocation_endpoint")
+    try:
+        refresh = connection_refresh_token(connection=connection)
+        access = connection_access_token(connection=connection)
+    except crypto.DecryptionError:
+        return RevocationOutcome(ok=False, error_code="undecryptable")
     data = {
-        "token": refresh or connection_access_token(connection=connection),
+        "token": refresh or access,
         "token_type_hint": "refresh_token" if refresh else "access_token",
     }
     auth = config.authenticate(data)
@@ -314,26 +325,35 @@ def _revoke_at_provider(connection: Connection) -> RevocationOutcome:
 def connection_disconnect(*, connection: Connection) -> RevocationOutcome:
     """Revoke the grant at the provider, then delete the connection and its tokens.
 
-    A failed revocation is recorded in the audit log and returned, and the local
-    tokens are deleted anyway: keeping them would not make the grant less alive.
+    The row is first marked ``revoked`` under its lock, so that no refresh starts (or
+    hands out a token) while the revocation is in flight; a refresh already holding
+    the lock finishes first. A failed revocation is recorded in the audit log and
+    returned, and the local tokens are deleted anyway: keeping them would not make the
+    grant less alive.
     """
-    outcome = _revoke_at_provider(connection)
+    connection_id = connection.pk
+    with transaction.atomic():
+        locked = Connection.objects.select_for_update().filter(pk=connection_id).first()
+        if locked is None:
+            return RevocationOutcome(ok=True)  # disconnected meanwhile
+        locked.status = Connection.Status.REVOKED
+        locked.next_refresh_at = None
+        locked.save(update_fields=["status", "next_refresh_at", "updated_at"])
+    outcome = _revoke_at_provider(locked)
     with transaction.atomic():
         audit_record(
             kind=AuditEvent.Kind.REVOCATION,
-            provider=connection.provider,
-            connection=connection,
+            provider=locked.provider,
+            connection=locked,
             ok=outcome.ok,
             error_code=outcome.error_code,
         )
-        audit_record(
-            kind=AuditEvent.Kind.DISCONNECT, provider=connection.provider, connection=connection
-        )
-        connection.delete()
-        if connection.is_default:
+        audit_record(kind=AuditEvent.Kind.DISCONNECT, provider=locked.provider, connection=locked)
+        locked.delete()
+        if locked.is_default:
             # Another connection of the provider, if any, becomes the default.
             heir = (
-                Connection.objects.filter(user_id=connection.user_id, provider=connection.provider)
+                Connection.objects.filter(user_id=locked.user_id, provider=locked.provider)
                 .order_by("created_at", "id")
                 .first()
             )
@@ -342,8 +362,8 @@ def connection_disconnect(*, connection: Connection) -> RevocationOutcome:
     if not outcome.ok:
         logger.warning(
             "revocation failed for connection %s (%s): %s",
-            connection.pk,
-            connection.provider,
+            connection_id,
+            locked.provider,
             outcome.error_code,
         )
     return outcome

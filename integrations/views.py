@@ -4,6 +4,7 @@ redirect; every user object comes through ``selectors.connection_for_user``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from allauth.socialaccount.providers.oauth2.views import OAuth2CallbackView
 from django.contrib import messages
@@ -11,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from integrations import app_settings, providers, selectors, services
@@ -51,9 +53,10 @@ class ProviderSection:
         )
 
 
-def _config_or_404(provider_id: str) -> ProviderConfig:
+def _config_or_404(provider_id: str, *, user: Any) -> ProviderConfig:
+    """The configuration of a flow of ``user``'s: 404 for an unknown or disabled provider."""
     try:
-        return app_settings.provider_config(provider_id)
+        return app_settings.flow_config(provider_id, user=user)
     except KeyError:
         raise Http404("No such provider.") from None
 
@@ -120,11 +123,12 @@ def _start(
         return redirect("integrations:page")
 
 
+@sensitive_post_parameters("client_secret")
 @login_required
 @require_POST
 def own_client_set(request: HttpRequest, provider_id: str) -> HttpResponse:
     """Your-own mode: the user's client ID and secret for this provider."""
-    config = _config_or_404(provider_id)
+    config = _config_or_404(provider_id, user=request.user)
     form = OwnClientForm(request.POST)
     if not config.allow_user_clients:
         raise Http404("This provider does not take your own client.")
@@ -159,8 +163,7 @@ def own_client_delete(request: HttpRequest, provider_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def connect(request: HttpRequest, provider_id: str) -> HttpResponse:
-    _config_or_404(provider_id)
-    config = app_settings.flow_config(provider_id, user=request.user)
+    config = _config_or_404(provider_id, user=request.user)
     if not config.configured:
         messages.error(request, f"{config.name} is not set up on this server yet; ask staff.")
         return redirect("integrations:page")
@@ -175,6 +178,7 @@ def connect(request: HttpRequest, provider_id: str) -> HttpResponse:
 @require_POST
 def add_permissions(request: HttpRequest, id: int) -> HttpResponse:
     conn = selectors.connection_for_user(user=request.user, id=id)
+    _config_or_404(conn.provider, user=request.user)  # unknown or disabled: 404
     cat = app_settings.catalogue()
     granted = cat.granted_capabilities(conn.provider, conn.scopes)
     offered = [
@@ -188,6 +192,7 @@ def add_permissions(request: HttpRequest, id: int) -> HttpResponse:
 def reconnect(request: HttpRequest, id: int) -> HttpResponse:
     """Connect again for the same account and capabilities, after the grant died."""
     conn = selectors.connection_for_user(user=request.user, id=id)
+    _config_or_404(conn.provider, user=request.user)  # unknown or disabled: 404
     cat = app_settings.catalogue()
     granted = cat.granted_capabilities(conn.provider, conn.scopes)
     try:
@@ -218,22 +223,30 @@ def make_default(request: HttpRequest, id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def disconnect(request: HttpRequest, id: int) -> HttpResponse:
     conn = selectors.connection_for_user(user=request.user, id=id)
-    config = _config_or_404(conn.provider)
+    try:
+        name = app_settings.provider_config(conn.provider).name
+    except KeyError:
+        name = conn.provider  # its definition was deleted: the connection still goes
     if request.method == "GET":
         return render(
-            request, "integrations/disconnect.html", {"connection": conn, "config": config}
+            request, "integrations/disconnect.html", {"connection": conn, "provider_name": name}
         )
     who = conn.account_email or conn.account_uid
     outcome = services.connection_disconnect(connection=conn)
     if outcome.ok:
-        messages.success(
-            request, f"Disconnected {config.name} ({who}); {config.name} revoked the access."
+        messages.success(request, f"Disconnected {name} ({who}); {name} revoked the access.")
+    elif outcome.error_code in ("no_revocation_endpoint", "unknown_provider"):
+        messages.warning(
+            request,
+            f"Disconnected {name} ({who}) and deleted its tokens here. {name} offers no "
+            "way to revoke the access from here: remove it in your account's security "
+            "settings at the provider.",
         )
     else:
         messages.warning(
             request,
-            f"Disconnected {config.name} ({who}) and deleted its tokens here, but "
-            f"{config.name} did not confirm the revocation ({outcome.error_code}). "
+            f"Disconnected {name} ({who}) and deleted its tokens here, but "
+            f"{name} did not confirm the revocation ({outcome.error_code}). "
             "You can remove the access in your account's security settings at the provider.",
         )
     return redirect("integrations:page")

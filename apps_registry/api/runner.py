@@ -8,9 +8,12 @@ and compared in constant time.
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Any
 
 from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import (
     OpenApiResponse,
@@ -37,7 +40,10 @@ from apps_registry.run_env import (
 )
 from apps_registry.tokens import RUNNER_TOKEN_PREFIX, hash_api_token
 from integrations import app_settings
+from integrations.crypto import DecryptionError
 from integrations.errors import ProviderUnavailableError
+
+logger = logging.getLogger(__name__)
 
 _MAX_TOKEN_CHARS = 200
 _TOUCH_EVERY = 60  # seconds between last_used_at writes
@@ -139,6 +145,8 @@ _INVALID = PolymorphicProxySerializer(
 )
 
 
+# Tokens in the body: no cache anywhere may keep it (Cache-Control: no-store, private).
+@method_decorator(never_cache, name="dispatch")
 class RunEnvironmentView(APIView):
     authentication_classes = [RunnerAuthentication]
     permission_classes = [IsRunner]
@@ -194,6 +202,16 @@ class RunEnvironmentView(APIView):
                 {"error": "provider_unavailable", "detail": exc.code},
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
                 headers={"Retry-After": "60"},
+            )
+        except DecryptionError:
+            # INTEGRATIONS_TOKEN_KEYS lost the key these were written under: staff's to fix.
+            logger.error("run environment of %s: a stored credential does not decrypt", data["app"])
+            return Response(
+                {
+                    "error": "undecryptable",
+                    "detail": "a stored credential does not decrypt with the configured keys",
+                },
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
         return Response(
             {

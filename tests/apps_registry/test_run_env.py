@@ -145,7 +145,9 @@ def test_a_dead_grant_answers_409_with_reconnect_not_a_dead_token(runner, app, b
     assert {"kind": "capability", "key": "google.sheets.readonly"}.items() <= body["missing"][
         0
     ].items()
-    assert any(a["kind"] == "reconnect" for a in body["actions"])
+    (reconnect,) = [a for a in body["actions"] if a["kind"] == "reconnect"]
+    assert reconnect["provider"] == "google"
+    assert [m["key"] for m in body["missing"]].count("google") == 0  # no duplicate entry
     conn.refresh_from_db()
     assert conn.status == "needs_reconnect"
     # And stays so without another call to Google.
@@ -220,17 +222,32 @@ def test_runner_authentication(runner, app, bob, alice, monkeypatch):
 
 
 @pytest.mark.parametrize("extra_connections", [0, 19])
-def test_at_most_five_queries_whatever_the_connections(runner, app, bob, extra_connections):
+@pytest.mark.parametrize("by", ["id", "email"])
+def test_query_count_does_not_grow_with_the_connections(runner, app, bob, extra_connections, by):
     ready_user(bob)
     for _ in range(extra_connections):
         ConnectionFactory.create(user=bob, last_used_at=timezone.now())
     Connection.objects.filter(user=bob).update(last_used_at=timezone.now())
-    ask(runner, user="bob@example.com", app="acme/digest")  # warms the provider cache
+    name = str(bob.pk) if by == "id" else "bob@example.com"
+    ask(runner, user=name, app="acme/digest")  # warms the provider cache
     with CaptureQueriesContext(db) as ctx:
-        resp = ask(runner, user="bob@example.com", app="acme/digest")
+        resp = ask(runner, user=name, app="acme/digest")
     assert resp.status_code == 200
-    # runner token, app + version, connections with the user, secrets, audit
-    assert len(ctx.captured_queries) <= 5, [q["sql"] for q in ctx.captured_queries]
+    # runner token, app + version, connections with the user, secrets, audit; by email
+    # the user is looked up first.
+    assert len(ctx.captured_queries) == (5 if by == "id" else 6), [
+        q["sql"] for q in ctx.captured_queries
+    ]
+
+
+def test_an_email_two_accounts_share_is_refused(runner, app, alice, bob):
+    ready_user(bob)
+    alice.email = "BOB@example.com"
+    alice.save()
+    resp = ask(runner, user="bob@example.com", app="acme/digest")
+    assert resp.status_code == 404
+    assert "by id" in resp.json()["detail"]
+    assert ask(runner, user=str(bob.pk), app="acme/digest").status_code == 200
 
 
 def test_admin_makes_a_runner_token_and_shows_it_once(admin_client):
@@ -246,3 +263,33 @@ def test_admin_makes_a_runner_token_and_shows_it_once(admin_client):
     assert token not in row.token_hash and row.prefix.startswith("ihub_run_")
     listing = admin_client.get(reverse("admin:apps_registry_runnertoken_changelist"))
     assert token not in listing.content.decode()
+
+
+def test_the_environment_is_never_cached(runner, app, bob):
+    ready_user(bob)
+    resp = ask(runner, user=str(bob.pk), app="acme/digest")
+    assert resp.status_code == 200
+    assert "no-store" in resp["Cache-Control"] and "private" in resp["Cache-Control"]
+
+
+def test_a_connection_whose_provider_was_deleted_does_not_break_runs(runner, app, bob):
+    ready_user(bob)
+    ConnectionFactory.create(user=bob, provider="gone", scopes=["read"])
+    resp = ask(runner, user=str(bob.pk), app="acme/digest")
+    assert resp.status_code == 200, resp.content
+    assert set(resp.json()["env"]) == GOOGLE_KEYS | {"FAL_KEY"}
+
+
+def test_a_token_no_key_decrypts_is_a_clear_503_not_a_500(runner, app, bob, settings):
+    from cryptography.fernet import Fernet
+
+    conn = ready_user(bob)
+    Connection.objects.filter(pk=conn.pk).update(expires_at=timezone.now() - timedelta(hours=1))
+    # The keys were replaced without `rotate_token_keys`: nothing stored decrypts.
+    settings.INTEGRATIONS_TOKEN_KEYS = [Fernet.generate_key().decode()]
+    resp = ask(runner, user=str(bob.pk), app="acme/digest")
+    assert resp.status_code == 503, resp.content
+    assert resp.json() == {
+        "error": "undecryptable",
+        "detail": "a stored credential does not decrypt with the configured keys",
+    }

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations import app_settings
+from integrations.errors import ReauthorizationRequiredError
 from integrations.models import Connection, ProviderDefinition, UserOAuthClient
 from integrations.provider_presets import PRESETS, DefinitionError, validate_definition
 from integrations.providers import provider_definition_set_secret, user_client_set
@@ -109,6 +110,7 @@ class FakeAcme:
         self.token_requests: list[tuple[dict[str, str], str]] = []
         self.revoked: list[str] = []
         self.n = 0
+        self.on_revoke: list = []  # called while the revocation request is in flight
         rsps.add_callback(responses.POST, BASE + "/token", callback=self.token)
         rsps.add_callback(responses.GET, BASE + "/me", callback=self.me)
         rsps.add_callback(responses.POST, BASE + "/revoke", callback=self.revoke)
@@ -126,6 +128,8 @@ class FakeAcme:
         return (200, {}, json.dumps({"user": {"id": 4242, "handle": "@ada"}}))
 
     def revoke(self, request):
+        for hook in self.on_revoke:
+            hook()
         self.revoked.append(parse_qs(request.body)["token"][0])
         return (200, {}, "")
 
@@ -185,6 +189,77 @@ def test_the_same_machinery_for_a_provider_defined_as_data(alice_client, alice, 
     # Disconnect revokes at the provider's endpoint.
     alice_client.post(reverse("integrations:disconnect", kwargs={"id": conn.pk}))
     assert acme_server.revoked == ["acme-rt-2"]
+
+
+def test_disabled_provider_takes_no_new_flows_but_its_connections_keep_working(
+    alice_client, alice, acme_server
+):
+    definition = make_acme()
+    connect_acme(alice_client, acme_server)
+    conn = Connection.objects.get(user=alice, provider="acme")
+    definition.enabled = False
+    definition.save()
+    app_settings.definitions_changed()
+
+    # No Connect, no Add Permissions, no callback: a disabled provider takes no grant.
+    connect_url = reverse("integrations:connect", kwargs={"provider_id": "acme"})
+    assert alice_client.post(connect_url, {"capabilities": ["acme.read"]}).status_code == 404
+    add_url = reverse("integrations:add_permissions", kwargs={"id": conn.pk})
+    assert alice_client.post(add_url, {"capabilities": ["acme.write"]}).status_code == 404
+    callback = reverse("integrations:oauth_callback", kwargs={"provider_id": "acme"})
+    assert alice_client.get(callback, {"state": "x", "code": "y"}).status_code == 404
+    assert len(acme_server.token_requests) == 1  # the first connect only
+
+    # What was granted before still refreshes and disconnects.
+    Connection.objects.filter(pk=conn.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    conn.refresh_from_db()
+    assert connection_credentials(connection=conn).access_token == "acme-at-2"
+    alice_client.post(reverse("integrations:disconnect", kwargs={"id": conn.pk}))
+    assert acme_server.revoked == ["acme-rt-2"]
+    assert not Connection.objects.filter(pk=conn.pk).exists()
+
+
+def test_disconnect_without_a_revocation_endpoint_says_so(alice_client, alice, acme_server):
+    make_acme(revocation_url="")
+    connect_acme(alice_client, acme_server)
+    conn = Connection.objects.get(user=alice, provider="acme")
+    resp = alice_client.post(reverse("integrations:disconnect", kwargs={"id": conn.pk}))
+    assert acme_server.revoked == []  # no request to an empty URL
+    assert not Connection.objects.filter(pk=conn.pk).exists()
+    message = [str(m) for m in get_messages(resp.wsgi_request)][-1]
+    assert "offers no way to revoke" in message
+
+
+def test_disconnect_after_the_definition_was_deleted(alice_client, alice, acme_server):
+    definition = make_acme()
+    connect_acme(alice_client, acme_server)
+    conn = Connection.objects.get(user=alice, provider="acme")
+    definition.delete()
+    app_settings.definitions_changed()
+    url = reverse("integrations:disconnect", kwargs={"id": conn.pk})
+    assert alice_client.get(url).status_code == 200
+    alice_client.post(url)
+    assert not Connection.objects.filter(pk=conn.pk).exists()
+
+
+def test_no_token_is_served_while_the_revocation_is_in_flight(alice_client, alice, acme_server):
+    make_acme()
+    connect_acme(alice_client, acme_server)
+    conn = Connection.objects.get(user=alice, provider="acme")
+    Connection.objects.filter(pk=conn.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    seen: list[str] = []
+
+    def ask_for_a_token():
+        # A run asking for a token while Disconnect is revoking: refused, no refresh.
+        try:
+            connection_credentials(connection=Connection.objects.get(pk=conn.pk))
+        except ReauthorizationRequiredError:
+            seen.append("refused")
+
+    acme_server.on_revoke.append(ask_for_a_token)
+    alice_client.post(reverse("integrations:disconnect", kwargs={"id": conn.pk}))
+    assert seen == ["refused"]
+    assert len(acme_server.token_requests) == 1
 
 
 def test_own_client_is_used_for_flows_and_refreshes_and_never_shown(

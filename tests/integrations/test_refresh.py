@@ -387,3 +387,24 @@ def test_no_refresh_token_means_reconnect_when_expired(alice, endpoint):
     with pytest.raises(ReauthorizationRequiredError):
         connection_credentials(connection=conn, now=T0)
     assert endpoint.calls == []
+
+
+def test_sweep_parks_a_connection_whose_provider_was_deleted(alice, endpoint):
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=1))
+    Connection.objects.filter(pk=conn.pk).update(provider="gone")
+    assert connection_refresh_if_due(connection_id=conn.pk, now=T0) == "unknown_provider"
+    conn.refresh_from_db()
+    assert conn.next_refresh_at is None  # not claimed by every sweep
+    assert endpoint.calls == []
+
+
+def test_sweep_backs_off_on_a_refresh_token_no_key_decrypts(alice, endpoint, settings):
+    from cryptography.fernet import Fernet
+
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=1))
+    settings.INTEGRATIONS_TOKEN_KEYS = [Fernet.generate_key().decode()]
+    assert connection_refresh_if_due(connection_id=conn.pk, now=T0) == "undecryptable"
+    conn.refresh_from_db()
+    assert conn.next_refresh_at == T0 + timedelta(hours=4)
+    assert conn.status == "active"  # not the user's to fix: no email, no banner
+    assert endpoint.calls == [] and len(mail.outbox) == 0
