@@ -24,10 +24,13 @@ from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
 from integrations import app_settings
-from integrations.models import Connection
+from integrations.models import Connection, ProviderDefinition
+from integrations.provider_presets import PRESETS
+from integrations.providers import provider_definition_set_secret
 from integrations.refresh import connection_credentials
 from integrations.refresh_policy import next_refresh_at
 from integrations.sandbox.models import SandboxTokenRequest
+from integrations.sandbox.services import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from integrations.services import connection_access_token, store_tokens
 from integrations.tokens import TokenSet
 from tests.processes import django_env, needs_postgres, start
@@ -51,7 +54,31 @@ def rotating_sandbox(site):
         yield site
 
 
-def sandbox_connection(user, *, expires_in: timedelta) -> Connection:
+def x_preset_on_the_sandbox(site: str) -> str:
+    """The X preset as staff would add it, its endpoints pointed at the sandbox (which
+    rotates refresh tokens as X does): HTTP Basic client authentication, PKCE,
+    ``rotates_refresh_tokens``. Returns its provider id."""
+    preset = {**PRESETS["x"], "slug": "x"}
+    definition = ProviderDefinition.objects.create(
+        **{
+            **preset,
+            "authorize_url": site + "/sandbox/o/authorize/",
+            "token_url": site + "/sandbox/o/token/",
+            "revocation_url": site + "/sandbox/o/revoke_token/",
+            "userinfo_url": site + "/sandbox/userinfo/",
+            "client_id": SANDBOX_CLIENT_ID,
+            "enabled": True,
+            "last_check_ok": True,
+        }
+    )
+    provider_definition_set_secret(definition=definition, secret=SANDBOX_CLIENT_SECRET)
+    app_settings.definitions_changed()
+    config = app_settings.provider_config("x")
+    assert config.client_auth == "basic" and config.rotates_refresh_tokens
+    return "x"
+
+
+def sandbox_connection(user, *, expires_in: timedelta, provider: str = "google") -> Connection:
     """A connection holding a real sandbox grant (obtained through its consent flow)."""
     client = Client()
     client.force_login(user)
@@ -60,7 +87,7 @@ def sandbox_connection(user, *, expires_in: timedelta) -> Connection:
     now = timezone.now()
     conn = Connection(
         user=user,
-        provider="google",
+        provider=provider,
         account_uid=f"sandbox-{user.pk}",
         account_email=user.email,
         scopes=tokens["scope"].split(),
@@ -77,7 +104,7 @@ def sandbox_connection(user, *, expires_in: timedelta) -> Connection:
         ),
     )
     conn.next_refresh_at = next_refresh_at(
-        connection=conn, config=app_settings.provider_config("google"), now=now
+        connection=conn, config=app_settings.provider_config(provider), now=now
     )
     conn.save()
     return conn
@@ -91,8 +118,12 @@ def fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
-def test_fifty_concurrent_asks_make_one_refresh(rotating_sandbox, alice, tmp_path: Path):
-    conn = sandbox_connection(alice, expires_in=timedelta(seconds=-1))
+@pytest.mark.parametrize("preset", ["google", "x"])
+def test_fifty_concurrent_asks_make_one_refresh(
+    rotating_sandbox, alice, tmp_path: Path, preset: str
+):
+    provider = x_preset_on_the_sandbox(rotating_sandbox) if preset == "x" else "google"
+    conn = sandbox_connection(alice, expires_in=timedelta(seconds=-1), provider=provider)
     go = tmp_path / "go"
     env = django_env(SITE_URL=rotating_sandbox)
     racers = [
