@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.urls import reverse
 
 from apps_registry.manifest import Requirement
 from apps_registry.models import App, ManifestVersion
@@ -40,9 +41,7 @@ from apps_registry.selectors import grant_of
 from apps_registry.serialization import requirements_from_json
 from integrations import app_settings, refresh, service_accounts
 from integrations.catalogue import Catalogue, CredentialKind
-from integrations.errors import (
-    ReauthorizationRequiredError,
-)
+from integrations.errors import InvalidServiceAccountKeyError, ReauthorizationRequiredError
 from integrations.models import AuditEvent, Connection, Secret, ServiceAccountKey
 from integrations.secret_rules import DISCORD_BOT_TOKEN_KEY
 from integrations.services import audit_record, secret_value
@@ -59,10 +58,18 @@ class RunTargetNotFoundError(RunEnvironmentError):
 class AppNotReadyError(RunEnvironmentError):
     """Something the app requires is missing, or a grant must be renewed (409)."""
 
-    def __init__(self, readiness: Readiness, *, reconnect: Sequence[Connection] = ()) -> None:
+    def __init__(
+        self,
+        readiness: Readiness,
+        *,
+        reconnect: Sequence[Connection] = (),
+        refused_keys: Sequence[str] = (),
+    ) -> None:
         self.reconnect = list(reconnect)
+        # Capability keys whose service-account key Google refused (upload a new one).
+        self.refused_keys = list(refused_keys)
         keys = [i.key for i in (*readiness.required_missing, *readiness.secrets_missing)]
-        keys += [c.provider for c in self.reconnect]
+        keys += [c.provider for c in self.reconnect] + self.refused_keys
         super().__init__("not ready: " + ", ".join(keys))
         self.readiness = readiness
 
@@ -232,7 +239,17 @@ def run_environment_build(
     if CredentialKind.SERVICE_ACCOUNT in kinds and "google_sa" in sa_keys:
         env["GOOGLE_SA_CREDENTIALS"] = service_accounts.google_sa_credentials_json(user=account)
     if CredentialKind.GCP_PROJECT in kinds and "gcp" in sa_keys:
-        gcp = service_accounts.gcp_credentials(user=account, now=now)
+        try:
+            gcp = service_accounts.gcp_credentials(user=account, now=now)
+        except (ReauthorizationRequiredError, InvalidServiceAccountKeyError):
+            # Google refused the key (deleted or disabled), or it no longer loads:
+            # the user must upload a new one.
+            refused = [
+                r.key
+                for r in integrations
+                if r.key in cat.by_key and cat.by_key[r.key].kind is CredentialKind.GCP_PROJECT
+            ]
+            raise AppNotReadyError(readiness, refused_keys=refused) from None
         env["GCP_ACCESS_TOKEN"] = gcp.access_token
         env["GCP_PROJECT_NUMBER"] = gcp.project_number
         expiries.append(gcp.expires_at)
@@ -404,6 +421,26 @@ def not_ready_payload(error: AppNotReadyError, *, app_url: str) -> dict[str, Any
                 "connection_id": conn.pk,
                 "capabilities": [],
                 "url": app_settings.site_url() + "/settings/secrets/integrations/",
+            }
+        )
+    for key in error.refused_keys:
+        missing.append(
+            {
+                "kind": "capability",
+                "key": key,
+                "reason": "key_refused",
+                "provider": "gcp",
+                "description": "Google refused the GCP project's service-account key",
+            }
+        )
+    if error.refused_keys:
+        actions.append(
+            {
+                "kind": "upload_key",
+                "provider": "gcp",
+                "connection_id": None,
+                "capabilities": list(error.refused_keys),
+                "url": app_settings.site_url() + reverse("integrations:service_accounts"),
             }
         )
     if error.readiness.secrets_missing:

@@ -30,6 +30,10 @@ MAX_RSA_BITS = 4096
 # http:// is accepted for these hosts only, and only when the setting allows it (tests
 # run a token endpoint on 127.0.0.1); everything else must be https.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# The only https token endpoint a key may name: the server POSTs a signed assertion
+# there, so any other host would let a user aim this server at a URL of their choosing
+# (server-side request forgery).
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 DEFAULT_UNIVERSE_DOMAIN = "googleapis.com"
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -83,9 +87,8 @@ def _check_private_key(pem: str) -> None:
 
 
 def check_token_uri(uri: str, *, allow_loopback_http: bool) -> None:
-    """``token_uri`` must be https (Google's is ``https://oauth2.googleapis.com/token``),
-    or http to a loopback host when ``allow_loopback_http`` (tests). No credentials or
-    fragment in the URL."""
+    """``token_uri`` must be Google's token endpoint (``GOOGLE_TOKEN_URI``), or http to a
+    loopback host when ``allow_loopback_http`` (tests). No credentials or fragment."""
     try:
         parts = urlsplit(uri)
         host = parts.hostname
@@ -94,11 +97,14 @@ def check_token_uri(uri: str, *, allow_loopback_http: bool) -> None:
         raise _refuse('The key\'s "token_uri" is not a valid URL.') from None
     if not host or parts.username or parts.password or parts.fragment:
         raise _refuse('The key\'s "token_uri" is not a valid URL.')
-    if parts.scheme == "https":
-        return
     if parts.scheme == "http" and allow_loopback_http and host in LOOPBACK_HOSTS:
         return
-    raise _refuse('The key\'s "token_uri" must be an https:// URL.')
+    if parts.scheme != "https":
+        raise _refuse('The key\'s "token_uri" must be an https:// URL.')
+    if uri != GOOGLE_TOKEN_URI:
+        raise _refuse(
+            f"The key's \"token_uri\" must be Google's token endpoint, {GOOGLE_TOKEN_URI}."
+        )
 
 
 def parse_service_account_key(
@@ -108,7 +114,7 @@ def parse_service_account_key(
 
     Rules: at most ``MAX_KEY_BYTES``; UTF-8 JSON object; ``type`` is
     ``service_account``; ``client_email`` looks like an email; ``private_key`` is a PEM
-    RSA private key that parses; ``private_key_id`` present; ``token_uri`` https (see
+    RSA private key that parses; ``private_key_id`` present; ``token_uri`` Google's (see
     ``check_token_uri``); ``project_id`` present; ``universe_domain`` absent or
     ``googleapis.com`` (another universe makes google-auth sign its own JWTs instead of
     asking a token endpoint). Raises ``InvalidServiceAccountKeyError``.

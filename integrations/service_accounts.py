@@ -43,7 +43,11 @@ from integrations.errors import (
     error_from_response,
 )
 from integrations.models import AuditEvent, ServiceAccountKey
-from integrations.service_account_keys import parse_project_number, parse_service_account_key
+from integrations.service_account_keys import (
+    check_token_uri,
+    parse_project_number,
+    parse_service_account_key,
+)
 from integrations.services import audit_record
 
 logger = logging.getLogger(__name__)
@@ -282,6 +286,11 @@ def _mint(key: ServiceAccountKey) -> tuple[str, datetime]:
     (``iss`` the service account, ``aud`` Google's token endpoint, ``scope``
     cloud-platform, one hour) with the key and posts it to the key's ``token_uri``."""
     info = json.loads(crypto.decrypt(key.key_encrypted, keys=_keys()))
+    # Checked at upload; again here, as the rule may have tightened since.
+    check_token_uri(
+        str(info.get("token_uri", "")),
+        allow_loopback_http=app_settings.service_account_loopback_http(),
+    )
     try:
         credentials = google_service_account.Credentials.from_service_account_info(
             info, scopes=[catalogue.GCP_SCOPE]

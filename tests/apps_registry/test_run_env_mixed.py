@@ -128,3 +128,33 @@ def test_readiness_and_env_across_providers(alice, bob, x_provider, gcp_endpoint
     assert gcp_endpoint.requests == 1
     expires = resp.json()["expires_at"]
     assert expires is not None and expires <= (timezone.now() + timedelta(hours=2)).isoformat()
+
+
+GCP_ONLY = """\
+namespace: acme
+name: vertex
+integrations:
+  - key: gcp.vertex_ai
+    description: Summarise with Gemini
+"""
+
+
+def test_a_gcp_key_google_refuses_asks_for_a_new_key_not_a_500(alice, bob, gcp_endpoint):
+    services.manifest_upload(user=alice, text=GCP_ONLY)
+    runner = services.runner_token_create(name="r")[1]
+    service_account_key_set(
+        user=bob,
+        purpose="gcp",
+        key_text=key_json(token_uri=gcp_endpoint.url, key=rsa_key()),
+        project_number="123456789012",
+    )
+    # The key or its service account was deleted at Google.
+    gcp_endpoint.script = [(400, {"error": "invalid_grant", "error_description": "Invalid JWT"})]
+    resp = ask(runner, user=str(bob.pk), app="acme/vertex")
+    assert resp.status_code == 409, resp.content
+    body = resp.json()
+    assert [(m["key"], m["reason"]) for m in body["missing"]] == [("gcp.vertex_ai", "key_refused")]
+    (upload,) = body["actions"]
+    assert upload["kind"] == "upload_key"
+    assert upload["url"].endswith("/settings/secrets/service-accounts/")
+    assert "Invalid JWT" not in resp.content.decode()

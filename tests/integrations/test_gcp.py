@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from integrations.errors import (
     IntegrationError,
+    InvalidServiceAccountKeyError,
     MissingCapabilitiesError,
     ProviderUnavailableError,
     ReauthorizationRequiredError,
@@ -256,3 +257,13 @@ def test_google_sa_credentials_json_is_the_uploaded_file(alice, bob):
     # A google_sa key is not a GCP project.
     with pytest.raises(ServiceAccountMissingError):
         gcp_credentials(user=alice)
+
+
+def test_a_stored_key_is_checked_again_before_the_server_posts_to_it(alice, endpoint, settings):
+    # Uploaded while loopback http was allowed; the rule has tightened since: the
+    # server does not POST the signed assertion to a URL the rule now refuses.
+    upload_gcp(alice, endpoint)
+    settings.INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP = False
+    with pytest.raises(InvalidServiceAccountKeyError):
+        gcp_credentials(user=alice)
+    assert endpoint.requests == 0

@@ -113,6 +113,10 @@ TRUNCATED_PEM_MARK = "-----BEGIN PRIVATE KEY-----\nMIIEvQ-secret-ish-content\n"
         (key_json(token_uri="http://oauth2.googleapis.com/token"), "must be an https:// URL"),
         (key_json(token_uri="http://127.0.0.1:8000/token"), "must be an https:// URL"),
         (key_json(token_uri="ftp://example.com/token"), "must be an https:// URL"),
+        # Any other https host would let a user aim the server's POST anywhere (SSRF).
+        (key_json(token_uri="https://metadata.internal/token"), "must be Google's token endpoint"),
+        (key_json(token_uri="https://oauth2.googleapis.com.evil.example/token"), "Google's"),
+        (key_json(token_uri="https://oauth2.googleapis.com/token?x=1"), "Google's"),
         (key_json(token_uri="https://user:pw@example.com/t"), '"token_uri" is not a valid URL'),
         (key_json(token_uri="https:///token"), '"token_uri" is not a valid URL'),
         (key_json(project_id=None), 'The key has no "project_id"'),
