@@ -16,7 +16,14 @@ from django.views.decorators.debug import sensitive_variables
 
 from integrations import app_settings, crypto, http
 from integrations.errors import AccountMismatchError, IntegrationError
-from integrations.models import AuditEvent, Connection, Secret, ServiceAccountKey
+from integrations.models import (
+    AuditEvent,
+    Connection,
+    ProviderDefinition,
+    Secret,
+    ServiceAccountKey,
+    UserOAuthClient,
+)
 from integrations.oauth.provider import allauth_provider_id
 from integrations.refresh_policy import next_refresh_at
 from integrations.secret_rules import check_secret_key, check_secret_value
@@ -427,6 +434,8 @@ ENCRYPTED_FIELDS: list[tuple[type[models.Model], tuple[str, ...]]] = [
     (Connection, ("access_token_encrypted", "refresh_token_encrypted")),
     (Secret, ("value_encrypted",)),
     (ServiceAccountKey, ("key_encrypted",)),
+    (ProviderDefinition, ("client_secret_encrypted",)),
+    (UserOAuthClient, ("client_secret_encrypted",)),
 ]
 
 

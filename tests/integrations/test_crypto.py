@@ -117,3 +117,40 @@ def test_parse_token_response():
     assert commas.expires_at is None
     default = parse_token_response({"access_token": "a"}, now=now, default_lifetime=7200)
     assert default.expires_at is not None
+
+
+def test_every_encrypted_column_is_rotated():
+    """A new encrypted column must be added to what `rotate_token_keys` rewrites, or the
+    old key could never be dropped."""
+    from django.apps import apps
+    from django.db import models
+
+    from integrations.services import ENCRYPTED_FIELDS
+
+    found = {
+        (model, field.name)
+        for model in apps.get_models()
+        for field in model._meta.get_fields()
+        if isinstance(field, models.BinaryField) and field.name.endswith("_encrypted")
+    }
+    listed = {(model, name) for model, names in ENCRYPTED_FIELDS for name in names}
+    assert found == listed
+
+
+@pytest.mark.django_db
+def test_client_secrets_rotate_too(alice):
+    from integrations.models import ProviderDefinition, UserOAuthClient
+    from integrations.providers import provider_definition_set_secret, user_client_set
+
+    with override_settings(INTEGRATIONS_TOKEN_KEYS=[KEY_A]):
+        definition = ProviderDefinition.objects.create(
+            slug="acme", name="Acme", token_url="https://a.example/t", allow_user_clients=True
+        )
+        provider_definition_set_secret(definition=definition, secret="platform-secret")
+        user_client_set(user=alice, provider="acme", client_id="mine", client_secret="own-secret")
+    with override_settings(INTEGRATIONS_TOKEN_KEYS=[KEY_B, KEY_A]):
+        call_command("rotate_token_keys", stdout=StringIO())
+    definition.refresh_from_db()
+    client = UserOAuthClient.objects.get(user=alice)
+    assert crypto.decrypt(definition.client_secret_encrypted, keys=[KEY_B]) == "platform-secret"
+    assert crypto.decrypt(client.client_secret_encrypted, keys=[KEY_B]) == "own-secret"
