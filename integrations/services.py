@@ -220,8 +220,9 @@ def connection_save_from_callback(
         granted_scopes = list(token.scopes) if token.scopes is not None else asked_scopes
         target.scopes = sorted(set(granted_scopes))
         target.account_email = email or target.account_email
-        if config.user_client_id is not None:
-            target.oauth_client_id = config.user_client_id
+        # The grant belongs to the client that obtained it (the user's own, or the
+        # platform's: None), whichever held it before.
+        target.oauth_client_id = config.user_client_id
         if (
             not Connection.objects.filter(user=user, provider=provider_id, is_default=True)
             .exclude(pk=target.pk)

@@ -302,6 +302,27 @@ def test_own_client_is_used_for_flows_and_refreshes_and_never_shown(
     assert conn.status == "needs_reconnect" and conn.oauth_client_id is None
 
 
+def test_a_grant_made_with_the_platform_client_stops_using_the_own_one(
+    alice_client, alice, acme_server
+):
+    make_acme()
+    user_client_set(user=alice, provider="acme", client_id="alice-app", client_secret="s1")
+    connect_acme(alice_client, acme_server)
+    conn = Connection.objects.get(user=alice, provider="acme")
+    assert conn.oauth_client_id is not None
+    # Staff stop taking users' own clients: the next grant is the platform client's,
+    # and its refreshes must use the platform client too.
+    ProviderDefinition.objects.filter(slug="acme").update(allow_user_clients=False)
+    app_settings.definitions_changed()
+    connect_acme(alice_client, acme_server)
+    conn.refresh_from_db()
+    assert conn.oauth_client_id is None
+    Connection.objects.filter(pk=conn.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    conn.refresh_from_db()
+    connection_credentials(connection=conn)
+    assert acme_server.token_requests[-1][1] == basic("platform-id", "platform-secret")
+
+
 def test_own_client_is_refused_where_the_provider_does_not_take_them(alice_client):
     make_acme(allow_user_clients=False)
     resp = alice_client.post(
