@@ -92,6 +92,8 @@ class Grant:
     account: str
     capabilities: frozenset[str]
     status: str
+    # The connection runs use when the app names none (if it covers what is required).
+    is_default: bool = False
 
     @property
     def usable(self) -> bool:
@@ -331,8 +333,18 @@ def assess_readiness(
 def _measured_connection(
     reqs: Sequence[Requirement], grants: Sequence[Grant], provider: str, cat: Catalogue
 ) -> Grant | None:
-    """The usable connection at ``provider`` that satisfies the most of ``reqs``
-    (required first, then optional); the first given on a tie."""
+    """The connection a run would use: the user's default one at ``provider`` when it
+    is usable and satisfies every required entry of ``reqs`` (as the run environment
+    chooses), else the usable one that satisfies the most (required first, then
+    optional; the first given on a tie)."""
+    default = next((g for g in grants if g.provider == provider and g.is_default), None)
+    if (
+        default is not None
+        and default.usable
+        and all(cat.is_satisfied(r.key, default.capabilities) for r in reqs if not r.optional)
+        and any(cat.is_satisfied(r.key, default.capabilities) for r in reqs)
+    ):
+        return default
     best: Grant | None = None
     best_score = (-1, -1)
     for grant in grants:

@@ -200,7 +200,7 @@ def run_environment_build(
         secrets=secrets,
         grants=[grant_of(c, cat) for c in conns],
         secret_keys=set(secret_rows),
-        connectable={p.id for p in app_settings.connectable_providers() if p.configured},
+        connectable=app_settings.connectable_ids(),
         credentials=have,
         cat=cat,
     )
@@ -230,7 +230,7 @@ def run_environment_build(
             secrets=secrets,
             grants=[grant_of(c, cat) for c in Connection.objects.filter(user=account)],
             secret_keys=set(secret_rows),
-            connectable={p.id for p in app_settings.connectable_providers() if p.configured},
+            connectable=app_settings.connectable_ids(),
             credentials=have,
             cat=cat,
         )

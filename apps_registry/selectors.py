@@ -86,13 +86,14 @@ def grant_of(connection: Any, cat: catalogue.Catalogue) -> Grant:
             cat.granted_capabilities(connection.provider, connection.scopes or [])
         ),
         status=connection.status,
+        is_default=connection.is_default,
     )
 
 
 def grants_for_user(*, user: Any) -> list[Grant]:
     """The user's connections as readiness sees them (one query, no token columns)."""
     connections = integrations_selectors.connections_for_user(user=user).only(
-        "id", "provider", "account_email", "account_uid", "scopes", "status"
+        "id", "provider", "account_email", "account_uid", "scopes", "status", "is_default"
     )
     cat = integrations_settings.catalogue()
     return [grant_of(c, cat) for c in connections]
@@ -136,7 +137,7 @@ def readiness_for(*, user: Any, app: App) -> Readiness | None:
         secrets=requirements_from_json(version.parsed, "secrets"),
         grants=grants_for_user(user=user),
         secret_keys=secret_keys,
-        connectable={p.id for p in integrations_settings.connectable_providers() if p.configured},
+        connectable=integrations_settings.connectable_ids(),
         credentials=credentials_for_user(
             user=user, integrations=integrations, secret_keys=secret_keys
         ),

@@ -235,6 +235,12 @@ def connectable_providers() -> list[ProviderConfig]:
     return configs
 
 
+def connectable_ids() -> set[str]:
+    """The providers a user can Connect now: enabled, with the platform's client or
+    taking users' own (which the user adds on the integrations page first)."""
+    return {p.id for p in connectable_providers() if p.configured or p.allow_user_clients}
+
+
 def refresh_max_attempts_per_day() -> int:
     return int(settings.INTEGRATIONS_REFRESH_MAX_ATTEMPTS_PER_DAY)
 

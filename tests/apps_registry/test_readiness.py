@@ -273,6 +273,22 @@ def test_an_active_connection_is_preferred_to_an_ended_one() -> None:
     assert [(a.connection_id, a.reconnect) for a in result.actions] == [(2, False), (2, False)]
 
 
+def test_the_default_connection_is_the_one_named_when_it_covers_what_is_required() -> None:
+    # The run environment hands out the default connection's token when it covers the
+    # required entries: readiness names that one, not a "better" one (drive is optional).
+    from dataclasses import replace
+
+    best = grant("google.sheets.readonly", "google.drive.readonly", id=1, account="b@x")
+    default = replace(grant("google.sheets.readonly", id=2, account="d@x"), is_default=True)
+    (sheets, drive) = assess("report", [best, default]).items
+    assert sheets.granted_by == default
+    assert not drive.satisfied  # not on the connection the run will use
+    # A default that lacks something required is passed over, as by the run.
+    weak = replace(grant("google.drive.readonly", id=3), is_default=True)
+    (sheets, _) = assess("report", [best, weak]).items
+    assert sheets.granted_by == best
+
+
 def test_a_provider_that_is_not_configured_gets_no_action() -> None:
     m = MANIFESTS["report"]
     result = assess_readiness(

@@ -158,3 +158,27 @@ def test_a_gcp_key_google_refuses_asks_for_a_new_key_not_a_500(alice, bob, gcp_e
     assert upload["kind"] == "upload_key"
     assert upload["url"].endswith("/settings/secrets/service-accounts/")
     assert "Invalid JWT" not in resp.content.decode()
+
+
+X_ONLY = """\
+namespace: acme
+name: poster
+integrations:
+  - key: x.tweet.write
+    description: Post the summary
+"""
+
+
+def test_a_provider_taking_users_own_clients_is_connectable_without_a_platform_client(
+    alice, bob
+):
+    # "Your own OAuth app" mode: no platform client; each user brings theirs.
+    ProviderDefinition.objects.create(**PRESETS["x"], enabled=True)
+    services.manifest_upload(user=alice, text=X_ONLY)
+    runner = services.runner_token_create(name="r")[1]
+    body = ask(runner, user=str(bob.pk), app="acme/poster").json()
+    assert [(m["key"], m["reason"]) for m in body["missing"]] == [
+        ("x.tweet.write", "not_connected")
+    ]
+    (connect,) = body["actions"]
+    assert connect["kind"] == "connect" and connect["provider"] == "x"

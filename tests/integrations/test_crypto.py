@@ -152,5 +152,6 @@ def test_client_secrets_rotate_too(alice):
         call_command("rotate_token_keys", stdout=StringIO())
     definition.refresh_from_db()
     client = UserOAuthClient.objects.get(user=alice)
+    assert definition.client_secret_encrypted is not None
     assert crypto.decrypt(definition.client_secret_encrypted, keys=[KEY_B]) == "platform-secret"
     assert crypto.decrypt(client.client_secret_encrypted, keys=[KEY_B]) == "own-secret"
