@@ -124,7 +124,8 @@ def _margin(provider_id: str) -> int:
 
 # Definitions are read from the database at most every few seconds per process (and at
 # once after a change in this process): the refresh and run paths ask for them often.
-_definitions_cache: dict[str, Any] = {"at": -1e9, "rows": {}}
+# The catalogue built from them is kept with them, and rebuilt when they are re-read.
+_definitions_cache: dict[str, Any] = {"at": -1e9, "rows": {}, "catalogue": None}
 
 
 def definitions_changed() -> None:
@@ -137,6 +138,7 @@ def _definitions() -> dict[str, Any]:
     now = time.monotonic()
     if now - _definitions_cache["at"] > settings.INTEGRATIONS_PROVIDER_CACHE_SECONDS:
         _definitions_cache["rows"] = {d.slug: d for d in ProviderDefinition.objects.all()}
+        _definitions_cache["catalogue"] = None
         _definitions_cache["at"] = now
     return dict(_definitions_cache["rows"])
 
@@ -216,14 +218,21 @@ def flow_config(provider_id: str, *, user: Any) -> ProviderConfig:
 
 
 def catalogue() -> Catalogue:
-    """The built-in capabilities plus those of the providers defined as data."""
+    """The built-in capabilities plus those of the providers defined as data (built
+    once per read of the definitions)."""
+    definitions = _definitions()
+    cached = _definitions_cache["catalogue"]
+    if cached is not None:
+        return cached
     extra = []
-    for definition in _definitions().values():
+    for definition in definitions.values():
         try:
             extra += capabilities_from_data(definition.slug, definition.capabilities)
         except DefinitionError:
             continue  # the admin refuses these; never break every page for one row
-    return BUILTIN.extended(extra) if extra else BUILTIN
+    built = BUILTIN.extended(extra) if extra else BUILTIN
+    _definitions_cache["catalogue"] = built
+    return built
 
 
 def connectable_providers() -> list[ProviderConfig]:

@@ -48,6 +48,7 @@ from integrations.models import AuditEvent, Connection, ProviderHealth
 from integrations.refresh_policy import (
     ATTEMPTS_WINDOW,
     BACKOFF_CAP,
+    DEAD_STATUSES,
     backoff_delay,
     next_refresh_at,
 )
@@ -119,12 +120,17 @@ def _record_use(connection: Connection, *, config: ProviderConfig, now: datetime
     if connection.last_used_at and now - connection.last_used_at < USE_RECORD_INTERVAL:
         return
     connection.last_used_at = now
-    fields = {"last_used_at": now}
+    rows = Connection.objects.filter(pk=connection.pk)
     if connection.status == Connection.Status.ACTIVE:
         due = next_refresh_at(connection=connection, config=config, now=now)
         connection.next_refresh_at = due
-        fields["next_refresh_at"] = due  # type: ignore[assignment]
-    Connection.objects.filter(pk=connection.pk).update(**fields)
+        # Only while still active: a refresh that found the grant dead meanwhile has
+        # taken it off the sweep, and must stay so.
+        if rows.filter(status=Connection.Status.ACTIVE).update(
+            last_used_at=now, next_refresh_at=due
+        ):
+            return
+    rows.update(last_used_at=now)
 
 
 def _request_refresh(
@@ -483,6 +489,12 @@ def connection_refresh_if_due(*, connection_id: int, now: datetime | None = None
         )
     except Connection.DoesNotExist:
         return "gone"
+    except ReauthorizationRequiredError as exc:
+        # A dead grant: off the sweep (undo the lease), until the user reconnects.
+        Connection.objects.filter(pk=connection_id, status__in=DEAD_STATUSES).update(
+            next_refresh_at=None
+        )
+        return exc.code
     except IntegrationError as exc:
         return exc.code
     except UnknownProviderError:

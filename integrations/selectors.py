@@ -65,11 +65,6 @@ def service_account_keys_for_user(*, user: Any) -> dict[str, ServiceAccountKey]:
     return {k.purpose: k for k in ServiceAccountKey.objects.filter(user=user)}
 
 
-def service_account_key_of(*, user: Any, purpose: str) -> ServiceAccountKey | None:
-    """The user's key for ``purpose``, or None."""
-    return ServiceAccountKey.objects.filter(user=user, purpose=purpose).first()
-
-
 def service_account_purposes_for_user(*, user: Any) -> set[str]:
     """Which keys the user has uploaded (``google_sa``, ``gcp``), no key material read:
     what readiness needs to tell ``google.sa`` and ``gcp.*`` from missing ones."""

@@ -19,24 +19,31 @@ from apps_registry import selectors, services
 _MAX_TOKEN_CHARS = 200
 
 
+def bearer_token(request: Request, *, what: str) -> str | None:
+    """The token of ``Authorization: Bearer <token>``; None without a Bearer header
+    (another scheme may authenticate), ``AuthenticationFailed`` when malformed. The
+    messages never repeat the token; ``what`` names it ("API token")."""
+    parts = get_authorization_header(request).split()
+    if not parts or parts[0].lower() != b"bearer":
+        return None
+    if len(parts) != 2 or len(parts[1]) > _MAX_TOKEN_CHARS:
+        raise AuthenticationFailed("Malformed Authorization header: use 'Bearer <token>'.")
+    try:
+        return parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        raise AuthenticationFailed(f"Invalid or revoked {what}.") from None
+
+
 class ApiTokenAuthentication(BaseAuthentication):
     """Authenticates ``Authorization: Bearer ihub_...``; 401 for a bad or revoked token.
 
     Error messages never repeat the presented token.
     """
 
-    keyword = b"bearer"
-
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword:
+        token = bearer_token(request, what="API token")
+        if token is None:
             return None
-        if len(parts) != 2 or len(parts[1]) > _MAX_TOKEN_CHARS:
-            raise AuthenticationFailed("Malformed Authorization header: use 'Bearer <token>'.")
-        try:
-            token = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise AuthenticationFailed("Invalid or revoked API token.") from None
         row = selectors.api_token_for(token=token)
         if row is None:
             raise AuthenticationFailed("Invalid or revoked API token.")

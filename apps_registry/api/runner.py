@@ -22,13 +22,14 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps_registry.api.authentication import bearer_token
 from apps_registry.api.parsers import BoundedJSONParser
 from apps_registry.models import RunnerToken
 from apps_registry.run_env import (
@@ -45,7 +46,6 @@ from integrations.errors import ProviderUnavailableError
 
 logger = logging.getLogger(__name__)
 
-_MAX_TOKEN_CHARS = 200
 _TOUCH_EVERY = 60  # seconds between last_used_at writes
 
 
@@ -53,15 +53,9 @@ class RunnerAuthentication(BaseAuthentication):
     """``Authorization: Bearer ihub_run_...``: a live runner token, or 401."""
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != b"bearer":
+        token = bearer_token(request, what="runner token")
+        if token is None:
             return None
-        if len(parts) != 2 or len(parts[1]) > _MAX_TOKEN_CHARS:
-            raise AuthenticationFailed("Malformed Authorization header: use 'Bearer <token>'.")
-        try:
-            token = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise AuthenticationFailed("Invalid or revoked runner token.") from None
         if not token.startswith(RUNNER_TOKEN_PREFIX):
             raise AuthenticationFailed("Invalid or revoked runner token.")
         digest = hash_api_token(token)

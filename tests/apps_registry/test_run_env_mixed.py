@@ -169,9 +169,7 @@ integrations:
 """
 
 
-def test_a_provider_taking_users_own_clients_is_connectable_without_a_platform_client(
-    alice, bob
-):
+def test_a_provider_taking_users_own_clients_is_connectable_without_a_platform_client(alice, bob):
     # "Your own OAuth app" mode: no platform client; each user brings theirs.
     ProviderDefinition.objects.create(**PRESETS["x"], enabled=True)
     services.manifest_upload(user=alice, text=X_ONLY)

@@ -408,3 +408,25 @@ def test_sweep_backs_off_on_a_refresh_token_no_key_decrypts(alice, endpoint, set
     assert conn.next_refresh_at == T0 + timedelta(hours=4)
     assert conn.status == "active"  # not the user's to fix: no email, no banner
     assert endpoint.calls == [] and len(mail.outbox) == 0
+
+
+def test_a_dead_grant_leased_by_the_sweep_goes_off_the_sweep(alice, endpoint):
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=1))
+    Connection.objects.filter(pk=conn.pk).update(
+        status="needs_reconnect", next_refresh_at=T0 + timedelta(minutes=5)
+    )
+    assert connection_refresh_if_due(connection_id=conn.pk, now=T0) == "invalid_grant"
+    conn.refresh_from_db()
+    assert conn.next_refresh_at is None and endpoint.calls == []
+
+
+def test_recording_a_use_does_not_put_a_dead_grant_back_on_the_sweep(alice, endpoint):
+    conn = make_connection(alice, expires_at=T0 + timedelta(hours=1))
+    stale = Connection.objects.get(pk=conn.pk)  # read while still active
+    Connection.objects.filter(pk=conn.pk).update(status="needs_reconnect", next_refresh_at=None)
+    later = T0 + timedelta(hours=2)
+    stale.expires_at = later + timedelta(hours=1)  # fresh as far as this copy knows
+    connection_credentials(connection=stale, now=later)
+    conn.refresh_from_db()
+    assert conn.last_used_at == later
+    assert conn.next_refresh_at is None
