@@ -21,6 +21,7 @@ from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.models import AuditEvent, Connection
 from integrations.services import connection_access_token, secret_set
 from tests.integrations.factories import ConnectionFactory
+from tests.processes import needs_postgres
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/run-environments/"
@@ -293,3 +294,18 @@ def test_a_token_no_key_decrypts_is_a_clear_503_not_a_500(runner, app, bob, sett
         "error": "undecryptable",
         "detail": "a stored credential does not decrypt with the configured keys",
     }
+
+
+@needs_postgres
+def test_naming_a_user_by_email_is_an_index_lookup(bob):
+    from django.contrib.auth import get_user_model
+
+    with db.cursor() as cur:
+        cur.execute("SET LOCAL enable_seqscan = off")  # a small table: ask for the plan
+        plan = (
+            get_user_model()
+            .objects.filter(email__iexact="BOB@example.com", is_active=True)
+            .order_by("pk")[:2]
+            .explain()
+        )
+    assert "apps_registry_auth_user_upper_email_idx" in plan, plan
