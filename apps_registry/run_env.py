@@ -4,9 +4,9 @@ tokens valid for at least the margin, or the list of what the user must still gr
 This is the hot path of the product. For a manifest of OAuth capabilities and secrets,
 with fresh tokens, a call makes at most four queries besides the runner's
 authentication: the app and its version, the user's connections (with the user), the
-declared secrets, and the audit record; five when the user is named by email (the user,
-then their connections). Tokens are refreshed only when inside the
-margin, one refresh per connection at a time (``integrations.refresh``).
+declared secrets, and the audit record, whether the user is named by id or by email.
+Tokens are refreshed only when inside the margin, one refresh per connection at a time
+(``integrations.refresh``).
 
 What an app gets (DESIGN.md "Env given to apps"):
 
@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db.models import Count, Subquery, Value
 from django.urls import reverse
 
 from apps_registry.manifest import Requirement
@@ -120,38 +121,50 @@ def run_target(*, app: str, version: int | None = None) -> ManifestVersion:
 
 
 def _user_and_connections(user: str) -> tuple[Any, list[Connection]]:
-    """The named user, active, and all their connections.
+    """The named user, active, and all their connections: one query when they have
+    any, two otherwise.
 
-    By id: one query (the connections with their user), two when they have none. By
-    email (case-insensitive): the user first, refused when two accounts share the
-    address (nothing in ``auth_user`` forbids it), then their connections.
+    By id, or by email (case-insensitive, through the functional index of migration
+    ``apps_registry/0003``). Nothing in ``auth_user`` forbids two accounts one email:
+    such an email is refused (name the user by id). Each connection row carries the
+    count of active accounts with that email (one uncorrelated subquery), so that the
+    check costs no query of its own.
     """
-    if user.isdigit():
-        conns = list(
-            Connection.objects.select_related("user")
-            .filter(user_id=int(user), user__is_active=True)
-            .order_by("created_at", "id")
-        )
-        if conns:
-            return conns[0].user, conns
-        account = get_user_model().objects.filter(pk=int(user), is_active=True).first()
+    users = get_user_model().objects.filter(is_active=True)
+    if user.isascii() and user.isdecimal():
+        users = users.filter(pk=int(user))
+        sharing = 1
     elif "@" in user:
-        accounts = list(
-            get_user_model().objects.filter(email__iexact=user, is_active=True).order_by("pk")[:2]
-        )
-        if len(accounts) > 1:
-            raise RunTargetNotFoundError("two accounts have this email: name the user by id")
-        account = accounts[0] if accounts else None
-        if account is not None:
-            conns = list(Connection.objects.filter(user=account).order_by("created_at", "id"))
-            for conn in conns:
-                conn.user = account  # already at hand: no query per connection
-            return account, conns
+        users = users.filter(email__iexact=user)
+        sharing = 2
     else:
-        account = None
-    if account is None:
         raise RunTargetNotFoundError("no such user")
-    return account, []
+    accounts = (
+        users.order_by()
+        .annotate(group=Value(1))
+        .values("group")
+        .annotate(n=Count("pk"))
+        .values("n")[:1]
+    )
+    conns: list[Connection] = list(
+        Connection.objects.select_related("user")
+        .filter(user__in=users.values("pk"))
+        .annotate(accounts=Subquery(accounts))
+        .order_by("created_at", "id")
+    )
+    if conns:
+        if getattr(conns[0], "accounts", 1) > 1:
+            raise RunTargetNotFoundError(_SHARED_EMAIL)
+        return conns[0].user, conns
+    found = list(users.order_by("pk")[:sharing])
+    if len(found) > 1:
+        raise RunTargetNotFoundError(_SHARED_EMAIL)
+    if not found:
+        raise RunTargetNotFoundError("no such user")
+    return found[0], []
+
+
+_SHARED_EMAIL = "two accounts have this email: name the user by id"
 
 
 def run_environment_build(
@@ -184,7 +197,10 @@ def run_environment_build(
     )
     kinds = _declared_kinds(integrations, cat)
     sa_keys = (
-        {k.purpose: k for k in ServiceAccountKey.objects.filter(user=account)}
+        {
+            k.purpose: k
+            for k in ServiceAccountKey.objects.filter(user=account, refused_at__isnull=True)
+        }
         if kinds & {CredentialKind.SERVICE_ACCOUNT, CredentialKind.GCP_PROJECT}
         else {}
     )
@@ -228,7 +244,10 @@ def run_environment_build(
         readiness = assess_readiness(
             integrations=integrations,
             secrets=secrets,
-            grants=[grant_of(c, cat) for c in Connection.objects.filter(user=account)],
+            grants=[
+                grant_of(c, cat)
+                for c in Connection.objects.filter(user=account).order_by("created_at", "id")
+            ],
             secret_keys=set(secret_rows),
             connectable=app_settings.connectable_ids(),
             credentials=have,
@@ -240,19 +259,26 @@ def run_environment_build(
         env["GOOGLE_SA_CREDENTIALS"] = service_accounts.google_sa_credentials_json(user=account)
     if CredentialKind.GCP_PROJECT in kinds and "gcp" in sa_keys:
         try:
-            gcp = service_accounts.gcp_credentials(user=account, now=now)
+            gcp: service_accounts.GcpCredentials | None = service_accounts.gcp_credentials(
+                user=account, now=now
+            )
         except (ReauthorizationRequiredError, InvalidServiceAccountKeyError):
-            # Google refused the key (deleted or disabled), or it no longer loads:
-            # the user must upload a new one.
+            # Google refused the key (deleted or disabled), or it no longer loads: the
+            # user must upload a new one. Without the optional entries, the run goes on.
+            gcp = None
             refused = [
                 r.key
                 for r in integrations
-                if r.key in cat.by_key and cat.by_key[r.key].kind is CredentialKind.GCP_PROJECT
+                if not r.optional
+                and r.key in cat.by_key
+                and cat.by_key[r.key].kind is CredentialKind.GCP_PROJECT
             ]
-            raise AppNotReadyError(readiness, refused_keys=refused) from None
-        env["GCP_ACCESS_TOKEN"] = gcp.access_token
-        env["GCP_PROJECT_NUMBER"] = gcp.project_number
-        expiries.append(gcp.expires_at)
+            if refused:
+                raise AppNotReadyError(readiness, refused_keys=refused) from None
+        if gcp is not None:
+            env["GCP_ACCESS_TOKEN"] = gcp.access_token
+            env["GCP_PROJECT_NUMBER"] = gcp.project_number
+            expiries.append(gcp.expires_at)
     if CredentialKind.BOT_TOKEN in kinds and DISCORD_BOT_TOKEN_KEY in secret_rows:
         env[DISCORD_BOT_TOKEN_KEY] = secret_value(secret=secret_rows[DISCORD_BOT_TOKEN_KEY])
     for key in declared_secrets:

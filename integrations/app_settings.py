@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -11,6 +12,8 @@ from django.conf import settings
 from integrations.catalogue import BUILTIN, PROVIDERS, Catalogue
 from integrations.errors import UnknownProviderError
 from integrations.provider_presets import DefinitionError, capabilities_from_data
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -124,23 +127,28 @@ def _margin(provider_id: str) -> int:
 
 # Definitions are read from the database at most every few seconds per process (and at
 # once after a change in this process): the refresh and run paths ask for them often.
-# The catalogue built from them is kept with them, and rebuilt when they are re-read.
-_definitions_cache: dict[str, Any] = {"at": -1e9, "rows": {}, "catalogue": None}
+# ``state`` is (rows by slug, the catalogue built from them or None), swapped whole so
+# that a catalogue is never stored against rows it was not built from.
+_definitions_cache: dict[str, Any] = {"at": -1e9, "state": ({}, None)}
 
 
 def definitions_changed() -> None:
     _definitions_cache["at"] = -1e9
 
 
-def _definitions() -> dict[str, Any]:
+def _definitions_state() -> tuple[dict[str, Any], Catalogue | None]:
     from integrations.models import ProviderDefinition
 
     now = time.monotonic()
     if now - _definitions_cache["at"] > settings.INTEGRATIONS_PROVIDER_CACHE_SECONDS:
-        _definitions_cache["rows"] = {d.slug: d for d in ProviderDefinition.objects.all()}
-        _definitions_cache["catalogue"] = None
+        _definitions_cache["state"] = ({d.slug: d for d in ProviderDefinition.objects.all()}, None)
         _definitions_cache["at"] = now
-    return dict(_definitions_cache["rows"])
+    state: tuple[dict[str, Any], Catalogue | None] = _definitions_cache["state"]
+    return state
+
+
+def _definitions() -> dict[str, Any]:
+    return dict(_definitions_state()[0])
 
 
 def _definition_config(definition: Any, client: Any = None) -> ProviderConfig:
@@ -151,7 +159,14 @@ def _definition_config(definition: Any, client: Any = None) -> ProviderConfig:
         client_id = client.client_id
         secret = crypto.decrypt(client.client_secret_encrypted, keys=token_keys())
     elif definition.client_secret_encrypted:
-        secret = crypto.decrypt(definition.client_secret_encrypted, keys=token_keys())
+        try:
+            secret = crypto.decrypt(definition.client_secret_encrypted, keys=token_keys())
+        except crypto.DecryptionError:
+            # The keys lost the one it was written under: the provider acts as if it
+            # had no platform client (pages still render; refreshes fail as
+            # invalid_client, which ProviderHealth shows staff), until staff set it again.
+            logger.error("the client secret of provider %s does not decrypt", definition.slug)
+            client_id = ""
     return ProviderConfig(
         id=definition.slug,
         name=definition.name,
@@ -220,19 +235,58 @@ def flow_config(provider_id: str, *, user: Any) -> ProviderConfig:
 def catalogue() -> Catalogue:
     """The built-in capabilities plus those of the providers defined as data (built
     once per read of the definitions)."""
-    definitions = _definitions()
-    cached = _definitions_cache["catalogue"]
+    state = _definitions_state()
+    rows, cached = state
     if cached is not None:
         return cached
     extra = []
-    for definition in definitions.values():
+    for definition in rows.values():
         try:
             extra += capabilities_from_data(definition.slug, definition.capabilities)
         except DefinitionError:
             continue  # the admin refuses these; never break every page for one row
     built = BUILTIN.extended(extra) if extra else BUILTIN
-    _definitions_cache["catalogue"] = built
+    if _definitions_cache["state"] is state:  # not re-read meanwhile by another thread
+        _definitions_cache["state"] = (rows, built)
     return built
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What pages need to know of a provider without decrypting its client secret."""
+
+    id: str
+    name: str
+    enabled: bool
+    configured: bool  # the platform's client is set (managed mode)
+    allow_user_clients: bool
+
+
+def provider_info(provider_id: str) -> ProviderInfo:
+    """``UnknownProviderError`` when there is no such provider. Decrypts nothing, so
+    it works when a stored client secret no longer decrypts."""
+    if provider_id == "google":
+        return ProviderInfo(
+            id="google",
+            name=PROVIDERS["google"].name,
+            enabled=True,
+            configured=bool(settings.GOOGLE_CLIENT_ID and settings.GOOGLE_CLIENT_SECRET),
+            allow_user_clients=False,
+        )
+    definition = _definitions_state()[0].get(provider_id)
+    if definition is None:
+        raise UnknownProviderError(provider_id)
+    return _info_of(definition)
+
+
+def _info_of(definition: Any) -> ProviderInfo:
+    return ProviderInfo(
+        id=definition.slug,
+        name=definition.name,
+        enabled=definition.enabled,
+        configured=bool(definition.client_id and definition.client_secret_encrypted),
+        allow_user_clients=definition.allow_user_clients,
+    )
 
 
 def connectable_providers() -> list[ProviderConfig]:
@@ -246,8 +300,14 @@ def connectable_providers() -> list[ProviderConfig]:
 
 def connectable_ids() -> set[str]:
     """The providers a user can Connect now: enabled, with the platform's client or
-    taking users' own (which the user adds on the integrations page first)."""
-    return {p.id for p in connectable_providers() if p.configured or p.allow_user_clients}
+    taking users' own (which the user adds on the integrations page first). Decrypts
+    nothing (the run path asks for it on every call)."""
+    ids = {"google"} if provider_info("google").configured else set()
+    for definition in _definitions_state()[0].values():
+        info = _info_of(definition)
+        if info.enabled and (info.configured or info.allow_user_clients):
+            ids.add(info.id)
+    return ids
 
 
 def refresh_max_attempts_per_day() -> int:

@@ -290,6 +290,10 @@ class ServiceAccountKey(models.Model):
     key_encrypted = models.BinaryField()
     fingerprint = models.CharField(max_length=8)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When Google refused the key (invalid_grant, invalid_client, ...: deleted or
+    # disabled): it is not used again, and counts as missing, until a new one is uploaded.
+    refused_at = models.DateTimeField(null=True, blank=True)
+    refused_code = models.CharField(max_length=64, blank=True)
 
     class Meta:
         constraints = [

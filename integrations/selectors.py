@@ -66,9 +66,11 @@ def service_account_keys_for_user(*, user: Any) -> dict[str, ServiceAccountKey]:
 
 
 def service_account_purposes_for_user(*, user: Any) -> set[str]:
-    """Which keys the user has uploaded (``google_sa``, ``gcp``), no key material read:
-    what readiness needs to tell ``google.sa`` and ``gcp.*`` from missing ones."""
-    return set(ServiceAccountKey.objects.filter(user=user).values_list("purpose", flat=True))
+    """Which keys the user has uploaded (``google_sa``, ``gcp``) and Google has not
+    refused, no key material read: what readiness needs to tell ``google.sa`` and
+    ``gcp.*`` from missing ones."""
+    keys = ServiceAccountKey.objects.filter(user=user, refused_at__isnull=True)
+    return set(keys.values_list("purpose", flat=True))
 
 
 def own_clients_for_user(*, user: Any) -> QuerySet[UserOAuthClient]:

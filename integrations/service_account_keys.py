@@ -34,6 +34,8 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 # there, so any other host would let a user aim this server at a URL of their choosing
 # (server-side request forgery).
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+# Older key files name this one; it is Google's too.
+GOOGLE_TOKEN_URIS = frozenset({GOOGLE_TOKEN_URI, "https://accounts.google.com/o/oauth2/token"})
 DEFAULT_UNIVERSE_DOMAIN = "googleapis.com"
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -101,10 +103,24 @@ def check_token_uri(uri: str, *, allow_loopback_http: bool) -> None:
         return
     if parts.scheme != "https":
         raise _refuse('The key\'s "token_uri" must be an https:// URL.')
-    if uri != GOOGLE_TOKEN_URI:
+    if uri not in GOOGLE_TOKEN_URIS:
         raise _refuse(
             f"The key's \"token_uri\" must be Google's token endpoint, {GOOGLE_TOKEN_URI}."
         )
+
+
+def mint_token_uri(uri: str, *, allow_loopback_http: bool) -> str:
+    """Where the server POSTs a key's signed assertion: Google's token endpoint, whatever
+    the key file says, so that no stored key can aim the server elsewhere; an http
+    loopback URI only when ``allow_loopback_http`` (tests)."""
+    if allow_loopback_http:
+        try:
+            parts = urlsplit(uri)
+            if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
+                return uri
+        except ValueError:
+            pass
+    return GOOGLE_TOKEN_URI
 
 
 def parse_service_account_key(

@@ -37,6 +37,7 @@ from integrations.catalogue import CredentialKind
 from integrations.errors import (
     IntegrationError,
     InvalidServiceAccountKeyError,
+    ProviderMisconfiguredError,
     ProviderUnavailableError,
     ReauthorizationRequiredError,
     ServiceAccountMissingError,
@@ -44,7 +45,7 @@ from integrations.errors import (
 )
 from integrations.models import AuditEvent, ServiceAccountKey
 from integrations.service_account_keys import (
-    check_token_uri,
+    mint_token_uri,
     parse_project_number,
     parse_service_account_key,
 )
@@ -209,6 +210,13 @@ def gcp_credentials(
     """
     now = now or timezone.now()
     key = _key_of(user, Purpose.GCP)
+    if key.refused_at is not None:
+        # Refused before: not sent to Google again until a new key is uploaded.
+        raise ReauthorizationRequiredError(
+            f"Google refused the GCP project's service-account key {key.client_email} "
+            f"({key.refused_code}): upload a new key",
+            code=key.refused_code or "invalid_grant",
+        )
     cached = _cached_token(key)
     if cached is not None and cached[1] - now >= timedelta(seconds=margin_seconds):
         return GcpCredentials(
@@ -286,8 +294,7 @@ def _mint(key: ServiceAccountKey) -> tuple[str, datetime]:
     (``iss`` the service account, ``aud`` Google's token endpoint, ``scope``
     cloud-platform, one hour) with the key and posts it to the key's ``token_uri``."""
     info = json.loads(crypto.decrypt(key.key_encrypted, keys=_keys()))
-    # Checked at upload; again here, as the rule may have tightened since.
-    check_token_uri(
+    info["token_uri"] = mint_token_uri(
         str(info.get("token_uri", "")),
         allow_loopback_http=app_settings.service_account_loopback_http(),
     )
@@ -336,7 +343,13 @@ def _classify(
             f"the token endpoint answered {status}", code=f"http_{status}"
         )
     error = error_from_response(status or 400, body)
-    if isinstance(error, ReauthorizationRequiredError):
+    # invalid_grant: the key or its service account was deleted or disabled;
+    # invalid_client / unauthorized_client: the same, as Google words it for JWT grants.
+    # Both are the user's key, not the platform's client: they must upload a new one.
+    if isinstance(error, ReauthorizationRequiredError | ProviderMisconfiguredError):
+        ServiceAccountKey.objects.filter(pk=key.pk).update(
+            refused_at=timezone.now(), refused_code=error.code[:64]
+        )
         audit_record(
             kind=AuditEvent.Kind.SERVICE_ACCOUNT_REJECTED,
             provider=_PROVIDER_OF_PURPOSE[Purpose(key.purpose)],

@@ -303,6 +303,9 @@ def _revoke_at_provider(connection: Connection) -> RevocationOutcome:
     except KeyError:
         # Staff deleted the provider's definition: nowhere to revoke at.
         return RevocationOutcome(ok=False, error_code="unknown_provider")
+    except crypto.DecryptionError:
+        # The user's own client secret does not decrypt: no way to authenticate.
+        return RevocationOutcome(ok=False, error_code="undecryptable")
     if not config.revoke_url:
         return RevocationOutcome(ok=False, error_code="no_revocation_endpoint")
     try:
@@ -342,13 +345,25 @@ def connection_disconnect(*, connection: Connection) -> RevocationOutcome:
     connection_id = connection.pk
     with transaction.atomic():
         locked = Connection.objects.select_for_update().filter(pk=connection_id).first()
-        if locked is None:
-            return RevocationOutcome(ok=True)  # disconnected meanwhile
+        if locked is None or locked.status == Connection.Status.REVOKED:
+            # Disconnected meanwhile, or a Disconnect is in flight (a double submit).
+            return RevocationOutcome(ok=True)
         locked.status = Connection.Status.REVOKED
         locked.next_refresh_at = None
         locked.save(update_fields=["status", "next_refresh_at", "updated_at"])
     outcome = _revoke_at_provider(locked)
     with transaction.atomic():
+        # Only the row this marked: a Reconnect that came back meanwhile made it active
+        # again with a new grant, which stays.
+        if (
+            Connection.objects.select_for_update()
+            .filter(pk=connection_id, status=Connection.Status.REVOKED)
+            .only("id")
+            .first()
+            is None
+        ):
+            logger.warning("connection %s was reconnected during its Disconnect", connection_id)
+            return outcome
         audit_record(
             kind=AuditEvent.Kind.REVOCATION,
             provider=locked.provider,

@@ -128,9 +128,13 @@ def _start(
 @require_POST
 def own_client_set(request: HttpRequest, provider_id: str) -> HttpResponse:
     """Your-own mode: the user's client ID and secret for this provider."""
-    config = _config_or_404(provider_id, user=request.user)
+    # Not the flow's configuration: that would decrypt the client being replaced.
+    try:
+        config = app_settings.provider_info(provider_id)
+    except KeyError:
+        raise Http404("No such provider.") from None
     form = OwnClientForm(request.POST)
-    if not config.allow_user_clients:
+    if not (config.enabled and config.allow_user_clients):
         raise Http404("This provider does not take your own client.")
     if not form.is_valid():
         for errors in form.errors.values():
@@ -165,6 +169,13 @@ def own_client_delete(request: HttpRequest, provider_id: str) -> HttpResponse:
 def connect(request: HttpRequest, provider_id: str) -> HttpResponse:
     config = _config_or_404(provider_id, user=request.user)
     if not config.configured:
+        if config.allow_user_clients:
+            messages.error(
+                request,
+                f"To connect {config.name}, first add your own {config.name} app's client "
+                "ID and secret below.",
+            )
+            return redirect(reverse("integrations:page") + f"#provider-{config.id}")
         messages.error(request, f"{config.name} is not set up on this server yet; ask staff.")
         return redirect("integrations:page")
     return _start(
@@ -224,7 +235,7 @@ def make_default(request: HttpRequest, id: int) -> HttpResponse:
 def disconnect(request: HttpRequest, id: int) -> HttpResponse:
     conn = selectors.connection_for_user(user=request.user, id=id)
     try:
-        name = app_settings.provider_config(conn.provider).name
+        name = app_settings.provider_info(conn.provider).name
     except KeyError:
         name = conn.provider  # its definition was deleted: the connection still goes
     if request.method == "GET":

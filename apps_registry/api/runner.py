@@ -42,7 +42,7 @@ from apps_registry.run_env import (
 from apps_registry.tokens import RUNNER_TOKEN_PREFIX, hash_api_token
 from integrations import app_settings
 from integrations.crypto import DecryptionError
-from integrations.errors import ProviderUnavailableError
+from integrations.errors import IntegrationError, ProviderUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,10 @@ class RunEnvironmentView(APIView):
             409: OpenApiResponse(_MISSING, description="Not authorized yet"),
             413: OpenApiResponse(_API_ERROR, description="The body is over its size limit"),
             415: OpenApiResponse(_API_ERROR, description="The body is not application/json"),
-            503: OpenApiResponse(_ERROR, description="A provider is unreachable"),
+            502: OpenApiResponse(_ERROR, description="A provider refused a refresh"),
+            503: OpenApiResponse(
+                _ERROR, description="A provider is unreachable, or a credential does not decrypt"
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -196,6 +199,14 @@ class RunEnvironmentView(APIView):
                 {"error": "provider_unavailable", "detail": exc.code},
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
                 headers={"Retry-After": "60"},
+            )
+        except IntegrationError as exc:
+            # The provider refused a refresh for a reason that is neither a dead grant
+            # nor an outage (invalid_scope, invalid_request, ...): its code, nothing more.
+            logger.warning("run environment of %s: provider error %s", data["app"], exc.code)
+            return Response(
+                {"error": "provider_error", "detail": exc.code},
+                status=status.HTTP_502_BAD_GATEWAY,
             )
         except DecryptionError:
             # INTEGRATIONS_TOKEN_KEYS lost the key these were written under: staff's to fix.

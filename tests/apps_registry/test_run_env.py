@@ -234,11 +234,8 @@ def test_query_count_does_not_grow_with_the_connections(runner, app, bob, extra_
     with CaptureQueriesContext(db) as ctx:
         resp = ask(runner, user=name, app="acme/digest")
     assert resp.status_code == 200
-    # runner token, app + version, connections with the user, secrets, audit; by email
-    # the user is looked up first.
-    assert len(ctx.captured_queries) == (5 if by == "id" else 6), [
-        q["sql"] for q in ctx.captured_queries
-    ]
+    # runner token, app + version, connections with the user, secrets, audit
+    assert len(ctx.captured_queries) == 5, [q["sql"] for q in ctx.captured_queries]
 
 
 def test_an_email_two_accounts_share_is_refused(runner, app, alice, bob):
@@ -309,3 +306,23 @@ def test_naming_a_user_by_email_is_an_index_lookup(bob):
             .explain()
         )
     assert "apps_registry_auth_user_upper_email_idx" in plan, plan
+
+
+def test_other_refusals_of_a_refresh_are_a_502_with_the_code_only(runner, app, bob):
+    conn = ready_user(bob)
+    Connection.objects.filter(pk=conn.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    with responses.RequestsMock() as rsps:
+        rsps.add(
+            "POST",
+            app_settings.provider_config("google").token_url,
+            status=400,
+            json={"error": "invalid_scope", "error_description": "echoes 1//secret-ish"},
+        )
+        resp = ask(runner, user=str(bob.pk), app="acme/digest")
+    assert resp.status_code == 502, resp.content
+    assert resp.json() == {"error": "provider_error", "detail": "invalid_scope"}
+
+
+@pytest.mark.parametrize("name", ["²", "١٢", "12a", "bob"])
+def test_odd_user_names_are_a_404(runner, app, name):
+    assert ask(runner, user=name, app="acme/digest").status_code == 404

@@ -158,6 +158,13 @@ def test_a_gcp_key_google_refuses_asks_for_a_new_key_not_a_500(alice, bob, gcp_e
     assert upload["kind"] == "upload_key"
     assert upload["url"].endswith("/settings/secrets/service-accounts/")
     assert "Invalid JWT" not in resp.content.decode()
+    # Recorded: readiness now says the key is missing, and Google is not asked again.
+    again = ask(runner, user=str(bob.pk), app="acme/vertex")
+    assert again.status_code == 409
+    assert [(m["key"], m["reason"]) for m in again.json()["missing"]] == [
+        ("gcp.vertex_ai", "needs_credential")
+    ]
+    assert gcp_endpoint.requests == 1
 
 
 X_ONLY = """\
@@ -180,3 +187,35 @@ def test_a_provider_taking_users_own_clients_is_connectable_without_a_platform_c
     ]
     (connect,) = body["actions"]
     assert connect["kind"] == "connect" and connect["provider"] == "x"
+
+
+GCP_OPTIONAL = """\
+namespace: acme
+name: maybe-vertex
+integrations:
+  - key: google.sheets.readonly
+    description: Read the sheet
+  - key: gcp.vertex_ai
+    description: Summarise with Gemini, if set up
+    optional: true
+"""
+
+
+def test_a_refused_optional_gcp_key_leaves_gcp_out_and_the_run_goes_on(alice, bob, gcp_endpoint):
+    services.manifest_upload(user=alice, text=GCP_OPTIONAL)
+    runner = services.runner_token_create(name="r")[1]
+    ConnectionFactory.create(user=bob, scopes=["openid", "email", G + "spreadsheets.readonly"])
+    service_account_key_set(
+        user=bob,
+        purpose="gcp",
+        key_text=key_json(token_uri=gcp_endpoint.url, key=rsa_key()),
+        project_number="123456789012",
+    )
+    gcp_endpoint.script = [(400, {"error": "invalid_grant"})]
+    resp = ask(runner, user=str(bob.pk), app="acme/maybe-vertex")
+    assert resp.status_code == 200, resp.content
+    assert "GCP_ACCESS_TOKEN" not in resp.json()["env"]
+    assert "GOOGLE_OAUTH_ACCESS_TOKEN" in resp.json()["env"]
+    # Recorded: the next run does not send the refused key to Google again.
+    assert ask(runner, user=str(bob.pk), app="acme/maybe-vertex").status_code == 200
+    assert gcp_endpoint.requests == 1

@@ -12,11 +12,11 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 from django.test import override_settings
+from django.urls import reverse
 from django.utils import timezone
 
 from integrations.errors import (
     IntegrationError,
-    InvalidServiceAccountKeyError,
     MissingCapabilitiesError,
     ProviderUnavailableError,
     ReauthorizationRequiredError,
@@ -259,11 +259,32 @@ def test_google_sa_credentials_json_is_the_uploaded_file(alice, bob):
         gcp_credentials(user=alice)
 
 
-def test_a_stored_key_is_checked_again_before_the_server_posts_to_it(alice, endpoint, settings):
-    # Uploaded while loopback http was allowed; the rule has tightened since: the
-    # server does not POST the signed assertion to a URL the rule now refuses.
-    upload_gcp(alice, endpoint)
-    settings.INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP = False
-    with pytest.raises(InvalidServiceAccountKeyError):
+def test_the_assertion_goes_to_googles_endpoint_whatever_the_key_names():
+    # A stored key cannot aim the server's POST anywhere (SSRF): only loopback http is
+    # let through, and only where the setting allows it (tests).
+    from integrations.service_account_keys import GOOGLE_TOKEN_URI, mint_token_uri
+
+    for named in ("https://metadata.internal/token", "http://10.0.0.1/t", "", "::bad"):
+        assert mint_token_uri(named, allow_loopback_http=True) == GOOGLE_TOKEN_URI
+    local = "http://127.0.0.1:8123/token"
+    assert mint_token_uri(local, allow_loopback_http=True) == local
+    assert mint_token_uri(local, allow_loopback_http=False) == GOOGLE_TOKEN_URI
+
+
+@pytest.mark.parametrize("code", ["invalid_grant", "invalid_client", "unauthorized_client"])
+def test_a_refused_key_is_recorded_and_never_sent_again(alice, endpoint, client, code):
+    key = upload_gcp(alice, endpoint)
+    endpoint.script = [(400 if code == "invalid_grant" else 401, {"error": code})]
+    with pytest.raises(ReauthorizationRequiredError):
         gcp_credentials(user=alice)
-    assert endpoint.requests == 0
+    key.refresh_from_db()
+    assert key.refused_at is not None and key.refused_code == code
+    with pytest.raises(ReauthorizationRequiredError):
+        gcp_credentials(user=alice)
+    assert endpoint.requests == 1  # not sent to Google again
+    client.force_login(alice)
+    page = client.get(reverse("integrations:service_accounts")).content.decode()
+    assert "Google refused this key" in page
+    # Uploading a key again (here the same one, re-enabled at Google) starts over.
+    upload_gcp(alice, endpoint)
+    assert gcp_credentials(user=alice).access_token

@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import app_settings
+from integrations import app_settings, crypto
 from integrations.errors import ReauthorizationRequiredError
 from integrations.models import Connection, ProviderDefinition, UserOAuthClient
 from integrations.provider_presets import PRESETS, DefinitionError, validate_definition
@@ -321,6 +321,95 @@ def test_a_grant_made_with_the_platform_client_stops_using_the_own_one(
     conn.refresh_from_db()
     connection_credentials(connection=conn)
     assert acme_server.token_requests[-1][1] == basic("platform-id", "platform-secret")
+
+
+def test_an_own_client_secret_that_no_longer_decrypts_neither_blocks_disconnect_nor_replacing(
+    alice_client, alice, acme_server, settings
+):
+    from cryptography.fernet import Fernet
+
+    make_acme()
+    user_client_set(user=alice, provider="acme", client_id="alice-app", client_secret="s1")
+    connect_acme(alice_client, acme_server)
+    conn = Connection.objects.get(user=alice, provider="acme")
+    # The keys lost the one the own client was written under (tokens re-encrypted).
+    client = UserOAuthClient.objects.get(user=alice)
+    client.client_secret_encrypted = crypto.encrypt("s1", keys=[Fernet.generate_key().decode()])
+    client.save()
+
+    # Replacing it works (the old secret is never decrypted).
+    resp = alice_client.post(
+        reverse("integrations:own_client_set", kwargs={"provider_id": "acme"}),
+        {"client_id": "alice-app-2", "client_secret": "s2"},
+    )
+    assert resp.status_code == 302
+    assert UserOAuthClient.objects.get(user=alice).client_id == "alice-app-2"
+
+    # Disconnect still deletes the tokens, saying the revocation was not confirmed.
+    conn.refresh_from_db()
+    url = reverse("integrations:disconnect", kwargs={"id": conn.pk})
+    assert alice_client.get(url).status_code == 200
+    alice_client.post(url)
+    assert not Connection.objects.filter(pk=conn.pk).exists()
+
+
+def test_a_platform_secret_that_no_longer_decrypts_does_not_break_pages(
+    alice_client, alice, acme_server
+):
+    from cryptography.fernet import Fernet
+
+    make_acme()
+    connect_acme(alice_client, acme_server)
+    ProviderDefinition.objects.filter(slug="acme").update(
+        client_secret_encrypted=crypto.encrypt("x", keys=[Fernet.generate_key().decode()])
+    )
+    app_settings.definitions_changed()
+    assert alice_client.get(reverse("integrations:page")).status_code == 200
+    conn = Connection.objects.get(user=alice, provider="acme")
+    assert (
+        alice_client.get(reverse("integrations:disconnect", kwargs={"id": conn.pk})).status_code
+        == 200
+    )
+
+
+def test_connect_without_an_own_client_says_to_add_one(alice_client):
+    make_acme(client_id="")
+    ProviderDefinition.objects.filter(slug="acme").update(client_secret_encrypted=None)
+    app_settings.definitions_changed()
+    resp = alice_client.post(
+        reverse("integrations:connect", kwargs={"provider_id": "acme"}),
+        {"capabilities": ["acme.read"]},
+    )
+    assert resp.status_code == 302 and resp["Location"].endswith("#provider-acme")
+    (message,) = [str(m) for m in get_messages(resp.wsgi_request)]
+    assert "first add your own Acme app" in message
+
+
+def test_a_double_submitted_disconnect_revokes_once(alice_client, alice, acme_server):
+    make_acme()
+    connect_acme(alice_client, acme_server)
+    conn = Connection.objects.get(user=alice, provider="acme")
+    from integrations.services import connection_disconnect
+
+    # The second submit arrives while the first is revoking.
+    acme_server.on_revoke.append(lambda: connection_disconnect(connection=conn))
+    connection_disconnect(connection=conn)
+    assert len(acme_server.revoked) == 1
+    assert not Connection.objects.filter(pk=conn.pk).exists()
+
+
+def test_a_reconnect_that_lands_during_disconnect_is_kept(alice_client, alice, acme_server):
+    make_acme()
+    connect_acme(alice_client, acme_server)
+    conn = Connection.objects.get(user=alice, provider="acme")
+    from integrations.services import connection_disconnect
+
+    # The callback of a Reconnect re-activates the row while Disconnect revokes.
+    acme_server.on_revoke.append(
+        lambda: Connection.objects.filter(pk=conn.pk).update(status="active")
+    )
+    connection_disconnect(connection=conn)
+    assert Connection.objects.filter(pk=conn.pk, status="active").exists()
 
 
 def test_own_client_is_refused_where_the_provider_does_not_take_them(alice_client):
