@@ -116,6 +116,7 @@ def _google_config() -> ProviderConfig:
         auth_params={"access_type": "offline"},
         incremental=True,
         refresh_margin=_margin("google"),
+        keepalive_interval=_keepalive("google"),
         env=dict(info.env),
     )
 
@@ -123,6 +124,11 @@ def _google_config() -> ProviderConfig:
 def _margin(provider_id: str) -> int:
     margins = settings.INTEGRATIONS_REFRESH_MARGIN_SECONDS
     return int(margins.get(provider_id, margins["default"]))
+
+
+def _keepalive(provider_id: str) -> int:
+    intervals = settings.INTEGRATIONS_KEEPALIVE_SECONDS
+    return int(intervals.get(provider_id, intervals["default"]))
 
 
 # Definitions are read from the database at most every few seconds per process (and at
@@ -183,6 +189,7 @@ def _definition_config(definition: Any, client: Any = None) -> ProviderConfig:
         uid_field=definition.uid_field,
         email_field=definition.email_field,
         refresh_margin=_margin(definition.slug),
+        keepalive_interval=_keepalive(definition.slug),
         default_lifetime=definition.default_lifetime,
         pkce=definition.pkce,
         token_params=dict(definition.token_params or {}),

@@ -167,11 +167,26 @@ INTEGRATIONS_HTTP_TIMEOUT = (
     env.float("INTEGRATIONS_HTTP_READ_TIMEOUT", default=15.0),
 )
 
+
+def _seconds_by_provider(name: str) -> dict[str, int]:
+    """``"x=1200,slack=900"`` → ``{"x": 1200, "slack": 900}``."""
+    return {k.strip(): int(v) for k, v in env.dict(name, default={}).items()}
+
+
 # Refresh: an access token handed to an app is valid for at least this many seconds
-# ("default", and per provider id); a transient failure is retried with exponential
-# backoff and jitter, at most this many attempts per connection per day.
+# ("default", and per provider id: INTEGRATIONS_REFRESH_MARGIN_OVERRIDES="x=1200,slack=900");
+# a transient failure is retried with exponential backoff and jitter, at most this many
+# failed attempts per connection per day.
 INTEGRATIONS_REFRESH_MARGIN_SECONDS = {
+    **_seconds_by_provider("INTEGRATIONS_REFRESH_MARGIN_OVERRIDES"),
     "default": env.int("INTEGRATIONS_REFRESH_MARGIN_SECONDS", default=600),
+}
+# Keep-alive: a connection unused for a day is refreshed only this often, so that the
+# provider does not expire its idle refresh token (Google: after six months unused).
+# Per provider id: INTEGRATIONS_KEEPALIVE_OVERRIDES="notion=86400".
+INTEGRATIONS_KEEPALIVE_SECONDS = {
+    **_seconds_by_provider("INTEGRATIONS_KEEPALIVE_OVERRIDES"),
+    "default": env.int("INTEGRATIONS_KEEPALIVE_SECONDS", default=7 * 24 * 3600),
 }
 INTEGRATIONS_REFRESH_MAX_ATTEMPTS_PER_DAY = env.int(
     "INTEGRATIONS_REFRESH_MAX_ATTEMPTS_PER_DAY", default=10

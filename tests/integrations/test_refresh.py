@@ -430,3 +430,52 @@ def test_recording_a_use_does_not_put_a_dead_grant_back_on_the_sweep(alice, endp
     conn.refresh_from_db()
     assert conn.last_used_at == later
     assert conn.next_refresh_at is None
+
+
+def test_a_provider_may_have_its_own_margin_and_keepalive(alice, endpoint, settings):
+    settings.INTEGRATIONS_REFRESH_MARGIN_SECONDS = {"default": 600, "google": 1800}
+    settings.INTEGRATIONS_KEEPALIVE_SECONDS = {"default": 7 * 86400, "google": 86400}
+    # 20 minutes left: fresh for the default margin, not for Google's 30 minutes.
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=20))
+    assert connection_credentials(connection=conn, now=T0).access_token == "ya29.new"
+    # Idle: the keep-alive is Google's day, not the default week.
+    conn.refresh_from_db()
+    idle_since = T0 - timedelta(days=2)
+    Connection.objects.filter(pk=conn.pk).update(last_used_at=idle_since)
+    conn.refresh_from_db()
+    config = app_settings.provider_config("google")
+    assert config.keepalive_interval == 86400
+    due = next_refresh_at(connection=conn, config=config, now=T0 + timedelta(hours=2))
+    assert due == T0 + timedelta(days=1)
+
+
+def test_per_provider_overrides_come_from_the_environment():
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "INTEGRATIONS_REFRESH_MARGIN_SECONDS": "700",
+        "INTEGRATIONS_REFRESH_MARGIN_OVERRIDES": "x=1200,slack=900",
+        "INTEGRATIONS_KEEPALIVE_OVERRIDES": "notion=86400",
+    }
+    code = (
+        "import django, json; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps([s.INTEGRATIONS_REFRESH_MARGIN_SECONDS, "
+        "s.INTEGRATIONS_KEEPALIVE_SECONDS]))"
+    )
+    from django.conf import settings
+
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "PYTHONPATH": str(settings.BASE_DIR)},
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    margins, keepalives = json.loads(out.strip().splitlines()[-1])
+    assert margins == {"default": 700, "x": 1200, "slack": 900}
+    assert keepalives == {"default": 7 * 86400, "notion": 86400}
