@@ -90,6 +90,10 @@ _BY_CODE: dict[str, type[IntegrationError]] = {
     "admin_policy_enforced": ReauthorizationRequiredError,
     "invalid_client": ProviderMisconfiguredError,
     "unauthorized_client": ProviderMisconfiguredError,
+    # Slack's words for the same (https://api.slack.com/methods/oauth.v2.access#errors).
+    "invalid_refresh_token": ReauthorizationRequiredError,
+    "invalid_client_id": ProviderMisconfiguredError,
+    "bad_client_secret": ProviderMisconfiguredError,
     "temporarily_unavailable": ProviderUnavailableError,
     "server_error": ProviderUnavailableError,
 }

@@ -114,7 +114,10 @@ def provider_definition_check(*, definition: ProviderDefinition) -> CheckReport:
     if definition.userinfo_url:
         _reach(report, "userinfo", "GET", definition.userinfo_url)
     else:
-        report.fail("userinfo_url: needed to know which account was connected")
+        report.lines.append(
+            f"· no userinfo endpoint: the account is read from the token response "
+            f"({definition.uid_field})"
+        )
     if not definition.client_id and not definition.allow_user_clients:
         report.fail("no client: set the platform's client, or let users bring their own")
     definition.last_checked_at = timezone.now()

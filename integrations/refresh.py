@@ -157,6 +157,9 @@ def _request_refresh(
         body = None
     if resp.status_code != 200:
         raise error_from_response(resp.status_code, body)
+    if isinstance(body, dict) and "error" in body and "access_token" not in body:
+        # Slack answers errors with HTTP 200 ({"ok": false, "error": ...}).
+        raise error_from_response(400, body)
     if not isinstance(body, dict):
         raise ProviderUnavailableError("token endpoint answered no JSON", code="bad_response")
     try:

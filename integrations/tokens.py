@@ -34,8 +34,10 @@ def parse_token_response(
 ) -> TokenSet:
     """Parse a successful token response.
 
-    ``scope`` is split on ``scope_separator`` (space per RFC 6749 §3.3; some providers
-    use commas). ``expires_in`` may be a number or a numeric string; when absent,
+    ``scope`` is split on spaces (RFC 6749 §3.3) and on ``scope_separator`` (some
+    providers use commas), and on commas whatever the separator: GitHub is asked with
+    spaces and answers with commas (``"scope": "repo,gist"``). No scope token of a
+    provider here contains a comma. ``expires_in`` may be a number or a numeric string; when absent,
     ``default_lifetime`` (seconds) applies, else the expiry is unknown.
     """
     access_token = data.get("access_token")
@@ -55,7 +57,7 @@ def parse_token_response(
     raw_scope = data.get("scope")
     scopes: tuple[str, ...] | None = None
     if isinstance(raw_scope, str):
-        scopes = tuple(raw_scope.replace(scope_separator, " ").split())
+        scopes = tuple(raw_scope.replace(scope_separator, " ").replace(",", " ").split())
     elif isinstance(raw_scope, list):
         scopes = tuple(str(s) for s in raw_scope)
     return TokenSet(

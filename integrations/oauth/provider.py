@@ -12,6 +12,7 @@ from typing import Any
 
 from allauth.socialaccount.models import SocialLogin, SocialToken
 from allauth.socialaccount.providers.base import ProviderAccount, ProviderException
+from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from allauth.socialaccount.providers.oauth2.provider import OAuth2Provider
 from allauth.socialaccount.providers.oauth2.utils import generate_code_challenge
 from allauth.socialaccount.providers.oauth2.views import OAuth2Adapter
@@ -82,11 +83,19 @@ class IntegrationOAuth2Adapter(OAuth2Adapter):
         self, request: HttpRequest, app: Any, token: SocialToken, **kwargs: Any
     ) -> SocialLogin:
         response = kwargs["response"]
-        resp = http.session().get(
-            self.config.userinfo_url, headers={"Authorization": f"Bearer {token.token}"}
-        )
-        resp.raise_for_status()
-        identity = resp.json()
+        if self.config.userinfo_url:
+            resp = http.session().get(
+                self.config.userinfo_url, headers={"Authorization": f"Bearer {token.token}"}
+            )
+            resp.raise_for_status()
+            identity = resp.json()
+        else:
+            # No userinfo endpoint: the token response names the account (Slack's
+            # `team`, Notion's `owner` and `workspace_id`).
+            identity = response
+        if not isinstance(identity, dict) or identity.get("ok") is False:
+            # Slack answers errors with HTTP 200 and {"ok": false, "error": ...}.
+            raise OAuth2Error("the provider did not say which account this is")
         login = self.get_provider().sociallogin_from_response(request, identity)
         # Kept whole: the granted scopes, the refresh token, the expiry.
         login.integration_token = parse_token_response(
