@@ -231,7 +231,7 @@ def run_environment_build(
         try:
             # Narrowed to what the app declares where the provider allows it.
             creds = refresh.connection_narrowed_credentials(
-                connection=conn, scopes=cat.scopes_for(keys), now=now
+                connection=conn, scopes=cat.scopes_for(keys), now=now, verify=True
             )
         except ReauthorizationRequiredError:
             dead.append(conn)

@@ -317,6 +317,10 @@ def connectable_ids() -> set[str]:
     return ids
 
 
+def verify_interval() -> int:
+    return int(settings.INTEGRATIONS_VERIFY_SECONDS)
+
+
 def refresh_max_attempts_per_day() -> int:
     return int(settings.INTEGRATIONS_REFRESH_MAX_ATTEMPTS_PER_DAY)
 

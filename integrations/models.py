@@ -41,6 +41,9 @@ class Connection(models.Model):
     # the sweep's cost follows the number of due connections, not the table size.
     next_refresh_at = models.DateTimeField(null=True, blank=True)
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    # When the provider last accepted the access token at its userinfo endpoint (a grant
+    # revoked at the provider is found out this way before its token expires).
+    last_verified_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     # Consecutive transient failures (drives the backoff), and the attempts made in the
     # current 24-hour window (bounded per connection per day).

@@ -92,10 +92,19 @@ def _credentials(connection: Connection) -> Credentials:
 
 
 def connection_credentials(
-    *, connection: Connection, margin: int | None = None, now: datetime | None = None
+    *,
+    connection: Connection,
+    margin: int | None = None,
+    now: datetime | None = None,
+    verify: bool = False,
 ) -> Credentials:
     """The connection's access token, valid for at least ``margin`` seconds (default:
     the provider's), refreshing first when needed.
+
+    With ``verify`` (a run is about to get the token), a token not shown good for
+    ``INTEGRATIONS_VERIFY_SECONDS`` is first shown to the provider's userinfo endpoint:
+    refused (401), the grant is refreshed, which finds a grant revoked at the provider
+    (``invalid_grant``) before its token expires.
 
     Raises ``ReauthorizationRequiredError`` when the grant is dead and
     ``ProviderUnavailableError`` when the token has expired and the provider cannot be
@@ -110,8 +119,50 @@ def connection_credentials(
         )
     _record_use(connection, config=config, now=now)
     if _is_fresh(connection, now=now, margin=margin):
-        return _credentials(connection)
+        creds = _credentials(connection)
+        if (
+            verify
+            and _verification_due(connection, config=config, now=now)
+            and not _provider_accepts(connection, creds, config=config, now=now)
+        ):
+            # Refused while unexpired: refresh (once, whoever else asks meanwhile).
+            return connection_refresh(
+                connection_id=connection.pk, margin=10**9, now=now, unless_refreshed_since=now
+            )
+        return creds
     return connection_refresh(connection_id=connection.pk, margin=margin, now=now)
+
+
+def _verification_due(connection: Connection, *, config: ProviderConfig, now: datetime) -> bool:
+    interval = app_settings.verify_interval()
+    if not interval or not config.userinfo_url:
+        return False
+    shown_good = max(
+        (t for t in (connection.last_verified_at, connection.last_refreshed_at) if t),
+        default=None,
+    )
+    return shown_good is None or now - shown_good >= timedelta(seconds=interval)
+
+
+def _provider_accepts(
+    connection: Connection, creds: Credentials, *, config: ProviderConfig, now: datetime
+) -> bool:
+    """Whether the provider's userinfo endpoint accepts the token. Only a 401 is a
+    no: a timeout or a 5xx is not a reason to withhold a token."""
+    try:
+        resp = http.session().get(
+            config.userinfo_url, headers={"Authorization": f"Bearer {creds.access_token}"}
+        )
+    except requests.RequestException:
+        logger.info("could not verify connection %s: provider unreachable", connection.pk)
+        return True
+    if resp.status_code == 401:
+        logger.info("provider %s refused the token of connection %s", config.id, connection.pk)
+        return False
+    if resp.status_code == 200:
+        connection.last_verified_at = now
+        Connection.objects.filter(pk=connection.pk).update(last_verified_at=now)
+    return True
 
 
 def _record_use(connection: Connection, *, config: ProviderConfig, now: datetime) -> None:
@@ -180,6 +231,7 @@ def connection_refresh(
     now: datetime | None = None,
     only_if_due: bool = False,
     serve_valid_on_failure: bool = True,
+    unless_refreshed_since: datetime | None = None,
 ) -> Credentials:
     """Refresh the connection's access token under its row lock and return it.
 
@@ -188,6 +240,8 @@ def connection_refresh(
     token is returned and no request is made. While backing off, or past the daily
     attempt limit, no request is made either: the current token is returned while it is
     valid (unless ``serve_valid_on_failure`` is off), else ``ProviderUnavailableError``.
+    With ``unless_refreshed_since``, a refresh made by another holder since then counts
+    as this one.
     """
     now = now or timezone.now()
     failure: IntegrationError
@@ -206,7 +260,11 @@ def connection_refresh(
                 if conn.next_refresh_at != due:  # undo the sweep's lease
                     Connection.objects.filter(pk=conn.pk).update(next_refresh_at=due)
                 return _credentials(conn)
-        elif _is_fresh(conn, now=now, margin=margin):
+        elif _is_fresh(conn, now=now, margin=margin) or (
+            unless_refreshed_since is not None
+            and conn.last_refreshed_at is not None
+            and conn.last_refreshed_at >= unless_refreshed_since
+        ):
             return _credentials(conn)
         refresh_token = (
             crypto.decrypt(conn.refresh_token_encrypted, keys=app_settings.token_keys())
@@ -248,7 +306,11 @@ def connection_refresh(
 
 
 def connection_narrowed_credentials(
-    *, connection: Connection, scopes: list[str], now: datetime | None = None
+    *,
+    connection: Connection,
+    scopes: list[str],
+    now: datetime | None = None,
+    verify: bool = False,
 ) -> Credentials:
     """An access token narrowed to ``scopes`` for one run (least privilege), where the
     provider honours a narrower ``scope`` on refresh (RFC 6749 §6:"MUST NOT include any
@@ -261,7 +323,7 @@ def connection_narrowed_credentials(
     """
     now = now or timezone.now()
     config = app_settings.connection_config(connection)
-    full = connection_credentials(connection=connection, now=now)
+    full = connection_credentials(connection=connection, now=now, verify=verify)
     if not config.narrow_scope_on_refresh or config.rotates_refresh_tokens:
         return full
     wanted = [s for s in scopes if s in full.scopes]

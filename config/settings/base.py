@@ -188,6 +188,10 @@ INTEGRATIONS_KEEPALIVE_SECONDS = {
     **_seconds_by_provider("INTEGRATIONS_KEEPALIVE_OVERRIDES"),
     "default": env.int("INTEGRATIONS_KEEPALIVE_SECONDS", default=7 * 24 * 3600),
 }
+# Before handing a token to a run, check that the provider still accepts it (one GET
+# of its userinfo endpoint) when it was last shown good longer ago than this: a grant
+# revoked at the provider is then found before its token expires. 0: never check.
+INTEGRATIONS_VERIFY_SECONDS = env.int("INTEGRATIONS_VERIFY_SECONDS", default=300)
 INTEGRATIONS_REFRESH_MAX_ATTEMPTS_PER_DAY = env.int(
     "INTEGRATIONS_REFRESH_MAX_ATTEMPTS_PER_DAY", default=10
 )

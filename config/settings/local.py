@@ -14,13 +14,26 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 def _local_token_keys() -> list[str]:
     """Make a Fernet key once and keep it in .local/ (git-ignored), so that tokens
     stored in the development database survive restarts."""
+    import os
+
     from cryptography.fernet import Fernet
 
     path = BASE_DIR / ".local" / "token_keys"
     if not path.exists():
         path.parent.mkdir(exist_ok=True)
-        path.write_text(Fernet.generate_key().decode() + "\n")
-        path.chmod(0o600)
+        # Written private to a file of its own, then linked into place: never readable
+        # by others, never seen half-written, and when two processes start at once
+        # (web and worker) the link of the second fails and it keeps the first's key.
+        tmp = path.with_name(f"token_keys.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(Fernet.generate_key().decode() + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return [k.strip() for k in path.read_text().split(",") if k.strip()]
 
 

@@ -94,7 +94,9 @@ def http() -> Iterator[Callable[[], requests.Session]]:
         time.sleep(0.05)
 
 
-def test_the_app_reads_the_sheet_and_a_grant_revoked_at_google_asks_for_reconnect(site, http):
+def test_the_app_reads_the_sheet_and_a_grant_revoked_at_google_asks_for_reconnect(
+    site, http, settings
+):
     email, password = "ada@example.com", "a long enough passphrase 42"
 
     # Ada signs up and connects Google for Sheets (read) through the consent page.
@@ -139,9 +141,16 @@ def test_the_app_reads_the_sheet_and_a_grant_revoked_at_google_asks_for_reconnec
     assert again.returncode != 0
     assert "google.auth.exceptions.RefreshError" in again.stderr, again.stderr
 
-    # Our copy of the access token expires, so the next run must refresh: the refresh
-    # meets invalid_grant, and the API answers 409 with Reconnect, not a dead token.
-    Connection.objects.filter(pk=conn.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    # Our copy of the access token has not expired, but before a run gets it the
+    # product asks Google whether it still stands (INTEGRATIONS_VERIFY_SECONDS; the
+    # token was last shown good over five minutes ago): refused, the refresh meets
+    # invalid_grant, and the API answers 409 with Reconnect, not a dead token.
+    settings.INTEGRATIONS_VERIFY_SECONDS = 300
+    Connection.objects.filter(pk=conn.pk).update(
+        last_refreshed_at=timezone.now() - timedelta(minutes=6), last_verified_at=None
+    )
+    conn.refresh_from_db()
+    assert conn.expires_at is not None and conn.expires_at > timezone.now() + timedelta(minutes=30)
     with pytest.raises(NotAuthorizedYetError) as refused:
         runner.run_environment(user=email, app=APP)
     assert refused.value.status == 409

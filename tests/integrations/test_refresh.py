@@ -479,3 +479,69 @@ def test_per_provider_overrides_come_from_the_environment():
     margins, keepalives = json.loads(out.strip().splitlines()[-1])
     assert margins == {"default": 700, "x": 1200, "slack": 900}
     assert keepalives == {"default": 7 * 86400, "notion": 86400}
+
+
+class Userinfo:
+    """The provider's userinfo endpoint: 200 while the token is good, 401 once revoked."""
+
+    def __init__(self, rsps: responses.RequestsMock) -> None:
+        self.status = 200
+        self.tokens: list[str] = []
+        rsps.add_callback(
+            responses.GET,
+            app_settings.provider_config("google").userinfo_url,
+            callback=self._answer,
+        )
+
+    def _answer(self, request):
+        self.tokens.append(request.headers["Authorization"].removeprefix("Bearer "))
+        return (self.status, {"Content-Type": "application/json"}, json.dumps({"sub": "sub-1"}))
+
+
+@pytest.fixture
+def verifying(settings):
+    settings.INTEGRATIONS_VERIFY_SECONDS = 300
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield TokenEndpoint(rsps), Userinfo(rsps)
+
+
+def test_a_run_finds_a_grant_revoked_at_the_provider_before_its_token_expires(alice, verifying):
+    endpoint, userinfo = verifying
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=50))  # refreshed T0-10m
+    # Shown good 10 minutes ago: asked again before a run gets it.
+    assert connection_credentials(connection=conn, now=T0, verify=True).access_token == "ya29.old"
+    assert userinfo.tokens == ["ya29.old"] and endpoint.calls == []
+    conn.refresh_from_db()
+    assert conn.last_verified_at == T0
+    # Within the interval: not asked again.
+    later = T0 + timedelta(minutes=4)
+    connection_credentials(connection=conn, now=later, verify=True)
+    assert len(userinfo.tokens) == 1
+
+    # Revoked at the provider: the token is refused, the refresh meets invalid_grant.
+    userinfo.status = 401
+    endpoint.default = (400, {"error": "invalid_grant"})
+    conn.refresh_from_db()
+    with pytest.raises(ReauthorizationRequiredError):
+        connection_credentials(connection=conn, now=T0 + timedelta(minutes=6), verify=True)
+    conn.refresh_from_db()
+    assert conn.status == "needs_reconnect" and len(endpoint.calls) == 1
+    assert len(userinfo.tokens) == 2  # one question for that run
+
+
+def test_a_refused_access_token_of_a_live_grant_is_replaced(alice, verifying):
+    endpoint, userinfo = verifying
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=50))
+    userinfo.status = 401  # only the access token was revoked; the grant lives
+    creds = connection_credentials(connection=conn, now=T0, verify=True)
+    assert creds.access_token == "ya29.new" and len(endpoint.calls) == 1
+
+
+def test_an_unreachable_userinfo_endpoint_does_not_withhold_the_token(alice, verifying):
+    endpoint, userinfo = verifying
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=50))
+    userinfo.status = 503
+    assert connection_credentials(connection=conn, now=T0, verify=True).access_token == "ya29.old"
+    assert endpoint.calls == []
+    conn.refresh_from_db()
+    assert conn.last_verified_at is None  # not shown good: asked again next time
