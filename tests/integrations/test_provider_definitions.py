@@ -572,3 +572,46 @@ def test_runs_get_tokens_narrowed_where_the_provider_allows(alice, acme_server, 
     assert creds.access_token == "acme-at-1"
     conn.refresh_from_db()
     assert connection_access_token(connection=conn) == "acme-full"  # not stored
+
+
+def test_the_run_api_hands_out_the_narrowed_token_and_google_is_not_narrowed(
+    alice, bob, acme_server
+):
+    import json as _json
+
+    from apps_registry import services as apps
+
+    make_acme(narrow_scope_on_refresh=True, rotates_refresh_tokens=False)
+    assert not app_settings.provider_config("google").narrow_scope_on_refresh
+    conn = Connection.objects.create(
+        user=bob, provider="acme", account_uid="4242", scopes=["profile", "read", "write"]
+    )
+    from integrations.services import store_tokens
+    from integrations.tokens import TokenSet
+
+    store_tokens(
+        conn,
+        TokenSet(
+            access_token="acme-full",
+            refresh_token="acme-rt-0",
+            expires_at=timezone.now() + timedelta(hours=1),
+            scopes=None,
+        ),
+    )
+    conn.save()
+    apps.manifest_upload(
+        user=alice,
+        text="namespace: acme\nname: reader\nintegrations:\n  - key: acme.read\n",
+    )
+    runner = apps.runner_token_create(name="r")[1]
+    resp = Client().post(
+        "/api/v1/run-environments/",
+        _json.dumps({"user": str(bob.pk), "app": "acme/reader"}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {runner}",
+    )
+    assert resp.status_code == 200, resp.content
+    # The app declares acme.read only: its token was asked for with scope=read.
+    assert resp.json()["env"] == {"ACME_TOKEN": "acme-at-1"}
+    ((form, _),) = acme_server.token_requests
+    assert form["scope"] == "read"
