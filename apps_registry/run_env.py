@@ -32,7 +32,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Subquery, Value
+from django.db import connection as db_connection
+from django.db.models.expressions import RawSQL
 from django.urls import reverse
 
 from apps_registry.manifest import Requirement
@@ -126,37 +127,45 @@ def _user_and_connections(user: str) -> tuple[Any, list[Connection]]:
 
     By id, or by email (case-insensitive, through the functional index of migration
     ``apps_registry/0003``). Nothing in ``auth_user`` forbids two accounts one email:
-    such an email is refused (name the user by id). Each connection row carries the
-    count of active accounts with that email (one uncorrelated subquery), so that the
+    such an email is refused (name the user by id). By email, each connection row
+    carries the count of active accounts with that email (one uncorrelated subquery,
+    written as SQL: the ORM's own took a third of the call to compile), so that the
     check costs no query of its own.
     """
-    users = get_user_model().objects.filter(is_active=True)
+    users = get_user_model()
+    conns: list[Connection]
     if user.isascii() and user.isdecimal():
-        users = users.filter(pk=int(user))
-        sharing = 1
+        conns = list(
+            Connection.objects.select_related("user")
+            .filter(user_id=int(user), user__is_active=True)
+            .order_by("created_at", "id")
+        )
+        if conns:
+            return conns[0].user, conns
+        found = list(users.objects.filter(pk=int(user), is_active=True)[:1])
     elif "@" in user:
-        users = users.filter(email__iexact=user)
-        sharing = 2
+        meta, quote = users._meta, db_connection.ops.quote_name
+        table = quote(meta.db_table)
+        email = quote(str(meta.get_field("email").column))
+        active = quote(str(meta.get_field("is_active").column))
+        # The names come from the model, quoted; the email is a query parameter.
+        sharing = RawSQL(  # noqa: S611
+            f"SELECT COUNT(*) FROM {table} WHERE UPPER({email}) = UPPER(%s) AND {active}",  # noqa: S608
+            (user,),
+        )
+        conns = list(
+            Connection.objects.select_related("user")
+            .filter(user__email__iexact=user, user__is_active=True)
+            .annotate(accounts=sharing)
+            .order_by("created_at", "id")
+        )
+        if conns:
+            if getattr(conns[0], "accounts", 1) > 1:
+                raise RunTargetNotFoundError(_SHARED_EMAIL)
+            return conns[0].user, conns
+        found = list(users.objects.filter(email__iexact=user, is_active=True).order_by("pk")[:2])
     else:
         raise RunTargetNotFoundError("no such user")
-    accounts = (
-        users.order_by()
-        .annotate(group=Value(1))
-        .values("group")
-        .annotate(n=Count("pk"))
-        .values("n")[:1]
-    )
-    conns: list[Connection] = list(
-        Connection.objects.select_related("user")
-        .filter(user__in=users.values("pk"))
-        .annotate(accounts=Subquery(accounts))
-        .order_by("created_at", "id")
-    )
-    if conns:
-        if getattr(conns[0], "accounts", 1) > 1:
-            raise RunTargetNotFoundError(_SHARED_EMAIL)
-        return conns[0].user, conns
-    found = list(users.order_by("pk")[:sharing])
     if len(found) > 1:
         raise RunTargetNotFoundError(_SHARED_EMAIL)
     if not found:

@@ -211,7 +211,7 @@ INTEGRATIONS_PROVIDER_CACHE_SECONDS = env.float("INTEGRATIONS_PROVIDER_CACHE_SEC
 REDIS_URL = env("REDIS_URL", default="")
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 if not REDIS_URL:
-    _queue_dir = BASE_DIR / ".local" / "celery-queue"
+    _queue_dir = Path(env("CELERY_QUEUE_DIR", default=str(BASE_DIR / ".local" / "celery-queue")))
     _queue_dir.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),

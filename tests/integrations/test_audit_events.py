@@ -84,3 +84,16 @@ def test_a_second_disconnect_records_nothing_more(alice_client, google):
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.DISCONNECT).count() == 1
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.REVOCATION).count() == 1
     assert len(google.revoked) == 1
+
+
+def test_an_audit_event_cannot_be_changed_or_deleted_through_the_orm(alice):
+    from integrations.services import audit_record
+
+    audit_record(kind=AuditEvent.Kind.SECRET_SET, provider="secrets", user=alice, account="K")
+    event = AuditEvent.objects.get()
+    event.ok = False
+    with pytest.raises(PermissionError):
+        event.save()
+    with pytest.raises(PermissionError):
+        event.delete()
+    assert AuditEvent.objects.get().ok

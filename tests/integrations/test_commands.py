@@ -74,3 +74,41 @@ def test_check_deploy_is_clean():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_googles_endpoints_and_client_come_from_the_environment():
+    import json as _json
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    names = {
+        "GOOGLE_OAUTH_AUTHORIZE_URL": "https://accounts.example/auth",
+        "GOOGLE_OAUTH_TOKEN_URL": "https://oauth2.example/token",
+        "GOOGLE_OAUTH_REVOKE_URL": "https://oauth2.example/revoke",
+        "GOOGLE_OAUTH_USERINFO_URL": "https://openid.example/userinfo",
+        "GOOGLE_CLIENT_ID": "env-client.apps.googleusercontent.com",
+        "GOOGLE_CLIENT_SECRET": "env-secret",
+    }
+    code = (
+        "import django, json; django.setup(); from integrations import app_settings; "
+        "c = app_settings.provider_config('google'); print(json.dumps([c.authorize_url, "
+        "c.token_url, c.revoke_url, c.userinfo_url, c.client_id, c.client_secret]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={
+            **os.environ,
+            **names,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "SANDBOX_ENABLED": "false",
+            "PYTHONPATH": str(settings.BASE_DIR),
+        },
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert _json.loads(out.strip().splitlines()[-1]) == list(names.values())

@@ -615,3 +615,46 @@ def test_the_run_api_hands_out_the_narrowed_token_and_google_is_not_narrowed(
     assert resp.json()["env"] == {"ACME_TOKEN": "acme-at-1"}
     ((form, _),) = acme_server.token_requests
     assert form["scope"] == "read"
+
+
+def test_pkce_off_and_extra_token_parameters(alice_client, alice, acme_server):
+    make_acme(pkce=False, token_params={"audience": "api-token"})
+    params = connect_acme(alice_client, acme_server)
+    assert "code_challenge" not in params and "code_challenge_method" not in params
+    form, _ = acme_server.token_requests[0]
+    assert form["grant_type"] == "authorization_code"
+    assert form["audience"] == "api-token" and "code_verifier" not in form
+    assert Connection.objects.filter(user=alice, provider="acme").exists()
+
+
+def test_own_client_secrets_never_reach_the_admin_the_audit_log_or_the_database_in_clear(
+    alice_client, alice, acme_server, admin_client
+):
+    from django.db import connection as db
+
+    from integrations.models import AuditEvent
+
+    make_acme()
+    alice_client.post(
+        reverse("integrations:own_client_set", kwargs={"provider_id": "acme"}),
+        {"client_id": "alice-app", "client_secret": "alice-very-secret"},
+    )
+    connect_acme(alice_client, acme_server)
+    client = UserOAuthClient.objects.get(user=alice)
+    for url in (
+        reverse("admin:integrations_useroauthclient_changelist"),
+        reverse("admin:integrations_useroauthclient_change", args=[client.pk]),
+        reverse(
+            "admin:integrations_providerdefinition_change",
+            args=[ProviderDefinition.objects.get(slug="acme").pk],
+        ),
+        reverse("admin:integrations_auditevent_changelist"),
+    ):
+        html = admin_client.get(url).content.decode()
+        assert "alice-very-secret" not in html and "platform-secret" not in html, url
+    assert "alice-very-secret" not in repr(list(AuditEvent.objects.values()))
+    with db.cursor() as cur:
+        for table in ("integrations_useroauthclient", "integrations_providerdefinition"):
+            cur.execute(f"SELECT * FROM {table}")
+            dump = repr(cur.fetchall())
+            assert "alice-very-secret" not in dump and "platform-secret" not in dump

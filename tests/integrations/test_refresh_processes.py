@@ -175,18 +175,23 @@ def test_fifty_concurrent_asks_make_one_refresh(
     assert conn.status == "active" and refresh_requests() == 2
 
 
-def test_celery_worker_and_beat_refresh_a_connection_about_to_expire(site, alice, tmp_path):
+@pytest.mark.parametrize("broker", ["redis", "filesystem"])
+def test_celery_worker_and_beat_refresh_a_connection_about_to_expire(site, alice, tmp_path, broker):
+    """On the real Redis broker, and on the embedded default used without REDIS_URL
+    (kombu's filesystem transport: `make run` on a bare machine)."""
     redis_url = settings.REDIS_URL or "redis://127.0.0.1:6379/0"
-    try:
-        redis.Redis.from_url(redis_url).ping()
-    except redis.RedisError:
-        pytest.skip("Redis is not reachable")
+    if broker == "redis":
+        try:
+            redis.Redis.from_url(redis_url).ping()
+        except redis.RedisError:
+            pytest.skip("Redis is not reachable")
     conn = sandbox_connection(alice, expires_in=timedelta(minutes=5))
     before = connection_access_token(connection=conn)
     queue = f"test-refresh-{tmp_path.name}"
     env = django_env(
         SITE_URL=site,
-        REDIS_URL=redis_url,
+        REDIS_URL=redis_url if broker == "redis" else "",
+        CELERY_QUEUE_DIR=str(tmp_path / "queue"),
         CELERY_QUEUE=queue,
         INTEGRATIONS_SWEEP_SECONDS="1",
     )
