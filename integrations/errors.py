@@ -96,6 +96,12 @@ _BY_CODE: dict[str, type[IntegrationError]] = {
     "bad_client_secret": ProviderMisconfiguredError,
     "temporarily_unavailable": ProviderUnavailableError,
     "server_error": ProviderUnavailableError,
+    # Slack's transient errors, answered with HTTP 200.
+    "fatal_error": ProviderUnavailableError,
+    "internal_error": ProviderUnavailableError,
+    "service_unavailable": ProviderUnavailableError,
+    "request_timeout": ProviderUnavailableError,
+    "ratelimited": ProviderUnavailableError,
 }
 
 

@@ -188,7 +188,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         # workspace and the user who authorized: {"workspace_id", "workspace_name",
         # "owner": {"user": {...}}}.
         "userinfo_url": "",
-        "uid_field": "workspace_id",
+        # One bot per authorization (a user may authorize two workspaces, or one twice).
+        "uid_field": "bot_id",
         "email_field": "workspace_name",
         "scope_separator": " ",
         "client_auth": "basic",

@@ -123,11 +123,16 @@ def connection_credentials(
         if (
             verify
             and _verification_due(connection, config=config, now=now)
-            and not _provider_accepts(connection, creds, config=config, now=now)
+            and _verification_claim(connection, now=now)
+            and not _provider_accepts(connection, creds, config=config)
         ):
-            # Refused while unexpired: refresh (once, whoever else asks meanwhile).
+            # Refused while unexpired: replace it (once, whoever else asks meanwhile),
+            # never serving the refused token again.
             return connection_refresh(
-                connection_id=connection.pk, margin=10**9, now=now, unless_refreshed_since=now
+                connection_id=connection.pk,
+                now=now,
+                refused=bytes(connection.access_token_encrypted),
+                serve_valid_on_failure=False,
             )
         return creds
     return connection_refresh(connection_id=connection.pk, margin=margin, now=now)
@@ -144,14 +149,34 @@ def _verification_due(connection: Connection, *, config: ProviderConfig, now: da
     return shown_good is None or now - shown_good >= timedelta(seconds=interval)
 
 
+def _verification_claim(connection: Connection, *, now: datetime) -> bool:
+    """Take this check for the current interval: of the runs asking at once, one asks
+    the provider; and whatever the answer (an outage included), the next check waits a
+    whole interval. One UPDATE."""
+    seen = connection.last_verified_at
+    rows = Connection.objects.filter(pk=connection.pk)
+    rows = rows.filter(last_verified_at=seen) if seen else rows.filter(last_verified_at=None)
+    claimed = rows.update(last_verified_at=now) == 1
+    if claimed:
+        connection.last_verified_at = now
+    return claimed
+
+
+# The check must not hold a run up for long: an unanswered one counts as accepted.
+_VERIFY_TIMEOUT = (2.0, 5.0)
+
+
 def _provider_accepts(
-    connection: Connection, creds: Credentials, *, config: ProviderConfig, now: datetime
+    connection: Connection, creds: Credentials, *, config: ProviderConfig
 ) -> bool:
-    """Whether the provider's userinfo endpoint accepts the token. Only a 401 is a
-    no: a timeout or a 5xx is not a reason to withhold a token."""
+    """Whether the provider's userinfo endpoint accepts the token. Only a 401 is a no:
+    a 403 (a scope the endpoint wants and the grant lacks), a timeout or a 5xx is not a
+    reason to withhold a token."""
     try:
         resp = http.session().get(
-            config.userinfo_url, headers={"Authorization": f"Bearer {creds.access_token}"}
+            config.userinfo_url,
+            headers={"Authorization": f"Bearer {creds.access_token}"},
+            timeout=_VERIFY_TIMEOUT,
         )
     except requests.RequestException:
         logger.info("could not verify connection %s: provider unreachable", connection.pk)
@@ -159,9 +184,6 @@ def _provider_accepts(
     if resp.status_code == 401:
         logger.info("provider %s refused the token of connection %s", config.id, connection.pk)
         return False
-    if resp.status_code == 200:
-        connection.last_verified_at = now
-        Connection.objects.filter(pk=connection.pk).update(last_verified_at=now)
     return True
 
 
@@ -231,7 +253,7 @@ def connection_refresh(
     now: datetime | None = None,
     only_if_due: bool = False,
     serve_valid_on_failure: bool = True,
-    unless_refreshed_since: datetime | None = None,
+    refused: bytes | None = None,
 ) -> Credentials:
     """Refresh the connection's access token under its row lock and return it.
 
@@ -240,8 +262,9 @@ def connection_refresh(
     token is returned and no request is made. While backing off, or past the daily
     attempt limit, no request is made either: the current token is returned while it is
     valid (unless ``serve_valid_on_failure`` is off), else ``ProviderUnavailableError``.
-    With ``unless_refreshed_since``, a refresh made by another holder since then counts
-    as this one.
+    ``refused``: the (encrypted) access token the provider just refused: it is replaced
+    whatever its expiry, unless another holder has replaced it meanwhile; without a
+    refresh token the connection needs reconnecting.
     """
     now = now or timezone.now()
     failure: IntegrationError
@@ -260,11 +283,10 @@ def connection_refresh(
                 if conn.next_refresh_at != due:  # undo the sweep's lease
                     Connection.objects.filter(pk=conn.pk).update(next_refresh_at=due)
                 return _credentials(conn)
-        elif _is_fresh(conn, now=now, margin=margin) or (
-            unless_refreshed_since is not None
-            and conn.last_refreshed_at is not None
-            and conn.last_refreshed_at >= unless_refreshed_since
-        ):
+        elif refused is not None:
+            if bytes(conn.access_token_encrypted) != refused:
+                return _credentials(conn)  # another holder replaced it meanwhile
+        elif _is_fresh(conn, now=now, margin=margin):
             return _credentials(conn)
         refresh_token = (
             crypto.decrypt(conn.refresh_token_encrypted, keys=app_settings.token_keys())
@@ -273,7 +295,8 @@ def connection_refresh(
         )
         if refresh_token is None:
             failure = ReauthorizationRequiredError(
-                "no refresh token is stored: connect again", code="no_refresh_token"
+                "no refresh token is stored: connect again",
+                code="token_rejected" if refused is not None else "no_refresh_token",
             )
             notify = _refresh_failed(conn, failure, config=config, now=now)
         elif not _may_attempt(conn, now=now):

@@ -62,7 +62,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI_NO_SKIPS") != "1":
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None:  # an xdist worker: the controller counts
+    if reporter is None:  # no terminal (e.g. -p no:terminal): nothing to count
         return
     skipped = reporter.stats.get("skipped", [])
     if skipped:

@@ -217,6 +217,8 @@ if not REDIS_URL:
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(_queue_dir),
+        # kombu's default is ./control, in whatever folder the process started.
+        "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
     }
 # One queue name per deployment (tests run several side by side on one Redis).

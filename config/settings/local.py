@@ -15,6 +15,7 @@ def _local_token_keys() -> list[str]:
     """Make a Fernet key once and keep it in .local/ (git-ignored), so that tokens
     stored in the development database survive restarts."""
     import os
+    import tempfile
 
     from cryptography.fernet import Fernet
 
@@ -24,8 +25,7 @@ def _local_token_keys() -> list[str]:
         # Written private to a file of its own, then linked into place: never readable
         # by others, never seen half-written, and when two processes start at once
         # (web and worker) the link of the second fails and it keeps the first's key.
-        tmp = path.with_name(f"token_keys.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="token_keys.")  # mode 0600
         with os.fdopen(fd, "w") as out:
             out.write(Fernet.generate_key().decode() + "\n")
         try:
@@ -33,7 +33,7 @@ def _local_token_keys() -> list[str]:
         except FileExistsError:
             pass
         finally:
-            tmp.unlink()
+            os.unlink(tmp)
     return [k.strip() for k in path.read_text().split(",") if k.strip()]
 
 

@@ -217,7 +217,7 @@ def test_notion(alice_client, alice, rsps):
     _, auth = server.token_requests[0]
     assert auth == basic("notion")  # HTTP Basic client authentication
     conn = Connection.objects.get(user=alice, provider="notion")
-    assert (conn.account_uid, conn.account_email) == ("w-1", "Ada's Notion")
+    assert (conn.account_uid, conn.account_email) == ("b-1", "Ada's Notion")
 
     server.answers.append(lambda form: {"access_token": "ntn_2", "token_type": "bearer"})
     assert connection_credentials(connection=expire(conn)).access_token == "ntn_2"

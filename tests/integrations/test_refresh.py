@@ -543,5 +543,58 @@ def test_an_unreachable_userinfo_endpoint_does_not_withhold_the_token(alice, ver
     userinfo.status = 503
     assert connection_credentials(connection=conn, now=T0, verify=True).access_token == "ya29.old"
     assert endpoint.calls == []
+    # An outage does not cost every run a question: the next one waits an interval.
     conn.refresh_from_db()
-    assert conn.last_verified_at is None  # not shown good: asked again next time
+    connection_credentials(connection=conn, now=T0 + timedelta(minutes=1), verify=True)
+    assert len(userinfo.tokens) == 1
+
+
+def test_a_refused_token_that_never_expires_means_reconnect(alice, verifying):
+    # GitHub's OAuth-app tokens: no expiry, no refresh token. Refused: not served again.
+    endpoint, userinfo = verifying
+    conn = make_connection(alice, expires_at=T0, refresh=None)
+    Connection.objects.filter(pk=conn.pk).update(expires_at=None)
+    conn.refresh_from_db()
+    userinfo.status = 401
+    with pytest.raises(ReauthorizationRequiredError):
+        connection_credentials(connection=conn, now=T0, verify=True)
+    conn.refresh_from_db()
+    assert (conn.status, conn.last_error_code) == ("needs_reconnect", "token_rejected")
+    assert endpoint.calls == []
+
+
+def test_runs_asking_at_once_make_one_check_and_one_refresh(alice, verifying):
+    endpoint, userinfo = verifying
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=50))
+    stale = Connection.objects.get(pk=conn.pk)  # a second run read the row meanwhile
+    userinfo.status = 401
+    assert connection_credentials(connection=conn, now=T0, verify=True).access_token == "ya29.new"
+    # The second run, a second later by its own clock: the check is taken; no second
+    # question, no second refresh (a rotating provider would rotate again).
+    connection_credentials(connection=stale, now=T0 + timedelta(seconds=1), verify=True)
+    assert len(userinfo.tokens) == 1 and len(endpoint.calls) == 1
+
+
+def test_a_refused_token_is_not_served_when_its_refresh_fails(alice, verifying):
+    endpoint, userinfo = verifying
+    conn = make_connection(alice, expires_at=T0 + timedelta(minutes=50))
+    userinfo.status = 401
+    endpoint.default = (503, {"error": "backend_error"})
+    with pytest.raises(ProviderUnavailableError):
+        connection_credentials(connection=conn, now=T0, verify=True)
+
+
+@pytest.mark.parametrize(
+    "code,status,transient",
+    [("ratelimited", "refresh_failing", True), ("invalid_refresh_token", "needs_reconnect", False)],
+)
+def test_errors_answered_with_http_200_are_classified(alice, endpoint, code, status, transient):
+    # Slack answers its errors with 200 and {"ok": false, "error": ...}.
+    endpoint.default = (200, {"ok": False, "error": code})
+    conn = make_connection(alice, expires_at=T0 - timedelta(minutes=1))
+    with pytest.raises(ProviderUnavailableError if transient else ReauthorizationRequiredError):
+        connection_credentials(connection=conn, now=T0)
+    conn.refresh_from_db()
+    assert (conn.status, conn.last_error_code) == (status, code)
+    if transient:
+        assert conn.backoff_until is not None and conn.backoff_until < T0 + timedelta(hours=1)
