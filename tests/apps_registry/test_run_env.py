@@ -295,17 +295,28 @@ def test_a_token_no_key_decrypts_is_a_clear_503_not_a_500(runner, app, bob, sett
 
 @needs_postgres
 def test_naming_a_user_by_email_is_an_index_lookup(bob):
-    from django.contrib.auth import get_user_model
+    """Both lookups of the email in the service's one query (the join, and the count of
+    accounts sharing it) use the index on UPPER(email), and so does the lookup of a
+    user without connections."""
+    from apps_registry.run_env import _user_and_connections
 
+    INDEX = "apps_registry_auth_user_upper_email_idx"
+    ready_user(bob)
+    with CaptureQueriesContext(db) as with_connections:
+        _user_and_connections("BOB@example.com")
+    Connection.objects.filter(user=bob).delete()
+    with CaptureQueriesContext(db) as without:
+        _user_and_connections("BOB@example.com")
+    (joined,) = with_connections.captured_queries
+    *_, alone = without.captured_queries  # the joined query found none; then the user
     with db.cursor() as cur:
         cur.execute("SET LOCAL enable_seqscan = off")  # a small table: ask for the plan
-        plan = (
-            get_user_model()
-            .objects.filter(email__iexact="BOB@example.com", is_active=True)
-            .order_by("pk")[:2]
-            .explain()
-        )
-    assert "apps_registry_auth_user_upper_email_idx" in plan, plan
+        cur.execute("EXPLAIN " + joined["sql"])
+        plan = "\n".join(row[0] for row in cur.fetchall())
+        assert plan.count(INDEX) == 2, plan
+        cur.execute("EXPLAIN " + alone["sql"])
+        plan = "\n".join(row[0] for row in cur.fetchall())
+        assert INDEX in plan, plan
 
 
 def test_other_refusals_of_a_refresh_are_a_502_with_the_code_only(runner, app, bob):

@@ -540,15 +540,13 @@ def test_check_fills_endpoints_from_discovery():
     assert definition.token_url == BASE + "/token" and definition.userinfo_url == BASE + "/me"
 
 
-@pytest.mark.parametrize("rotates", [False, True])
-def test_runs_get_tokens_narrowed_where_the_provider_allows(alice, acme_server, rotates):
-    from integrations.refresh import connection_narrowed_credentials
-    from integrations.services import connection_access_token, store_tokens
+def acme_connection(user) -> Connection:
+    """A connection to Acme granting read and write, with a token good for an hour."""
+    from integrations.services import store_tokens
     from integrations.tokens import TokenSet
 
-    make_acme(narrow_scope_on_refresh=True, rotates_refresh_tokens=rotates)
     conn = Connection(
-        user=alice, provider="acme", account_uid="4242", scopes=["profile", "read", "write"]
+        user=user, provider="acme", account_uid="4242", scopes=["profile", "read", "write"]
     )
     store_tokens(
         conn,
@@ -560,6 +558,16 @@ def test_runs_get_tokens_narrowed_where_the_provider_allows(alice, acme_server, 
         ),
     )
     conn.save()
+    return conn
+
+
+@pytest.mark.parametrize("rotates", [False, True])
+def test_runs_get_tokens_narrowed_where_the_provider_allows(alice, acme_server, rotates):
+    from integrations.refresh import connection_narrowed_credentials
+    from integrations.services import connection_access_token
+
+    make_acme(narrow_scope_on_refresh=True, rotates_refresh_tokens=rotates)
+    conn = acme_connection(alice)
 
     creds = connection_narrowed_credentials(connection=conn, scopes=["read"])
 
@@ -583,22 +591,7 @@ def test_the_run_api_hands_out_the_narrowed_token_and_google_is_not_narrowed(
 
     make_acme(narrow_scope_on_refresh=True, rotates_refresh_tokens=False)
     assert not app_settings.provider_config("google").narrow_scope_on_refresh
-    conn = Connection.objects.create(
-        user=bob, provider="acme", account_uid="4242", scopes=["profile", "read", "write"]
-    )
-    from integrations.services import store_tokens
-    from integrations.tokens import TokenSet
-
-    store_tokens(
-        conn,
-        TokenSet(
-            access_token="acme-full",
-            refresh_token="acme-rt-0",
-            expires_at=timezone.now() + timedelta(hours=1),
-            scopes=None,
-        ),
-    )
-    conn.save()
+    acme_connection(bob)
     apps.manifest_upload(
         user=alice,
         text="namespace: acme\nname: reader\nintegrations:\n  - key: acme.read\n",
