@@ -281,8 +281,9 @@ class ServiceAccountKeyAdmin(admin.ModelAdmin):
         "project_number",
         "fingerprint",
         "created_at",
+        "refused_code",
     )
-    list_filter = ("purpose",)
+    list_filter = ("purpose", ("refused_at", admin.EmptyFieldListFilter))
     search_fields = ("user__email", "client_email", "project_id", "project_number")
     list_select_related = ("user",)
     fields = (
@@ -294,6 +295,8 @@ class ServiceAccountKeyAdmin(admin.ModelAdmin):
         "private_key_id",
         "fingerprint",
         "created_at",
+        "refused_at",
+        "refused_code",
     )
     readonly_fields = fields
 

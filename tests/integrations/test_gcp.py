@@ -272,7 +272,9 @@ def test_the_assertion_goes_to_googles_endpoint_whatever_the_key_names():
 
 
 @pytest.mark.parametrize("code", ["invalid_grant", "invalid_client", "unauthorized_client"])
-def test_a_refused_key_is_recorded_and_never_sent_again(alice, endpoint, client, code):
+def test_a_refused_key_is_recorded_and_never_sent_again(
+    alice, endpoint, client, admin_client, code
+):
     key = upload_gcp(alice, endpoint)
     endpoint.script = [(400 if code == "invalid_grant" else 401, {"error": code})]
     with pytest.raises(ReauthorizationRequiredError):
@@ -285,6 +287,11 @@ def test_a_refused_key_is_recorded_and_never_sent_again(alice, endpoint, client,
     client.force_login(alice)
     page = client.get(reverse("integrations:service_accounts")).content.decode()
     assert "Google refused this key" in page
+    # Staff find the refused keys in the admin.
+    listing = admin_client.get(
+        reverse("admin:integrations_serviceaccountkey_changelist") + "?refused_at__isempty=0"
+    ).content.decode()
+    assert key.client_email in listing and code in listing
     # Uploading a key again (here the same one, re-enabled at Google) starts over.
     upload_gcp(alice, endpoint)
     assert gcp_credentials(user=alice).access_token
