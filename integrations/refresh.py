@@ -3,6 +3,9 @@ connection, failures classified, attempts bounded.
 
 - ``connection_credentials`` returns an access token valid for at least a margin,
   refreshing first when needed (the run-environment path: one query when fresh).
+- With ``verify`` (the run path), a token not shown good for a while is first shown to
+  the provider's userinfo endpoint, at most once per connection per interval; a 401
+  means a refresh, which finds a grant revoked at the provider before the token expires.
 - ``connection_refresh`` refreshes under a row lock (``SELECT ... FOR UPDATE``), so that
   across threads, processes and machines one refresh of a grant is in flight at a
   time; whoever waited for the lock re-reads the row and, if the holder refreshed,
