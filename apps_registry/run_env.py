@@ -122,7 +122,8 @@ def run_target(*, app: str, version: int | None = None) -> ManifestVersion:
 
 
 def _user_and_connections(user: str) -> tuple[Any, list[Connection]]:
-    """The named user, active, and all their connections: one query when they have
+    """The named user, active, and all their connections (with the user's own OAuth
+    client each was made with, which their refreshes use): one query when they have
     any, two otherwise.
 
     By id, or by email (case-insensitive, through the functional index of migration
@@ -136,7 +137,7 @@ def _user_and_connections(user: str) -> tuple[Any, list[Connection]]:
     conns: list[Connection]
     if user.isascii() and user.isdecimal():
         conns = list(
-            Connection.objects.select_related("user")
+            Connection.objects.select_related("user", "oauth_client")
             .filter(user_id=int(user), user__is_active=True)
             .order_by("created_at", "id")
         )
@@ -154,7 +155,7 @@ def _user_and_connections(user: str) -> tuple[Any, list[Connection]]:
             (user,),
         )
         conns = list(
-            Connection.objects.select_related("user")
+            Connection.objects.select_related("user", "oauth_client")
             .filter(user__email__iexact=user, user__is_active=True)
             .annotate(accounts=sharing)
             .order_by("created_at", "id")

@@ -133,23 +133,27 @@ def _keepalive(provider_id: str) -> int:
 
 # Definitions are read from the database at most every few seconds per process (and at
 # once after a change in this process): the refresh and run paths ask for them often.
-# ``state`` is (rows by slug, the catalogue built from them or None), swapped whole so
-# that a catalogue is never stored against rows it was not built from.
-_definitions_cache: dict[str, Any] = {"at": -1e9, "state": ({}, None)}
+# ``state`` is (rows by slug, the catalogue built from them or None, the configurations
+# built from them), swapped whole so that nothing is kept against rows it was not built
+# from. Configurations are kept so that the run and refresh paths do not decrypt a
+# client secret on every call.
+_State = tuple[dict[str, Any], Catalogue | None, dict[tuple[Any, ...], "ProviderConfig"]]
+_definitions_cache: dict[str, Any] = {"at": -1e9, "state": ({}, None, {})}
 
 
 def definitions_changed() -> None:
     _definitions_cache["at"] = -1e9
 
 
-def _definitions_state() -> tuple[dict[str, Any], Catalogue | None]:
+def _definitions_state() -> _State:
     from integrations.models import ProviderDefinition
 
     now = time.monotonic()
     if now - _definitions_cache["at"] > settings.INTEGRATIONS_PROVIDER_CACHE_SECONDS:
-        _definitions_cache["state"] = ({d.slug: d for d in ProviderDefinition.objects.all()}, None)
+        rows = {d.slug: d for d in ProviderDefinition.objects.all()}
+        _definitions_cache["state"] = (rows, None, {})
         _definitions_cache["at"] = now
-    state: tuple[dict[str, Any], Catalogue | None] = _definitions_cache["state"]
+    state: _State = _definitions_cache["state"]
     return state
 
 
@@ -211,10 +215,20 @@ def provider_config(provider_id: str, *, client: Any = None) -> ProviderConfig:
     """
     if provider_id == "google":
         return _google_config()
-    definition = _definitions().get(provider_id)
+    rows, _, configs = _definitions_state()
+    definition = rows.get(provider_id)
     if definition is None:
         raise UnknownProviderError(provider_id)
-    return _definition_config(definition, client)
+    # A user's client is keyed by its stored secret too: replaced, it is a new entry.
+    key: tuple[Any, ...] = (
+        (provider_id, client.pk, bytes(client.client_secret_encrypted))
+        if client is not None
+        else (provider_id,)
+    )
+    config = configs.get(key)
+    if config is None:
+        config = configs[key] = _definition_config(definition, client)
+    return config
 
 
 def connection_config(connection: Any) -> ProviderConfig:
@@ -243,7 +257,7 @@ def catalogue() -> Catalogue:
     """The built-in capabilities plus those of the providers defined as data (built
     once per read of the definitions)."""
     state = _definitions_state()
-    rows, cached = state
+    rows, cached, configs = state
     if cached is not None:
         return cached
     extra = []
@@ -254,7 +268,7 @@ def catalogue() -> Catalogue:
             continue  # the admin refuses these; never break every page for one row
     built = BUILTIN.extended(extra) if extra else BUILTIN
     if _definitions_cache["state"] is state:  # not re-read meanwhile by another thread
-        _definitions_cache["state"] = (rows, built)
+        _definitions_cache["state"] = (rows, built, configs)
     return built
 
 
@@ -301,7 +315,7 @@ def connectable_providers() -> list[ProviderConfig]:
     configs = [_google_config()]
     for definition in sorted(_definitions().values(), key=lambda d: d.name):
         if definition.enabled:
-            configs.append(_definition_config(definition))
+            configs.append(provider_config(definition.slug))
     return configs
 
 

@@ -140,7 +140,7 @@ def user_client_set(*, user: Any, provider: str, client_id: str, client_secret: 
     grant belongs to the client that obtained it, so replacing the client asks the
     user to connect again.
     """
-    config = app_settings.provider_config(provider)
+    config = app_settings.provider_info(provider)
     if not config.allow_user_clients:
         raise PermissionError(f"{config.name} does not take users' own clients")
     with transaction.atomic():

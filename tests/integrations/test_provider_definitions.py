@@ -651,3 +651,55 @@ def test_own_client_secrets_never_reach_the_admin_the_audit_log_or_the_database_
             cur.execute(f"SELECT * FROM {table}")
             dump = repr(cur.fetchall())
             assert "alice-very-secret" not in dump and "platform-secret" not in dump
+
+
+def test_a_run_with_an_own_client_connection_costs_no_extra_query(alice, bob, acme_server):
+    import json as _json
+
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    from apps_registry import services as apps
+
+    make_acme()
+    user_client_set(user=bob, provider="acme", client_id="bob-app", client_secret="s")
+    conn = acme_connection(bob)
+    Connection.objects.filter(pk=conn.pk).update(
+        oauth_client=UserOAuthClient.objects.get(user=bob), last_used_at=timezone.now()
+    )
+    apps.manifest_upload(
+        user=alice, text="namespace: acme\nname: reader\nintegrations:\n  - key: acme.read\n"
+    )
+    runner = apps.runner_token_create(name="r")[1]
+
+    def ask():
+        return Client().post(
+            "/api/v1/run-environments/",
+            _json.dumps({"user": str(bob.pk), "app": "acme/reader"}),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {runner}",
+        )
+
+    assert ask().status_code == 200  # warms the provider cache
+    with CaptureQueriesContext(db) as ctx:
+        assert ask().json()["env"] == {"ACME_TOKEN": "acme-full"}
+    # runner token, app + version, connections with the user and their client, secrets
+    # (none declared: no query), audit
+    assert len(ctx.captured_queries) == 4, [q["sql"] for q in ctx.captured_queries]
+
+
+def test_configurations_are_built_once_per_read_of_the_definitions(alice):
+    # The run and refresh paths ask for them on every call: no decryption each time.
+    make_acme()
+    first = app_settings.provider_config("acme")
+    assert app_settings.provider_config("acme") is first
+    user_client_set(user=alice, provider="acme", client_id="a", client_secret="s1")
+    client = UserOAuthClient.objects.get(user=alice)
+    own = app_settings.provider_config("acme", client=client)
+    assert app_settings.provider_config("acme", client=client) is own
+    assert own.client_secret == "s1"
+    user_client_set(user=alice, provider="acme", client_id="a", client_secret="s2")
+    replaced = UserOAuthClient.objects.get(user=alice)
+    assert app_settings.provider_config("acme", client=replaced).client_secret == "s2"
+    app_settings.definitions_changed()
+    assert app_settings.provider_config("acme") is not first
