@@ -235,6 +235,43 @@ class ManifestVersionAdmin(admin.ModelAdmin):
         return format_html('<pre class="manifest-raw">{}</pre>', obj.raw_text)
 
 
+class ShowOnceTokenAdmin(admin.ModelAdmin):
+    """The add page of a token model: the token is made and shown once, on that response
+    only (never stored, never put in a message or the session). Subclasses name the
+    form, the titles, the template context name of the row, and how a token is made;
+    the templates are ``admin/<app>/<model>/add.html`` and ``created.html``."""
+
+    create_form: type[forms.Form]
+    add_title: str
+    created_title: str
+    row_name: str
+
+    def create_token(self, request: HttpRequest, data: dict[str, Any]) -> tuple[Any, str]:
+        raise NotImplementedError
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = self.create_form(request.POST or None)
+        opts = self.model._meta
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": opts,
+            "title": self.add_title,
+            "form": form,
+        }
+        templates = f"admin/{opts.app_label}/{opts.model_name}"
+        if request.method == "POST" and form.is_valid():
+            row, token = self.create_token(request, form.cleaned_data)
+            context.update({"title": self.created_title, self.row_name: row, "token": token})
+            response = TemplateResponse(request, f"{templates}/created.html", context)
+            add_never_cache_headers(response)
+            return response
+        return TemplateResponse(request, f"{templates}/add.html", context)
+
+
 class ApiTokenCreateForm(forms.Form):
     user_email = forms.EmailField(label="User's email")
     name = forms.CharField(max_length=100, help_text="What it is for, e.g. 'GitHub Actions'.")
@@ -247,7 +284,7 @@ class ApiTokenCreateForm(forms.Form):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(ShowOnceTokenAdmin):
     list_display = ("name", "user", "prefix", "created_at", "last_used_at")
     search_fields = ("name", "prefix", "user__email")
     list_select_related = ("user",)
@@ -258,31 +295,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # revoke by deleting; a token is never edited
 
-    def add_view(
-        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
-    ) -> HttpResponse:
-        """Make a token and show it once, on this response only (never stored,
-        never put in a message or the session)."""
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        form = ApiTokenCreateForm(request.POST or None)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "Create an API token",
-            "form": form,
-        }
-        if request.method == "POST" and form.is_valid():
-            row, token = services.api_token_create(
-                user=form.cleaned_data["user_email"], name=form.cleaned_data["name"]
-            )
-            context.update(title="API token created", api_token=row, token=token)
-            response = TemplateResponse(
-                request, "admin/apps_registry/apitoken/created.html", context
-            )
-            add_never_cache_headers(response)
-            return response
-        return TemplateResponse(request, "admin/apps_registry/apitoken/add.html", context)
+    create_form = ApiTokenCreateForm
+    add_title, created_title, row_name = "Create an API token", "API token created", "api_token"
+
+    def create_token(self, request: HttpRequest, data: dict[str, Any]) -> tuple[Any, str]:
+        return services.api_token_create(user=data["user_email"], name=data["name"])
 
 
 class RunnerTokenCreateForm(forms.Form):
@@ -290,7 +307,7 @@ class RunnerTokenCreateForm(forms.Form):
 
 
 @admin.register(RunnerToken)
-class RunnerTokenAdmin(admin.ModelAdmin):
+class RunnerTokenAdmin(ShowOnceTokenAdmin):
     """Runner tokens: made here and shown once; only a hash is kept. Revoke, not delete,
     so the audit log's runner names keep their meaning."""
 
@@ -313,26 +330,9 @@ class RunnerTokenAdmin(admin.ModelAdmin):
             services.runner_token_revoke(runner_token=row)
         self.message_user(request, f"Revoked {queryset.count()} runner token(s).")
 
-    def add_view(
-        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
-    ) -> HttpResponse:
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        form = RunnerTokenCreateForm(request.POST or None)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "Create a runner token",
-            "form": form,
-        }
-        if request.method == "POST" and form.is_valid():
-            row, token = services.runner_token_create(
-                name=form.cleaned_data["name"], created_by=request.user
-            )
-            context.update(title="Runner token created", runner_token=row, token=token)
-            response = TemplateResponse(
-                request, "admin/apps_registry/runnertoken/created.html", context
-            )
-            add_never_cache_headers(response)
-            return response
-        return TemplateResponse(request, "admin/apps_registry/runnertoken/add.html", context)
+    create_form = RunnerTokenCreateForm
+    add_title, created_title = "Create a runner token", "Runner token created"
+    row_name = "runner_token"
+
+    def create_token(self, request: HttpRequest, data: dict[str, Any]) -> tuple[Any, str]:
+        return services.runner_token_create(name=data["name"], created_by=request.user)

@@ -693,30 +693,15 @@ class Bench:
 def machine_facts(bench: Bench) -> list[str]:
     import celery
     import django
-    from django.db import connection
 
-    model = ""
-    with open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    with connection.cursor() as cur:
-        cur.execute("SELECT version()")
-        version = cur.fetchone()[0].split(" on ")[0]
-        cur.execute("SHOW max_connections")
-        max_conn = cur.fetchone()[0]
-        cur.execute("SHOW shared_buffers")
-        shared = cur.fetchone()[0]
-        cur.execute("SHOW synchronous_commit")
-        sync = cur.fetchone()[0]
+    from bench._machine import cpu_and_load, postgres
+
+    version, pg = postgres("max_connections", "shared_buffers", "synchronous_commit")
     redis_version = bench.redis.info("server")["redis_version"]
-    load = Path("/proc/loadavg").read_text().split()[:3]
     return [
-        f"CPU: {os.cpu_count()} x {model or platform.processor()}",
-        f"load average at start: {' '.join(load)}",
-        f"{version}; max_connections={max_conn}, shared_buffers={shared}, "
-        f"synchronous_commit={sync}",
+        *cpu_and_load(),
+        f"{version}; max_connections={pg['max_connections']}, "
+        f"shared_buffers={pg['shared_buffers']}, synchronous_commit={pg['synchronous_commit']}",
         f"Redis {redis_version}; Python {platform.python_version()}, Django "
         f"{django.get_version()}, Celery {celery.__version__}",
     ]

@@ -706,27 +706,15 @@ def machine_facts() -> list[str]:
     import cryptography
     import django
     from django.conf import settings
-    from django.db import connection
 
-    model = ""
-    with open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    with connection.cursor() as cur:
-        cur.execute("SELECT version()")
-        version = cur.fetchone()[0].split(" on ")[0]
-        cur.execute("SHOW synchronous_commit")
-        sync = cur.fetchone()[0]
-        cur.execute("SHOW shared_buffers")
-        shared = cur.fetchone()[0]
-    load = Path("/proc/loadavg").read_text().split()[:3]
+    from bench._machine import cpu_and_load, postgres
+
+    version, pg = postgres("synchronous_commit", "shared_buffers")
     db = settings.DATABASES["default"]
     return [
-        f"CPU: {os.cpu_count()} x {model or platform.processor()}",
-        f"load average at start: {' '.join(load)}",
-        f"{version}, on 127.0.0.1 over TCP; synchronous_commit={sync}, shared_buffers={shared}",
+        *cpu_and_load(),
+        f"{version}, on 127.0.0.1 over TCP; synchronous_commit={pg['synchronous_commit']}, "
+        f"shared_buffers={pg['shared_buffers']}",
         f"Python {platform.python_version()}, Django {django.get_version()}, cryptography "
         f"{cryptography.__version__}; settings {os.environ['DJANGO_SETTINGS_MODULE']}, "
         f"SANDBOX_ENABLED={settings.SANDBOX_ENABLED}, CONN_MAX_AGE={db.get('CONN_MAX_AGE', 0)}, "

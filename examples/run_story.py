@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -45,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the runner client lives in the hub's code
 
 from apps_registry.runner_client import HubClient, NotAuthorizedYetError  # noqa: E402
+from integrations.crypto import fingerprint  # noqa: E402
 
 APP_DIR = ROOT / "examples" / "sheets_reader"
 APP = "examples/sheets-reader"
@@ -54,10 +54,6 @@ TIMEOUT = (5.0, 60.0)
 
 class StoryError(Exception):
     """A step did not go as the story says; the message tells which and why."""
-
-
-def fingerprint(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:8]
 
 
 def step(text: str) -> None:
