@@ -130,10 +130,14 @@ def connection_start(
     auth_params = dict(config.auth_params)
     if connection is None or not connection.has_refresh_token or reconnect:
         auth_params["prompt"] = "consent"
+    if config.incremental:
+        # On every flow, Connect included: the account chosen at the provider may be one
+        # already connected (or another tab's flow may have connected it meanwhile), and
+        # the answer must then keep what it granted before. Google's token `scope` is
+        # the union of this client's grants for the account.
+        auth_params["include_granted_scopes"] = "true"
     if connection is not None:
-        if config.incremental:
-            auth_params["include_granted_scopes"] = "true"
-        else:
+        if not config.incremental:
             scopes += [s for s in connection.scopes if s not in scopes]
         if connection.account_email:
             auth_params["login_hint"] = connection.account_email
@@ -162,6 +166,8 @@ class ConnectResult:
     requested: list[str]
     granted: list[str]  # capability keys the connection now has
     not_granted: list[str] = field(default_factory=list)  # asked for, not granted
+    # Capability keys the connection has now and did not have before this flow.
+    newly_granted: list[str] = field(default_factory=list)
 
 
 def connection_save_from_callback(
@@ -217,6 +223,7 @@ def connection_save_from_callback(
         if target is None:
             target = Connection(user=user, provider=provider_id, account_uid=uid)
         previous_status = target.status
+        granted_before = [] if added else cat.granted_capabilities(provider_id, target.scopes)
         granted_scopes = list(token.scopes) if token.scopes is not None else asked_scopes
         target.scopes = sorted(set(granted_scopes))
         target.account_email = email or target.account_email
@@ -245,6 +252,7 @@ def connection_save_from_callback(
         target.save()
         granted = cat.granted_capabilities(provider_id, target.scopes)
         not_granted = [k for k in requested if not cat.is_satisfied(k, granted)]
+        newly_granted = cat.effective_capabilities(k for k in granted if k not in granted_before)
         audit_record(
             kind=AuditEvent.Kind.CONNECT
             if connection_id is None
@@ -272,6 +280,7 @@ def connection_save_from_callback(
         requested=list(requested),
         granted=granted,
         not_granted=not_granted,
+        newly_granted=newly_granted,
     )
 
 

@@ -132,6 +132,18 @@ class IntegrationSocialAccountAdapter(DefaultSocialAccountAdapter):
             )
         elif result.added:
             messages.success(request, f"Connected {provider.name} ({who}): {_labels(requested)}.")
+        elif data.get("connection_id") is None:
+            # Connect came back with an account this user had connected already: that
+            # connection was updated, and its earlier grants kept.
+            messages.success(
+                request,
+                f"{provider.name} ({who}) was already connected; "
+                + (
+                    f"added {_labels(result.newly_granted)}."
+                    if result.newly_granted
+                    else f"it already had {_labels(requested)}."
+                ),
+            )
         else:
             messages.success(
                 request, f"Updated {provider.name} ({who}): granted {_labels(requested)}."

@@ -303,6 +303,33 @@ def test_connecting_the_same_account_again_updates_it(alice_client, google):
     assert Connection.objects.count() == 1
 
 
+def test_every_google_flow_asks_for_the_earlier_grants_too(alice_client, google):
+    """Connect included: the account chosen at Google may be one already connected."""
+    params = start(alice_client, ["google.sheets.readonly"])
+    assert params["include_granted_scopes"] == "true"
+
+
+def test_connect_returning_a_connected_account_keeps_its_grants_and_says_so(alice_client, google):
+    conn = connect(alice_client, google, ["google.sheets.readonly"])
+    params = start(alice_client, ["google.calendar.readonly"])
+    # Google answers with the union of this client's grants for the account.
+    params["scope"] += f" {G}spreadsheets.readonly"
+    resp = finish(alice_client, google, params)
+
+    conn.refresh_from_db()
+    assert Connection.objects.count() == 1
+    assert {G + "spreadsheets.readonly", G + "calendar.readonly"} <= set(conn.scopes)
+    assert "Google (alice@gmail.example) was already connected; added Calendar: read." in texts(
+        resp
+    )
+
+    again = finish(alice_client, google, start(alice_client, ["google.calendar.readonly"]))
+    assert (
+        "Google (alice@gmail.example) was already connected; it already had Calendar: read."
+        in texts(again)
+    )
+
+
 def test_two_users_may_connect_the_same_google_account(alice_client, bob, google):
     connect(alice_client, google, ["google.gmail.readonly"])
     other = Client()
