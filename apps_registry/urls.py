@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 from apps_registry import views
 from apps_registry.api import runner as runner_api
 from apps_registry.api import views as api_views
+from integrations import converters as _converters  # noqa: F401  (registers <id:...>)
 
 app_name = "apps_registry"
 
@@ -13,6 +14,11 @@ urlpatterns = [
     path("apps/", views.app_list, name="list"),
     path("apps/upload/", views.upload, name="upload"),
     path("apps/<slug:namespace>/<slug:name>/", views.app_detail, name="app"),
+    path(
+        "apps/<slug:namespace>/<slug:name>/retry/<id:connection_id>/",
+        views.retry_now,
+        name="retry_now",
+    ),
     path(
         "api/v1/manifests/",
         api_views.ManifestUploadView.as_view(),
