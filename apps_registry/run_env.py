@@ -44,7 +44,6 @@ from apps_registry.selectors import grant_of
 from apps_registry.serialization import requirements_from_json
 from integrations import app_settings, refresh, service_accounts
 from integrations.catalogue import Catalogue, CredentialKind
-from integrations.converters import MAX_ID
 from integrations.errors import (
     InvalidServiceAccountKeyError,
     ProviderUnavailableError,
@@ -195,6 +194,9 @@ def _user_and_connections(user: str) -> tuple[Any, list[Connection]]:
     return found[0], []
 
 
+# Primary keys are signed 64-bit integers (BigAutoField). A larger one reaches SQLite's
+# driver unchecked through the user foreign key (OverflowError) instead of finding nothing.
+MAX_ID = 2**63 - 1
 _SHARED_EMAIL = "two accounts have this email: name the user by id"
 
 

@@ -6,7 +6,6 @@ from drf_spectacular.views import SpectacularAPIView
 from apps_registry import views
 from apps_registry.api import runner as runner_api
 from apps_registry.api import views as api_views
-from integrations import converters as _converters  # noqa: F401  (registers <id:...>)
 
 app_name = "apps_registry"
 
@@ -15,7 +14,7 @@ urlpatterns = [
     path("apps/upload/", views.upload, name="upload"),
     path("apps/<slug:namespace>/<slug:name>/", views.app_detail, name="app"),
     path(
-        "apps/<slug:namespace>/<slug:name>/retry/<id:connection_id>/",
+        "apps/<slug:namespace>/<slug:name>/retry/<int:connection_id>/",
         views.retry_now,
         name="retry_now",
     ),

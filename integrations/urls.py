@@ -1,6 +1,5 @@
 from django.urls import path
 
-from integrations import converters as _converters  # noqa: F401  (registers <id:...>)
 from integrations import secret_views, views
 
 app_name = "integrations"
@@ -8,7 +7,7 @@ app_name = "integrations"
 urlpatterns = [
     # Settings → Secrets: the Secrets and Service accounts tabs (secret_views).
     path("settings/secrets/", secret_views.secrets_page, name="secrets"),
-    path("settings/secrets/<id:id>/delete/", secret_views.secret_delete, name="secret_delete"),
+    path("settings/secrets/<int:id>/delete/", secret_views.secret_delete, name="secret_delete"),
     path(
         "settings/secrets/service-accounts/",
         secret_views.service_accounts_page,
@@ -20,7 +19,7 @@ urlpatterns = [
         name="service_account_upload",
     ),
     path(
-        "settings/secrets/service-accounts/keys/<id:id>/delete/",
+        "settings/secrets/service-accounts/keys/<int:id>/delete/",
         secret_views.service_account_delete,
         name="service_account_delete",
     ),
@@ -41,22 +40,22 @@ urlpatterns = [
         name="own_client_delete",
     ),
     path(
-        "settings/secrets/integrations/connections/<id:id>/add-permissions/",
+        "settings/secrets/integrations/connections/<int:id>/add-permissions/",
         views.add_permissions,
         name="add_permissions",
     ),
     path(
-        "settings/secrets/integrations/connections/<id:id>/reconnect/",
+        "settings/secrets/integrations/connections/<int:id>/reconnect/",
         views.reconnect,
         name="reconnect",
     ),
     path(
-        "settings/secrets/integrations/connections/<id:id>/default/",
+        "settings/secrets/integrations/connections/<int:id>/default/",
         views.make_default,
         name="make_default",
     ),
     path(
-        "settings/secrets/integrations/connections/<id:id>/disconnect/",
+        "settings/secrets/integrations/connections/<int:id>/disconnect/",
         views.disconnect,
         name="disconnect",
     ),

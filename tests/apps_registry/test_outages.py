@@ -112,6 +112,7 @@ def test_page_and_api_agree_on_a_backing_off_connection(client, runner, app, bob
         conn.pk,
         "timeout",
     )
+    assert conn.backoff_until is not None
     assert body["retry_at"].startswith(conn.backoff_until.strftime("%Y-%m-%dT%H:%M"))
     assert body["unavailable"] == [
         {k: body[k] for k in ("provider", "connection_id", "reason", "retry_at")}
@@ -137,6 +138,7 @@ def test_a_failed_refresh_on_the_run_path_answers_503_and_the_page_says_the_same
     assert (conn.status, conn.last_error_code) == ("refresh_failing", "http_503")
     body = resp.json()
     assert (body["connection_id"], body["reason"]) == (conn.pk, "http_503")
+    assert conn.backoff_until is not None
     assert body["retry_at"].startswith(conn.backoff_until.strftime("%Y-%m-%dT%H:%M"))
     html = client.get(PAGE).content.decode()
     assert '<h2 id="readiness-heading">Temporarily unavailable</h2>' in html
