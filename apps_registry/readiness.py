@@ -25,13 +25,23 @@ inputs; :func:`assess_readiness` decides. The rules:
   no OAuth action for them.
 * A key the catalogue does not know is missing with reason ``unknown``.
 * Secrets are satisfied by a secret of the same key.
-* The app is **ready** when nothing required is missing.
+* A connection a run would get no token from *now* is **temporarily unavailable**
+  (:func:`grant_outage`, the one rule the app page and the run environment share): its
+  status is usable, its access token has expired, and the provider's last answer was
+  a failure (``refresh_failing``) or a backoff is running (the refresh service makes
+  no request before ``backoff_until``). Its capabilities stay granted (the grant is
+  alive, only the token is missing); the outage names the provider, the connection,
+  the last error code and when the next attempt is due.
+* The app is **ready** when nothing required is missing and no connection that
+  grants a required capability is temporarily unavailable: then a run would succeed
+  now (as far as the last answers of the providers tell).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -44,9 +54,11 @@ __all__ = [
     "Action",
     "Grant",
     "Item",
+    "Outage",
     "Readiness",
     "Reason",
     "assess_readiness",
+    "grant_outage",
 ]
 
 # Connection statuses whose grant still works (``refresh_failing`` is transient).
@@ -94,10 +106,77 @@ class Grant:
     status: str
     # The connection runs use when the app names none (if it covers what is required).
     is_default: bool = False
+    # What the refresh service knows (integrations.refresh): when the access token
+    # expires, no attempt before ``backoff_until``, the last error code.
+    expires_at: datetime | None = None
+    backoff_until: datetime | None = None
+    error_code: str = ""
 
     @property
     def usable(self) -> bool:
         return self.status in USABLE_STATUSES
+
+
+# Error codes that mean "the provider did not answer" (integrations.refresh and
+# integrations.errors.error_from_response: timeouts, refused connections, 5xx, 429).
+_NO_ANSWER_CODES = frozenset(
+    {"timeout", "connection_error", "bad_response", "temporarily_unavailable", "server_error"}
+)
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A connection a run would get no token from now (:func:`grant_outage`).
+
+    ``reason`` is the last error code of its refresh (RFC 6749 §5.2 or ours:
+    ``timeout``, ``http_503``, ...); ``retry_at`` when the next attempt is due, ``None``
+    when it is due now (the next run or the sweep makes it). ``required``: it grants
+    a capability the app requires (then the app is not ready).
+    """
+
+    provider: str
+    connection_id: int
+    account: str
+    reason: str
+    retry_at: datetime | None
+    required: bool = True
+
+    @property
+    def provider_name(self) -> str:
+        info = catalogue.PROVIDERS.get(self.provider)
+        return info.name if info else self.provider
+
+    @property
+    def summary(self) -> str:
+        """What went wrong, in a few words (no time: pages format ``retry_at``)."""
+        code = self.reason
+        if code in _NO_ANSWER_CODES or code.startswith("http_5") or code == "http_429":
+            return f"{self.provider_name} did not answer"
+        return f"{self.provider_name} refused the refresh ({code or 'unknown error'})"
+
+
+def grant_outage(grant: Grant, *, now: datetime) -> Outage | None:
+    """The rule: whether a run would get no token from ``grant`` at ``now``.
+
+    Temporarily unavailable when the status is usable (``active`` or
+    ``refresh_failing``), the access token has expired (a token still valid is served
+    even inside the refresh margin) and either the last refresh failed
+    (``refresh_failing``) or a backoff runs (``backoff_until`` in the future: the
+    refresh service makes no request before it). ``None`` otherwise: the token is
+    valid, or a refresh would be attempted now.
+    """
+    if not grant.usable or grant.expires_at is None or grant.expires_at > now:
+        return None
+    backing_off = grant.backoff_until is not None and grant.backoff_until > now
+    if grant.status != "refresh_failing" and not backing_off:
+        return None
+    return Outage(
+        provider=grant.provider,
+        connection_id=grant.connection_id,
+        account=grant.account,
+        reason=grant.error_code or "temporarily_unavailable",
+        retry_at=grant.backoff_until if backing_off else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -118,6 +197,8 @@ class Item:
     capability: Capability | None = None
     granted_by: Grant | None = None
     account: str = ""
+    # The outage of ``granted_by``, when a run would get no token from it now.
+    outage: Outage | None = None
 
     @property
     def label(self) -> str:
@@ -140,6 +221,8 @@ class Item:
     def hint(self) -> str:
         """What the state means for the user, in a few words."""
         if self.satisfied:
+            if self.outage is not None:
+                return f"Granted, temporarily unavailable: {self.outage.summary}"
             if self.granted_by is not None:
                 return f"Granted ({self.granted_by.account or self.provider_name})"
             return "Set"
@@ -171,7 +254,7 @@ class Action:
 
     ``connection_id`` set: Add Permissions on that connection (same account, earlier
     grants kept). ``None``: Connect; ``reconnect`` tells that it renews the ended grant
-    of ``account``.
+    of ``account``, the connection ``renews``.
     """
 
     provider: str
@@ -180,6 +263,7 @@ class Action:
     capabilities: tuple[str, ...]
     includes_optional: bool
     reconnect: bool = False
+    renews: int | None = None
 
     @property
     def is_connect(self) -> bool:
@@ -203,6 +287,7 @@ class Readiness:
 
     items: tuple[Item, ...]
     actions: tuple[Action, ...]
+    outages: tuple[Outage, ...] = ()
 
     def _select(self, kind: str, *, optional: bool) -> tuple[Item, ...]:
         return tuple(
@@ -233,8 +318,25 @@ class Readiness:
         return tuple(i for i in self.items if i.satisfied)
 
     @property
-    def ready(self) -> bool:
+    def complete(self) -> bool:
+        """Nothing required is missing (granted and set; tokens aside)."""
         return not self.required_missing and not self.secrets_missing
+
+    @property
+    def required_outages(self) -> tuple[Outage, ...]:
+        return tuple(o for o in self.outages if o.required)
+
+    @property
+    def ready(self) -> bool:
+        """A run would succeed now: nothing required missing, no required outage."""
+        return self.complete and not self.required_outages
+
+    def outage_of(self, item: Item) -> Outage | None:
+        """The outage of the connection that grants ``item``, if any."""
+        if item.granted_by is None:
+            return None
+        cid = item.granted_by.connection_id
+        return next((o for o in self.outages if o.connection_id == cid), None)
 
     @property
     def required_actions(self) -> tuple[Action, ...]:
@@ -254,6 +356,7 @@ def assess_readiness(
     connectable: Collection[str],
     credentials: Collection[CredentialKind] = frozenset(),
     cat: Catalogue = catalogue.BUILTIN,
+    now: datetime | None = None,
 ) -> Readiness:
     """The readiness of an app for one user (the rules are in this module's docstring).
 
@@ -261,8 +364,10 @@ def assess_readiness(
     connections, oldest first; ``secret_keys`` the keys of the user's secrets;
     ``connectable`` the provider ids that this server can Connect; ``credentials``
     the kinds of non-OAuth credential the user has brought; ``cat`` the catalogue
-    (the built-in one plus providers defined as data).
+    (the built-in one plus providers defined as data); ``now`` the moment outages are
+    judged at (:func:`grant_outage`; default: the current time).
     """
+    now = now or datetime.now(UTC)
     oauth: dict[str, list[Requirement]] = {}
     for req in integrations:
         cap = cat.by_key.get(req.key)
@@ -325,9 +430,18 @@ def assess_readiness(
                     capabilities=_minimal(keys, cat),
                     includes_optional=includes_optional,
                     reconnect=target is None and dead is not None,
+                    renews=dead.connection_id if target is None and dead is not None else None,
                 )
             )
-    return Readiness(items=tuple(items), actions=tuple(actions))
+    outages: list[Outage] = []
+    for target in measured.values():
+        outage = grant_outage(target, now=now) if target is not None else None
+        granted = [i for i in items if outage is not None and i.granted_by is target]
+        if outage is not None and granted:
+            outage = replace(outage, required=any(not i.optional for i in granted))
+            outages.append(outage)
+            items = [replace(i, outage=outage) if i.granted_by is target else i for i in items]
+    return Readiness(items=tuple(items), actions=tuple(actions), outages=tuple(outages))
 
 
 def _measured_connection(

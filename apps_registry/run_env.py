@@ -35,15 +35,20 @@ from django.contrib.auth import get_user_model
 from django.db import connection as db_connection
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
+from django.utils import timezone
 
 from apps_registry.manifest import Requirement
 from apps_registry.models import App, ManifestVersion
-from apps_registry.readiness import Readiness, assess_readiness
+from apps_registry.readiness import Outage, Readiness, assess_readiness, grant_outage
 from apps_registry.selectors import grant_of
 from apps_registry.serialization import requirements_from_json
 from integrations import app_settings, refresh, service_accounts
 from integrations.catalogue import Catalogue, CredentialKind
-from integrations.errors import InvalidServiceAccountKeyError, ReauthorizationRequiredError
+from integrations.errors import (
+    InvalidServiceAccountKeyError,
+    ProviderUnavailableError,
+    ReauthorizationRequiredError,
+)
 from integrations.models import AuditEvent, Connection, Secret, ServiceAccountKey
 from integrations.secret_rules import DISCORD_BOT_TOKEN_KEY
 from integrations.services import audit_record, secret_value
@@ -55,6 +60,18 @@ class RunEnvironmentError(Exception):
 
 class RunTargetNotFoundError(RunEnvironmentError):
     """No such user, app or version (404)."""
+
+
+class RunUnavailableError(RunEnvironmentError):
+    """A connection that grants a required capability has no valid token now and its
+    provider cannot give one (503): the app page says the same
+    (``readiness.grant_outage``)."""
+
+    def __init__(self, outages: Sequence[Outage]) -> None:
+        self.outages = list(outages)
+        super().__init__(
+            "temporarily unavailable: " + ", ".join(f"{o.provider} {o.reason}" for o in outages)
+        )
 
 
 class AppNotReadyError(RunEnvironmentError):
@@ -136,6 +153,9 @@ def _user_and_connections(user: str) -> tuple[Any, list[Connection]]:
     users = get_user_model()
     conns: list[Connection]
     if user.isascii() and user.isdecimal():
+        if int(user) > MAX_ID:
+            # No row has it, and SQLite cannot even compare with it (OverflowError).
+            raise RunTargetNotFoundError("no such user")
         conns = list(
             Connection.objects.select_related("user", "oauth_client")
             .filter(user_id=int(user), user__is_active=True)
@@ -174,6 +194,9 @@ def _user_and_connections(user: str) -> tuple[Any, list[Connection]]:
     return found[0], []
 
 
+# Primary keys are signed 64-bit integers (BigAutoField). A larger one reaches SQLite's
+# driver unchecked through the user foreign key (OverflowError) instead of finding nothing.
+MAX_ID = 2**63 - 1
 _SHARED_EMAIL = "two accounts have this email: name the user by id"
 
 
@@ -190,9 +213,13 @@ def run_environment_build(
 
     ``connections`` names a connection id per provider instead of the default one.
     Raises ``AppNotReadyError`` when something required is missing or a connection
-    needs reconnecting, ``ProviderUnavailableError`` when a token inside its margin
-    cannot be refreshed and has expired.
+    needs reconnecting, ``RunUnavailableError`` when a connection that grants a
+    required capability has an expired token its provider cannot renew now (the
+    outage rule of ``readiness.grant_outage``: backing off is known without a request;
+    otherwise the refresh is tried first). A provider granting only optional
+    capabilities that is unavailable is left out of the env.
     """
+    now = now or timezone.now()
     integrations = requirements_from_json(manifest.parsed, "integrations")
     secrets = requirements_from_json(manifest.parsed, "secrets")
     cat = app_settings.catalogue()
@@ -229,15 +256,25 @@ def run_environment_build(
         connectable=app_settings.connectable_ids(),
         credentials=have,
         cat=cat,
+        now=now,
     )
-    if not readiness.ready:
+    if not readiness.complete:
         raise AppNotReadyError(readiness)
 
     env: dict[str, str] = {}
     expiries: list[datetime] = []
     chosen = _chosen_connections(integrations, readiness, conns, connections or {}, cat)
     dead: list[Connection] = []
+    down: list[Outage] = []
+    required = {r.key for r in integrations if not r.optional}
     for provider, (conn, keys) in chosen.items():
+        needed = any(k in required for k in keys)
+        known = next((o for o in readiness.outages if o.connection_id == conn.pk), None)
+        if known is not None and known.retry_at is not None:
+            # Backing off: the refresh service would make no request either.
+            if needed:
+                down.append(known)
+            continue
         try:
             # Narrowed to what the app declares where the provider allows it.
             creds = refresh.connection_narrowed_credentials(
@@ -245,6 +282,10 @@ def run_environment_build(
             )
         except ReauthorizationRequiredError:
             dead.append(conn)
+            continue
+        except ProviderUnavailableError as exc:
+            if needed:
+                down.append(_outage_after(conn, code=exc.code, cat=cat, now=now))
             continue
         if creds.expires_at is not None:
             expiries.append(creds.expires_at)
@@ -262,8 +303,11 @@ def run_environment_build(
             connectable=app_settings.connectable_ids(),
             credentials=have,
             cat=cat,
+            now=now,
         )
         raise AppNotReadyError(readiness, reconnect=dead)
+    if down:
+        raise RunUnavailableError(down)
 
     if CredentialKind.SERVICE_ACCOUNT in kinds and "google_sa" in sa_keys:
         env["GOOGLE_SA_CREDENTIALS"] = service_accounts.google_sa_credentials_json(user=account)
@@ -314,6 +358,23 @@ def run_environment_build(
         },
     )
     return result
+
+
+def _outage_after(conn: Connection, *, code: str, cat: Catalogue, now: datetime) -> Outage:
+    """The outage of ``conn`` as its refresh just left it (the row re-read: the failure
+    set its status and backoff), by the same rule as the app page."""
+    row = Connection.objects.filter(pk=conn.pk).first() or conn
+    outage = grant_outage(grant_of(row, cat), now=now)
+    if outage is not None:
+        return outage
+    # Not expired yet, only unrefreshable inside the margin: the facts of the error.
+    return Outage(
+        provider=conn.provider,
+        connection_id=conn.pk,
+        account=conn.account_email or conn.account_uid,
+        reason=code,
+        retry_at=row.backoff_until if row.backoff_until and row.backoff_until > now else None,
+    )
 
 
 def _declared_kinds(integrations: Sequence[Requirement], cat: Catalogue) -> set[CredentialKind]:
@@ -402,13 +463,65 @@ def _oauth_env(provider: str, creds: refresh.Credentials, keys: list[str]) -> di
     return env
 
 
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return _iso(moment) if moment is not None else None
+
+
+def outage_facts(outage: Outage) -> dict[str, Any]:
+    """The facts of an outage as the 409 and 503 answers carry them (the app page shows
+    the same): provider, connection, the last error code, when the next attempt is due
+    (ISO 8601 UTC; ``null``: due now)."""
+    return {
+        "provider": outage.provider,
+        "connection_id": outage.connection_id,
+        "reason": outage.reason,
+        "retry_at": _iso_or_none(outage.retry_at),
+    }
+
+
+def unavailable_payload(error: RunUnavailableError) -> dict[str, Any]:
+    """The 503 body: the first outage's facts at the top (one provider is the common
+    case) and every outage under ``unavailable``."""
+    first = error.outages[0]
+    return {
+        "error": "provider_unavailable",
+        "detail": f"{first.summary}; retrying at "
+        + (_iso(first.retry_at) if first.retry_at else "the next run"),
+        **outage_facts(first),
+        "unavailable": [outage_facts(o) for o in error.outages],
+    }
+
+
+def retry_after_seconds(error: RunUnavailableError, *, now: datetime | None = None) -> int:
+    """``Retry-After`` (RFC 9110 §10.2.3) for a 503: seconds until the earliest next
+    attempt, at least 1; 60 when an attempt is due now."""
+    now = now or timezone.now()
+    due = [o.retry_at for o in error.outages if o.retry_at is not None]
+    if not due:
+        return 60
+    return max(1, int((min(due) - now).total_seconds()) + 1)
+
+
+def _reconnect_action(
+    *, provider: str, connection_id: int | None, capabilities: Sequence[str], url: str
+) -> dict[str, Any]:
+    """The one shape of a ``reconnect`` action: the connection whose grant ended and
+    the capabilities to ask for again (the app page's Reconnect button asks for them)."""
+    return {
+        "kind": "reconnect",
+        "provider": provider,
+        "connection_id": connection_id,
+        "capabilities": list(capabilities),
+        "url": url,
+    }
+
+
 def not_ready_payload(error: AppNotReadyError, *, app_url: str) -> dict[str, Any]:
-    """The 409 body: what is missing and the actions that fix it."""
+    """The 409 body: what is missing, the actions that fix it, and the outages of the
+    connections that grant what is there (the same facts as a 503's)."""
+    readiness = error.readiness
     missing = []
-    for item in (
-        *error.readiness.required_missing,
-        *error.readiness.secrets_missing,
-    ):
+    for item in (*readiness.required_missing, *readiness.secrets_missing):
         missing.append(
             {
                 "kind": "capability" if item.kind == "integration" else "secret",
@@ -418,9 +531,9 @@ def not_ready_payload(error: AppNotReadyError, *, app_url: str) -> dict[str, Any
                 "description": item.description,
             }
         )
-    # A grant found dead while building: its Reconnect (by connection id, on the
-    # integrations page) replaces the readiness's own entries for that provider.
-    dead_providers = {c.provider for c in error.reconnect}
+    # A grant found dead while building: its Reconnect replaces the readiness's own
+    # entries for that provider, in the same shape.
+    dead_by_provider = {c.provider: c for c in error.reconnect}
     listed = {m["provider"] for m in missing}
     for conn in error.reconnect:
         if conn.provider in listed:
@@ -435,29 +548,40 @@ def not_ready_payload(error: AppNotReadyError, *, app_url: str) -> dict[str, Any
             }
         )
     actions: list[dict[str, Any]] = []
-    for action in error.readiness.required_actions:
-        if action.reconnect and action.provider in dead_providers:
+    for action in readiness.required_actions:
+        if action.reconnect:
+            dead = dead_by_provider.pop(action.provider, None)
+            actions.append(
+                _reconnect_action(
+                    provider=action.provider,
+                    connection_id=dead.pk if dead is not None else action.renews,
+                    capabilities=action.capabilities,
+                    url=app_url,
+                )
+            )
             continue
         actions.append(
             {
-                "kind": "reconnect"
-                if action.reconnect
-                else ("connect" if action.is_connect else "add_permissions"),
+                "kind": "connect" if action.is_connect else "add_permissions",
                 "provider": action.provider,
                 "connection_id": action.connection_id,
                 "capabilities": list(action.capabilities),
                 "url": app_url,
             }
         )
-    for conn in error.reconnect:
+    for conn in dead_by_provider.values():
+        required = [
+            i.key
+            for i in readiness.items
+            if i.kind == "integration" and i.provider == conn.provider and not i.optional
+        ]
         actions.append(
-            {
-                "kind": "reconnect",
-                "provider": conn.provider,
-                "connection_id": conn.pk,
-                "capabilities": [],
-                "url": app_settings.site_url() + "/settings/secrets/integrations/",
-            }
+            _reconnect_action(
+                provider=conn.provider,
+                connection_id=conn.pk,
+                capabilities=required,
+                url=app_url,
+            )
         )
     for key in error.refused_keys:
         missing.append(
@@ -479,7 +603,7 @@ def not_ready_payload(error: AppNotReadyError, *, app_url: str) -> dict[str, Any
                 "url": app_settings.site_url() + reverse("integrations:service_accounts"),
             }
         )
-    if error.readiness.secrets_missing:
+    if readiness.secrets_missing:
         actions.append(
             {
                 "kind": "set_secret",
@@ -489,4 +613,9 @@ def not_ready_payload(error: AppNotReadyError, *, app_url: str) -> dict[str, Any
                 "url": app_settings.site_url() + "/settings/secrets/",
             }
         )
-    return {"error": "not_ready", "missing": missing, "actions": actions}
+    return {
+        "error": "not_ready",
+        "missing": missing,
+        "actions": actions,
+        "unavailable": [outage_facts(o) for o in readiness.required_outages],
+    }

@@ -87,13 +87,25 @@ def grant_of(connection: Any, cat: catalogue.Catalogue) -> Grant:
         ),
         status=connection.status,
         is_default=connection.is_default,
+        expires_at=connection.expires_at,
+        backoff_until=connection.backoff_until,
+        error_code=connection.last_error_code,
     )
 
 
 def grants_for_user(*, user: Any) -> list[Grant]:
     """The user's connections as readiness sees them (one query, no token columns)."""
     connections = integrations_selectors.connections_for_user(user=user).only(
-        "id", "provider", "account_email", "account_uid", "scopes", "status", "is_default"
+        "id",
+        "provider",
+        "account_email",
+        "account_uid",
+        "scopes",
+        "status",
+        "is_default",
+        "expires_at",
+        "backoff_until",
+        "last_error_code",
     )
     cat = integrations_settings.catalogue()
     return [grant_of(c, cat) for c in connections]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -36,6 +37,11 @@ from apps_registry.tokens import (
     prefix_of,
     runner_prefix_of,
 )
+from integrations import refresh
+from integrations import selectors as integrations_selectors
+from integrations.crypto import DecryptionError
+from integrations.errors import IntegrationError
+from integrations.models import Connection
 
 # --- namespaces -------------------------------------------------------------------------
 
@@ -257,3 +263,62 @@ def runner_token_revoke(*, runner_token: RunnerToken) -> None:
     RunnerToken.objects.filter(pk=runner_token.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
+
+
+# --- Retry now (the app page) -------------------------------------------------------
+
+# One user-asked refresh per connection per this long. A cache key, not a column: it
+# needs no migration of the connection row (whose refresh bookkeeping is the refresh
+# service's), ``cache.add`` is atomic in every backend Django ships (in production
+# Redis, shared by every web process), and the key expires by itself.
+RETRY_NOW_INTERVAL = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    """What a Retry now did. ``ok``: the connection has a valid token now. Otherwise
+    ``code`` is the refresh's error code and ``next_attempt_at`` when the next attempt
+    is due; ``limited_until`` is set when no attempt was made (asked too recently)."""
+
+    ok: bool
+    provider: str
+    code: str = ""
+    next_attempt_at: datetime | None = None
+    limited_until: datetime | None = None
+
+
+def connection_retry_now(
+    *, user: Any, connection_id: int, now: datetime | None = None
+) -> RetryOutcome:
+    """Refresh ``user``'s connection now, once, even while it backs off after errors.
+
+    The connection comes through ``integrations.selectors.connection_for_user`` (404
+    for another user's). At most one attempt per user and connection per
+    ``RETRY_NOW_INTERVAL``: the backoff (``integrations.refresh``) protects the
+    provider, and this override of it is bounded by the user's clicks. The daily
+    attempt limit of the refresh service still holds. Refresh request: RFC 6749 §6.
+    """
+    now = now or timezone.now()
+    conn = integrations_selectors.connection_for_user(user=user, id=connection_id)
+    key = f"apps_registry:retry-now:{user.pk}:{conn.pk}"
+    until = now + RETRY_NOW_INTERVAL
+    if not cache.add(key, until.isoformat(), timeout=RETRY_NOW_INTERVAL.total_seconds()):
+        held = cache.get(key)
+        return RetryOutcome(
+            ok=False,
+            provider=conn.provider,
+            limited_until=datetime.fromisoformat(held) if isinstance(held, str) else until,
+        )
+    try:
+        refresh.connection_refresh(
+            connection_id=conn.pk, now=now, serve_valid_on_failure=False, override_backoff=True
+        )
+    except (IntegrationError, DecryptionError) as exc:
+        row = Connection.objects.filter(pk=conn.pk).only("backoff_until").first()
+        return RetryOutcome(
+            ok=False,
+            provider=conn.provider,
+            code=exc.code if isinstance(exc, IntegrationError) else "undecryptable",
+            next_attempt_at=row.backoff_until if row is not None else None,
+        )
+    return RetryOutcome(ok=True, provider=conn.provider)

@@ -14,6 +14,11 @@ urlpatterns = [
     path("apps/upload/", views.upload, name="upload"),
     path("apps/<slug:namespace>/<slug:name>/", views.app_detail, name="app"),
     path(
+        "apps/<slug:namespace>/<slug:name>/retry/<int:connection_id>/",
+        views.retry_now,
+        name="retry_now",
+    ),
+    path(
         "api/v1/manifests/",
         api_views.ManifestUploadView.as_view(),
         name="api_manifest_upload",

@@ -7,14 +7,16 @@ through ``selectors.app_for_user``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from apps_registry import selectors, services
 from apps_registry.display import annotate_lines, describe_problem
@@ -24,6 +26,7 @@ from apps_registry.limits import MAX_ENVELOPE_BYTES, MAX_MANIFEST_BYTES, content
 from apps_registry.manifest import ManifestProblem
 from apps_registry.models import ManifestVersion
 from apps_registry.serialization import problems_from_json, requirements_from_json
+from integrations import catalogue
 
 
 @login_required
@@ -59,6 +62,34 @@ def app_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
         "here": request.path,
     }
     return render(request, "apps_registry/app.html", context)
+
+
+def hhmm(moment: datetime) -> str:
+    """A moment as the pages show a time of today: ``14:05 UTC`` (the site's zone)."""
+    return timezone.localtime(moment).strftime("%H:%M %Z")
+
+
+@require_POST
+@login_required
+def retry_now(request: HttpRequest, namespace: str, name: str, connection_id: int) -> HttpResponse:
+    """Retry now (the app page's button for a temporarily unavailable connection): one
+    refresh of the user's connection, past its backoff, at most once a minute
+    (``services.connection_retry_now``); back to the app page with what happened."""
+    app = selectors.app_for_user(user=request.user, namespace=namespace, name=name)
+    outcome = services.connection_retry_now(user=request.user, connection_id=connection_id)
+    info = catalogue.PROVIDERS.get(outcome.provider)
+    provider = info.name if info else outcome.provider
+    if outcome.ok:
+        messages.success(request, f"{provider} answered: the connection works again.")
+    elif outcome.limited_until is not None:
+        messages.warning(
+            request,
+            f"You asked a moment ago: try again after {hhmm(outcome.limited_until)}.",
+        )
+    else:
+        when = hhmm(outcome.next_attempt_at) if outcome.next_attempt_at else "the next run"
+        messages.error(request, f"Still failing: {outcome.code}; next attempt at {when}.")
+    return redirect("apps_registry:app", namespace=app.namespace, name=app.name)
 
 
 def _refuse_large_bodies(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -13,3 +13,9 @@ urlpatterns = [
 
 if settings.SANDBOX_ENABLED:
     urlpatterns += [path("sandbox/", include("integrations.sandbox.urls"))]
+
+# JSON under /api/, Django's pages elsewhere.
+handler400 = "apps_registry.api.errors.bad_request"
+handler403 = "apps_registry.api.errors.permission_denied"
+handler404 = "apps_registry.api.errors.not_found"
+handler500 = "apps_registry.api.errors.server_error"

@@ -257,6 +257,7 @@ def connection_refresh(
     only_if_due: bool = False,
     serve_valid_on_failure: bool = True,
     refused: bytes | None = None,
+    override_backoff: bool = False,
 ) -> Credentials:
     """Refresh the connection's access token under its row lock and return it.
 
@@ -268,6 +269,9 @@ def connection_refresh(
     ``refused``: the (encrypted) access token the provider just refused: it is replaced
     whatever its expiry, unless another holder has replaced it meanwhile; without a
     refresh token the connection needs reconnecting.
+    ``override_backoff``: make the request even while backing off (the user's "Retry
+    now", rate limited by its caller); the daily attempt limit still holds, and a
+    failure backs off again as any other.
     """
     now = now or timezone.now()
     failure: IntegrationError
@@ -302,7 +306,7 @@ def connection_refresh(
                 code="token_rejected" if refused is not None else "no_refresh_token",
             )
             notify = _refresh_failed(conn, failure, config=config, now=now)
-        elif not _may_attempt(conn, now=now):
+        elif not _may_attempt(conn, now=now, override_backoff=override_backoff):
             # Backing off: no request, and nothing new to record.
             failure = ProviderUnavailableError(
                 f"{config.name} is backing off after errors",
@@ -375,9 +379,10 @@ def connection_narrowed_credentials(
     )
 
 
-def _may_attempt(conn: Connection, *, now: datetime) -> bool:
-    """Not while backing off, and at most N attempts per connection per day."""
-    if conn.backoff_until is not None and conn.backoff_until > now:
+def _may_attempt(conn: Connection, *, now: datetime, override_backoff: bool = False) -> bool:
+    """Not while backing off (unless overridden), and at most N attempts per connection
+    per day."""
+    if not override_backoff and conn.backoff_until is not None and conn.backoff_until > now:
         return False
     window_open = (
         conn.attempts_window_start is not None

@@ -35,9 +35,12 @@ from apps_registry.models import RunnerToken
 from apps_registry.run_env import (
     AppNotReadyError,
     RunTargetNotFoundError,
+    RunUnavailableError,
     not_ready_payload,
+    retry_after_seconds,
     run_environment_build,
     run_target,
+    unavailable_payload,
 )
 from apps_registry.tokens import RUNNER_TOKEN_PREFIX, hash_api_token
 from integrations import app_settings
@@ -106,6 +109,10 @@ _MISSING = inline_serializer(
         "error": serializers.CharField(),
         "missing": serializers.ListField(child=serializers.DictField()),
         "actions": serializers.ListField(child=serializers.DictField()),
+        "unavailable": serializers.ListField(
+            child=serializers.DictField(),
+            help_text="Outages of connections that grant what is there (as in a 503)",
+        ),
     },
 )
 _ENV = inline_serializer(
@@ -120,6 +127,31 @@ _ENV = inline_serializer(
 )
 _ERROR = inline_serializer(
     "RunError", fields={"error": serializers.CharField(), "detail": serializers.CharField()}
+)
+_OUTAGE_FIELDS: dict[str, serializers.Field] = {
+    "provider": serializers.CharField(),
+    "connection_id": serializers.IntegerField(),
+    "reason": serializers.CharField(help_text="The last error code of the refresh"),
+    "retry_at": serializers.DateTimeField(
+        allow_null=True, help_text="When the next attempt is due; null: now"
+    ),
+}
+_OUTAGE = inline_serializer("Outage", fields=_OUTAGE_FIELDS)
+_UNAVAILABLE = PolymorphicProxySerializer(
+    component_name="RunUnavailable",
+    serializers=[
+        inline_serializer(
+            "ProviderOutage",
+            fields={
+                "error": serializers.CharField(),
+                "detail": serializers.CharField(),
+                **_OUTAGE_FIELDS,
+                "unavailable": serializers.ListField(child=_OUTAGE),
+            },
+        ),
+        _ERROR,
+    ],
+    resource_type_field_name=None,
 )
 # What DRF answers itself (authentication, parsing): {"detail": "..."}.
 _API_ERROR = inline_serializer("ApiError", fields={"detail": serializers.CharField()})
@@ -165,7 +197,8 @@ class RunEnvironmentView(APIView):
             415: OpenApiResponse(_API_ERROR, description="The body is not application/json"),
             502: OpenApiResponse(_ERROR, description="A provider refused a refresh"),
             503: OpenApiResponse(
-                _ERROR, description="A provider is unreachable, or a credential does not decrypt"
+                _UNAVAILABLE,
+                description="A provider is unreachable, or a credential does not decrypt",
             ),
         },
     )
@@ -193,6 +226,12 @@ class RunEnvironmentView(APIView):
             app_url = app_settings.site_url() + f"/apps/{data['app']}/"
             return Response(
                 not_ready_payload(exc, app_url=app_url), status=status.HTTP_409_CONFLICT
+            )
+        except RunUnavailableError as exc:
+            return Response(
+                unavailable_payload(exc),
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": str(retry_after_seconds(exc))},
             )
         except ProviderUnavailableError as exc:
             return Response(

@@ -1,5 +1,6 @@
 """Production: only hardens what base.py sets. Refuses to start without the keys it needs."""
 
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
@@ -14,6 +15,16 @@ if not INTEGRATIONS_TOKEN_KEYS:  # noqa: F405
         'print(Fernet.generate_key().decode())" and set INTEGRATIONS_TOKEN_KEYS to it '
         "(comma-separated; the first encrypts, all decrypt)."
     )
+for _position, _key in enumerate(INTEGRATIONS_TOKEN_KEYS, start=1):  # noqa: F405
+    try:
+        Fernet(_key)
+    except (ValueError, TypeError):
+        # The position, never the key. `manage.py check` says the same (integrations.E002).
+        raise ImproperlyConfigured(
+            f"INTEGRATIONS_TOKEN_KEYS: key {_position} is not a Fernet key (32 url-safe "
+            'base64-encoded bytes). Make one with: python -c "from cryptography.fernet '
+            'import Fernet; print(Fernet.generate_key().decode())"'
+        ) from None
 if not REDIS_URL:  # noqa: F405
     raise ImproperlyConfigured(
         "REDIS_URL is not set. Production needs Redis for Celery (token refresh) and for "

@@ -156,7 +156,9 @@ def test_the_app_reads_the_sheet_and_a_grant_revoked_at_google_asks_for_reconnec
     assert refused.value.status == 409
     reconnect = [a for a in refused.value.actions if a.kind == "reconnect"]
     assert any(
-        a.url == site + "/settings/secrets/integrations/" and a.connection_id == conn.pk
+        a.url == site + f"/apps/{APP}/"
+        and a.connection_id == conn.pk
+        and a.capabilities == ("google.sheets.readonly",)
         for a in reconnect
     ), refused.value.actions
     assert "needs_reconnect" in {m.reason for m in refused.value.missing}

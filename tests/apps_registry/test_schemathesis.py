@@ -42,7 +42,7 @@ CHECKS = [
     response_schema_conformance,
 ]
 # Users a runner may name: Bob is ready to run acme/digest, Alice is not.
-USERS = ["bob@example.com", "BOB@example.com", "alice@example.com"]
+USERS = ["bob@example.com", "BOB@example.com", "alice@example.com", "99999999999999999999"]
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 
