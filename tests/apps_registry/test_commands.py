@@ -50,8 +50,8 @@ def test_problems_are_printed_like_a_compiler_and_exit_1(tmp_path):
     assert code == 1
     assert out.splitlines() == [
         f"{good}:2:1: warning: homepage: unknown field 'homepage' (kept)",
-        f"{bad}:1:7: name: must be a slug: 1-64 lowercase letters, digits, '-' or '_', "
-        "starting and ending with a letter or digit (got 'Bad')",
+        f"{bad}:1:7: name: must be a slug: 1-64 lowercase letters, digits, '-', '_' or '.', "
+        "starting and ending with a letter or digit, without '..' (got 'Bad')",
         f"{bad}:4:15: integrations[0].optional: must be true or false, not a string",
     ]
     assert err.strip() == "1 of 2 files invalid"
