@@ -28,12 +28,16 @@ Reading rules (the contract callers and uploaders rely on):
 Schema (see ``DESIGN.md``, "inf.yml"):
 
 * ``name`` is required. ``name`` and ``namespace`` are *slugs*: 1 to 64 characters
-  of lowercase ASCII letters, digits, ``-`` and ``_``, starting and ending with a
-  letter or digit (``veo-3-1``, ``message-send``, ``browser_use``).
+  of lowercase ASCII letters, digits, ``-``, ``_`` and ``.``, starting and ending with
+  a letter or digit, without ``..`` (``veo-3-1``, ``message-send``, ``browser_use``,
+  ``model-2.5-flash``). ``namespace: ""`` (as real apps publish) counts as absent: the
+  app goes to the uploader's default namespace.
 * ``secrets`` and ``integrations`` are lists of ``{key, description, optional}``.
   ``key`` is required; ``description`` defaults to ``""``; ``optional`` defaults
   to ``false`` (required) and must be a real ``true``/``false`` literal. A secret
-  ``key`` is an environment-variable name (``^[A-Z_][A-Z0-9_]*$``); an integration
+  ``key`` is an environment-variable name (``^[A-Z_][A-Z0-9_]*$``) that no integration
+  hands out (``reserved_env_names``: ``GOOGLE_OAUTH_ACCESS_TOKEN`` and the like,
+  declared through ``integrations:`` instead); an integration
   ``key`` is any non-empty string, and one the capability catalogue does not know
   is a warning with a "did you mean" suggestion. A key declared twice is an error.
 * ``title``, ``description``, ``category``, ``kernel``, ``default_function``:
@@ -52,6 +56,11 @@ Schema (see ``DESIGN.md``, "inf.yml"):
   unknown fields inside ``secrets``/``integrations`` entries and ``resources`` are
   warnings too.
 
+No string anywhere (a key, a value, a field that is kept or ignored) may hold U+0000
+(NUL, which PostgreSQL's text and JSONB cannot store, written as an escape ``"\0"``,
+``"\x00"`` or ``"\u0000"``) or a lone surrogate (``"\ud800"``, which is not a
+character and cannot be encoded); it is refused with its line and column.
+
 Error messages never quote the values of ``env``, so a secret pasted there by
 mistake does not end up in an error page.
 """
@@ -60,6 +69,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
@@ -73,6 +83,7 @@ from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
 from integrations import catalogue
+from integrations.secret_rules import BUILTIN_ENV_NAMES, DISCORD_BOT_TOKEN_KEY
 
 __all__ = [
     "ENV_NAME_RE",
@@ -104,7 +115,9 @@ HAVE_LIBYAML: Final = yaml.__with_libyaml__
 # Resource sizes end up in a bigint column.
 MAX_RESOURCE_INT: Final = 2**63 - 1
 
-SLUG_RE: Final = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
+# Dots for version numbers (``model-2.5-flash``); never two in a row, nor first or
+# last, so that no slug reads as a path (``.``, ``..``, ``.hidden``) in a URL.
+SLUG_RE: Final = re.compile(r"(?!.*\.\.)[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
 ENV_NAME_RE: Final = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 KNOWN_FIELDS: Final = (
@@ -226,18 +239,25 @@ class Manifest:
 # --- entry point --------------------------------------------------------------------
 
 
-def parse_manifest(text: str | bytes, *, use_libyaml: bool = HAVE_LIBYAML) -> Manifest:
+def parse_manifest(
+    text: str | bytes,
+    *,
+    use_libyaml: bool = HAVE_LIBYAML,
+    reserved_env_names: Collection[str] = BUILTIN_ENV_NAMES,
+) -> Manifest:
     """Parse and validate an ``inf.yml``; raise :class:`ManifestError` if it is refused.
 
     ``text`` is the uploaded file, as bytes (must be UTF-8) or already decoded.
     Nothing but :class:`ManifestError` is raised for any ``str`` or ``bytes`` input;
     other argument types raise ``TypeError``. The reading rules and the schema are in
     this module's docstring. ``use_libyaml=False`` forces PyYAML's pure-Python parser
-    (for tests and benchmarks; the result is the same).
+    (for tests and benchmarks; the result is the same). ``reserved_env_names``: the
+    env names integrations hand out, refused as ``secrets:`` keys; the built-in ones
+    by default (this module reads no database), the upload adds staff-defined ones.
     """
     decoded = decode_manifest_text(text)
     root = compose_manifest(decoded, use_libyaml=use_libyaml)
-    return _Validator().validate(root)
+    return _Validator(reserved_env_names).validate(root)
 
 
 def decode_manifest_text(text: str | bytes) -> str:
@@ -438,8 +458,9 @@ def compose_manifest(text: str, *, use_libyaml: bool = HAVE_LIBYAML) -> Node | N
     """Compose ``text`` into a YAML node tree (``None`` for an empty document).
 
     Raises :class:`ManifestError` for characters YAML forbids, invalid YAML (at the
-    position of the parser's error mark), explicit tags, and documents over the
-    alias, node-count or depth limits. ``use_libyaml`` picks libyaml's parser (about
+    position of the parser's error mark), explicit tags, documents over the alias,
+    node-count or depth limits, and strings that cannot be stored (an escaped NUL or
+    lone surrogate: ``_unstorable_strings``). ``use_libyaml`` picks libyaml's parser (about
     8x faster) over PyYAML's pure-Python one; the result is the same node tree.
     """
     bad = _NOT_PRINTABLE.search(text)
@@ -476,7 +497,60 @@ def compose_manifest(text: str, *, use_libyaml: bool = HAVE_LIBYAML) -> Node | N
             loader.dispose()
     if loader.tag_problems:
         raise ManifestError(loader.tag_problems)
+    # Only an escape (``"\0"``, ``"\ud800"``) can put one in a string: the raw text
+    # itself was checked above, and the walk costs nothing for manifests without one.
+    if root is not None and "\\" in text:
+        problems = _unstorable_strings(root)
+        if problems:
+            raise ManifestError(problems)
     return root
+
+
+# NUL: PostgreSQL text and JSONB refuse it. Surrogates: not characters, not UTF-8.
+_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable_strings(root: Node) -> list[ManifestProblem]:
+    """A problem per scalar (key or value, anywhere) holding a NUL or a lone surrogate,
+    in document order; each aliased node is looked at once."""
+    problems: list[ManifestProblem] = []
+    seen: set[int] = set()
+
+    def check(node: Node, path: str, what: str) -> None:
+        found = _UNSTORABLE.search(str(node.value))
+        if found is None:
+            return
+        point = ord(found.group())
+        # The value is never quoted: it may be a secret pasted into env:.
+        if point == 0:
+            detail = "the NUL character (U+0000), which cannot be stored; remove the escape"
+        else:
+            detail = (
+                f"U+{point:04X}, a lone surrogate (not a character); write the character "
+                "itself, or a \\U escape of its code point"
+            )
+        problems.append(_problem_at(node.start_mark, path, f"{what} contains {detail}"))
+
+    def walk(node: Node, path: str) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, ScalarNode):
+            check(node, path, "the string")
+        elif isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, f"{path}[{index}]")
+        elif isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                key = str(key_node.value) if isinstance(key_node, ScalarNode) else "?"
+                if isinstance(key_node, ScalarNode):
+                    check(key_node, path, "the key")
+                else:
+                    walk(key_node, path)
+                walk(value_node, _join(path, key))
+
+    walk(root, "")
+    return _in_document_order(problems)
 
 
 def _problem_from_yaml_error(exc: yaml.MarkedYAMLError) -> ManifestProblem:
@@ -540,9 +614,10 @@ def _short(value: str, limit: int = 40) -> str:
 class _Validator:
     """Walks the composed tree once, collecting errors and warnings with positions."""
 
-    def __init__(self) -> None:
+    def __init__(self, reserved_env_names: Collection[str] = BUILTIN_ENV_NAMES) -> None:
         self.errors: list[ManifestProblem] = []
         self.warnings: list[ManifestProblem] = []
+        self.reserved_env_names = reserved_env_names
 
     def error(self, node: Node, path: str, message: str) -> None:
         self.errors.append(_problem_at(node.start_mark, path, message))
@@ -574,7 +649,7 @@ class _Validator:
             values["name"] = self.slug(name_entry[1], "name") or ""
 
         checks = {
-            "namespace": self.slug,
+            "namespace": self.namespace,
             "title": self.string,
             "description": self.string,
             "category": self.string,
@@ -690,14 +765,24 @@ class _Validator:
         if value is None:
             return None
         if not SLUG_RE.fullmatch(value):
+            looks_like_path = (
+                any(c in value for c in "/\\") or value.startswith(".") or ".." in value
+            )
+            hint = "; it must not look like a path" if looks_like_path else ""
             self.error(
                 node,
                 path,
-                f"must be a slug: 1-64 lowercase letters, digits, '-' or '_', starting and "
-                f"ending with a letter or digit (got {_short(value)})",
+                f"must be a slug: 1-64 lowercase letters, digits, '-', '_' or '.', starting "
+                f"and ending with a letter or digit, without '..' (got {_short(value)}){hint}",
             )
             return None
         return value
+
+    def namespace(self, node: Node, path: str) -> str | None:
+        """A slug; ``""`` (as real apps publish it) is absent: the uploader's default."""
+        if isinstance(node, ScalarNode) and node.tag == _STR and node.value == "":
+            return None
+        return self.slug(node, path)
 
     def construct(self, node: Node, path: str) -> Any:
         """The plain Python value of ``node`` (str, int, float, bool, None, list, dict)."""
@@ -860,6 +945,9 @@ class _Validator:
             if not ENV_NAME_RE.fullmatch(key):
                 self.error(node, path, _env_name_message(key))
                 return None
+            if key in self.reserved_env_names:
+                self.error(node, path, _reserved_secret_message(key))
+                return None
         elif not key:
             self.error(node, path, "must not be empty")
             return None
@@ -947,6 +1035,14 @@ def _unknown_field_message(key: str, known: tuple[str, ...], fate: str) -> str:
     matches = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     hint = f"; did you mean {matches[0]!r}?" if matches else ""
     return f"unknown field {_short(key)} ({fate}){hint}"
+
+
+def _reserved_secret_message(key: str) -> str:
+    if key == DISCORD_BOT_TOKEN_KEY:
+        how = "declare the integration discord.bot instead (it hands the user's bot token)"
+    else:
+        how = "declare the integration that provides it under integrations: instead"
+    return f"{key} is handed out by an integration and cannot be a secret: {how}"
 
 
 def _env_name_message(key: str) -> str:

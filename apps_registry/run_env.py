@@ -18,7 +18,8 @@ What an app gets (DESIGN.md "Env given to apps"):
   only if the manifest declares a capability of that provider and the grant covers it.
 * ``google.sa``: ``GOOGLE_SA_CREDENTIALS``; ``gcp.*``: ``GCP_ACCESS_TOKEN`` and
   ``GCP_PROJECT_NUMBER``; ``discord.bot``: ``DISCORD_BOT_TOKEN``.
-* ``secrets:`` entries: their own keys.
+* ``secrets:`` entries: their own keys, never one an integration hands out
+  (``app_settings.reserved_env_names``), which an integration's value always holds.
 
 Optional entries are included when available and skipped otherwise.
 """
@@ -335,8 +336,11 @@ def run_environment_build(
             expiries.append(gcp.expires_at)
     if CredentialKind.BOT_TOKEN in kinds and DISCORD_BOT_TOKEN_KEY in secret_rows:
         env[DISCORD_BOT_TOKEN_KEY] = secret_value(secret=secret_rows[DISCORD_BOT_TOKEN_KEY])
+    # Under an integration's env name (a secret stored, or a manifest uploaded, before
+    # such names were refused) a secret is never used: the integration's value stands.
+    reserved = app_settings.reserved_env_names() if declared_secrets else frozenset()
     for key in declared_secrets:
-        if key in secret_rows:
+        if key in secret_rows and key not in reserved and key not in env:
             env[key] = secret_value(secret=secret_rows[key])
 
     result = RunEnvironment(

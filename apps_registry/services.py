@@ -37,7 +37,7 @@ from apps_registry.tokens import (
     prefix_of,
     runner_prefix_of,
 )
-from integrations import refresh
+from integrations import app_settings, refresh
 from integrations import selectors as integrations_selectors
 from integrations.crypto import DecryptionError
 from integrations.errors import IntegrationError
@@ -114,9 +114,15 @@ def _claim_of(text: str) -> _Claim:
     mark = name_node.start_mark if name_node is not None else root.start_mark
     return _Claim(
         namespace=slug(namespace_node),
-        # ``namespace:`` with nothing after it counts as absent, as in the parser.
+        # ``namespace:`` with nothing after it, or ``""``, counts as absent, as in the parser.
         namespace_given=namespace_node is not _ABSENT
-        and not (namespace_node is not None and namespace_node.tag == _NULL_TAG),
+        and not (
+            namespace_node is not None
+            and (
+                namespace_node.tag == _NULL_TAG
+                or (namespace_node.tag == "tag:yaml.org,2002:str" and namespace_node.value == "")
+            )
+        ),
         name=slug(name_node),
         line=mark.line + 1,
         column=mark.column + 1,
@@ -128,7 +134,8 @@ def manifest_upload(*, user: Any, text: str | bytes, app: App | None = None) -> 
 
     The app is ``app`` when given (the manifest must then name it: its ``name``, and
     its ``namespace`` unless absent), else the manifest's ``namespace/name``, the
-    namespace defaulting to the uploader's (``default_namespace_for``). A new app is
+    namespace defaulting to the uploader's (``default_namespace_for``) when absent or
+    ``""``. A new app is
     owned by ``user``; an existing one takes new versions from its owner or staff
     only, else ``AppOwnershipError`` and nothing is stored.
 
@@ -145,7 +152,7 @@ def manifest_upload(*, user: Any, text: str | bytes, app: App | None = None) -> 
     manifest: Manifest | None = None
     errors: list[ManifestProblem] = []
     try:
-        manifest = parse_manifest(decoded)
+        manifest = parse_manifest(decoded, reserved_env_names=app_settings.reserved_env_names())
     except ManifestError as exc:
         errors = list(exc.problems)
     if "\x00" in decoded:
@@ -201,6 +208,14 @@ def manifest_upload(*, user: Any, text: str | bytes, app: App | None = None) -> 
             target.current_version = version
             target.save(update_fields=["current_version", "updated_at"])
     return version
+
+
+def namespace_defaulted(*, version: ManifestVersion) -> bool:
+    """Whether ``version`` went to its uploader's default namespace because the manifest
+    gives none (no ``namespace``, ``namespace:`` empty or ``""``)."""
+    if version.valid:
+        return not version.parsed.get("namespace")
+    return not _claim_of(version.raw_text).namespace_given
 
 
 def _app_for_upload(*, user: Any, namespace: str, name: str) -> App:

@@ -1,6 +1,6 @@
 """The apps pages, the JSON API (``/api/v1/``) and its OpenAPI schema (``/api/schema/``)."""
 
-from django.urls import path
+from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView
 
 from apps_registry import views
@@ -9,10 +9,27 @@ from apps_registry.api import views as api_views
 
 app_name = "apps_registry"
 
+
+class AppSlugConverter:
+    """An app's ``namespace`` or ``name`` as ``manifest.SLUG_RE`` allows it: with dots
+    (``model-2.5-flash``), which Django's ``slug`` converter refuses, but never ``..``
+    or a leading or trailing dot."""
+
+    regex = r"[a-z0-9](?:[a-z0-9_-]|\.(?!\.))*"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(AppSlugConverter, "appslug")
+
 urlpatterns = [
     path("apps/", views.app_list, name="list"),
     path("apps/upload/", views.upload, name="upload"),
-    path("apps/<slug:namespace>/<slug:name>/", views.app_detail, name="app"),
+    path("apps/<appslug:namespace>/<appslug:name>/", views.app_detail, name="app"),
     path(
         "apps/<slug:namespace>/<slug:name>/retry/<int:connection_id>/",
         views.retry_now,
@@ -24,7 +41,7 @@ urlpatterns = [
         name="api_manifest_upload",
     ),
     path(
-        "api/v1/apps/<slug:namespace>/<slug:name>/",
+        "api/v1/apps/<appslug:namespace>/<appslug:name>/",
         api_views.AppDetailView.as_view(),
         name="api_app",
     ),

@@ -137,7 +137,12 @@ def upload(request: HttpRequest) -> HttpResponse:
         return _upload_problems(
             request, manifest, problems_from_json(version.errors), version=version
         )
-    messages.success(request, f"Uploaded {version.app.slug}: version {version.number}.")
+    where = (
+        f" (the manifest names no namespace: {version.app.namespace} is your default one)"
+        if services.namespace_defaulted(version=version)
+        else ""
+    )
+    messages.success(request, f"Uploaded {version.app.slug}: version {version.number}{where}.")
     for warning in problems_from_json(version.warnings):
         messages.warning(request, f"Warning: {describe_problem(warning)}")
     return redirect("apps_registry:app", namespace=version.app.namespace, name=version.app.name)

@@ -348,3 +348,18 @@ def service_account_loopback_http() -> bool:
     (tests run a token endpoint on 127.0.0.1). Off unless set: in production it would
     let a user make this server POST to its own loopback services."""
     return bool(settings.INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP)
+
+
+def reserved_env_names() -> frozenset[str]:
+    """Every env name an integration hands to app runs: the built-in ones
+    (``secret_rules.BUILTIN_ENV_NAMES``) and the ``env`` names of the providers staff
+    defined (read with the definitions, no query of its own when they are fresh)."""
+    from integrations.secret_rules import BUILTIN_ENV_NAMES
+
+    defined = {
+        str(name)
+        for definition in _definitions_state()[0].values()
+        if isinstance(definition.env, dict)
+        for name in definition.env.values()
+    }
+    return BUILTIN_ENV_NAMES | defined if defined else BUILTIN_ENV_NAMES

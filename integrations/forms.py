@@ -4,6 +4,7 @@ from collections.abc import Iterable
 
 from django import forms
 
+from integrations import app_settings
 from integrations.catalogue import Capability
 from integrations.errors import InvalidSecretError, InvalidServiceAccountKeyError
 from integrations.secret_rules import check_secret_key, check_secret_value
@@ -55,7 +56,9 @@ class SecretForm(forms.Form):
 
     def clean_key(self) -> str:
         try:
-            return check_secret_key(self.cleaned_data["key"])
+            return check_secret_key(
+                self.cleaned_data["key"], reserved=app_settings.reserved_env_names()
+            )
         except InvalidSecretError as exc:
             raise forms.ValidationError(str(exc)) from None
 

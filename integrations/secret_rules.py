@@ -8,7 +8,9 @@ string without NUL (which no environment can hold).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
+from integrations.catalogue import PROVIDERS
 from integrations.errors import InvalidSecretError
 
 KEY_PATTERN = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -22,9 +24,24 @@ DISCORD_BOT_TOKEN_PATTERN = re.compile(
     r"^[A-Za-z0-9_-]{18,40}\.[A-Za-z0-9_-]{5,10}\.[A-Za-z0-9_-]{25,60}$"
 )
 
+# Env names the built-in integrations hand to app runs (DESIGN.md "Env given to apps"):
+# the OAuth providers' names and those of the other credential kinds. A secret may not
+# take one (``check_secret_key``), a manifest may not declare one under ``secrets:``,
+# and a run never takes one from a secret. Providers staff define add their ``env``
+# names (``integrations.app_settings.reserved_env_names``).
+BUILTIN_ENV_NAMES: frozenset[str] = frozenset(
+    {name for info in PROVIDERS.values() for name in info.env.values()}
+    | {"GOOGLE_SA_CREDENTIALS", "GCP_ACCESS_TOKEN", "GCP_PROJECT_NUMBER", DISCORD_BOT_TOKEN_KEY}
+)
 
-def check_secret_key(key: str) -> str:
-    """The key, or ``InvalidSecretError``. Keys are not secret: messages may name them."""
+
+def check_secret_key(key: str, *, reserved: Collection[str] = BUILTIN_ENV_NAMES) -> str:
+    """The key, or ``InvalidSecretError``. Keys are not secret: messages may name them.
+
+    A name in ``reserved`` (the env names integrations hand out) is refused, so that no
+    secret can pose as an integration's token; ``DISCORD_BOT_TOKEN`` is the exception:
+    it is how the user keeps their own bot token for ``discord.bot``.
+    """
     if not key:
         raise InvalidSecretError("Give the secret a key, e.g. FAL_KEY.")
     if len(key) > MAX_KEY_LENGTH:
@@ -33,6 +50,11 @@ def check_secret_key(key: str) -> str:
         raise InvalidSecretError(
             "A key is capital letters, digits and underscores, not starting with a digit "
             "(e.g. FAL_KEY)."
+        )
+    if key in reserved and key != DISCORD_BOT_TOKEN_KEY:
+        raise InvalidSecretError(
+            f"{key} is a name integrations hand to apps (connect the integration on "
+            "Settings → Secrets → Integrations instead); give the secret another key."
         )
     return key
 

@@ -414,10 +414,10 @@ class SecretSetResult:
 @transaction.atomic
 def secret_set(*, user: Any, key: str, value: str) -> SecretSetResult:
     """Add or replace the user's secret ``key`` (``secret_rules``: an env-style key, a
-    non-empty value of at most 16 KiB; ``InvalidSecretError`` otherwise). The value is
-    encrypted; only its fingerprint is kept in clear. Audited (key and fingerprint,
-    never the value)."""
-    check_secret_key(key)
+    non-empty value of at most 16 KiB, a key no integration hands out; ``InvalidSecretError``
+    otherwise). The value is encrypted; only its fingerprint is kept in clear. Audited
+    (key and fingerprint, never the value)."""
+    check_secret_key(key, reserved=app_settings.reserved_env_names())
     check_secret_value(value, key=key)
     secret, created = Secret.objects.update_or_create(
         user=user,

@@ -90,7 +90,7 @@ class RunnerTokenScheme(OpenApiAuthenticationExtension):
 class RunRequestSerializer(serializers.Serializer):
     user = serializers.CharField(max_length=254, help_text="The user's id or email.")
     app = serializers.RegexField(
-        r"^[a-z0-9][a-z0-9_-]{0,63}/[a-z0-9][a-z0-9_-]{0,63}$",
+        r"^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$",  # dots: model-2.5-flash
         help_text="namespace/name",
     )
     version = serializers.IntegerField(

@@ -8,6 +8,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps_registry import services
 from apps_registry.models import App, ManifestVersion
 
 
@@ -31,6 +32,10 @@ class VersionSerializer(serializers.Serializer):
 
     app = serializers.SerializerMethodField(help_text="namespace/name")
     namespace = serializers.CharField(source="app.namespace")
+    namespace_default = serializers.SerializerMethodField(
+        help_text='True when the manifest names no namespace (none, or ""): `namespace` '
+        "is then the uploader's default one"
+    )
     name = serializers.CharField(source="app.name")
     number = serializers.IntegerField()
     valid = serializers.BooleanField()
@@ -46,6 +51,9 @@ class VersionSerializer(serializers.Serializer):
 
     def get_current(self, version: ManifestVersion) -> bool:
         return version.app.current_version_id == version.pk
+
+    def get_namespace_default(self, version: ManifestVersion) -> bool:
+        return services.namespace_defaulted(version=version)
 
     def get_url(self, version: ManifestVersion) -> str:
         path = reverse(

@@ -50,8 +50,8 @@ def test_problems_are_printed_like_a_compiler_and_exit_1(tmp_path):
     assert code == 1
     assert out.splitlines() == [
         f"{good}:2:1: warning: homepage: unknown field 'homepage' (kept)",
-        f"{bad}:1:7: name: must be a slug: 1-64 lowercase letters, digits, '-' or '_', "
-        "starting and ending with a letter or digit (got 'Bad')",
+        f"{bad}:1:7: name: must be a slug: 1-64 lowercase letters, digits, '-', '_' or '.', "
+        "starting and ending with a letter or digit, without '..' (got 'Bad')",
         f"{bad}:4:15: integrations[0].optional: must be true or false, not a string",
     ]
     assert err.strip() == "1 of 2 files invalid"
@@ -113,3 +113,20 @@ def test_create_api_token_prints_it_once_and_stores_a_hash(alice):
 def test_create_api_token_for_an_unknown_user():
     with pytest.raises(CommandError, match="No user"):
         call_command("create_api_token", "--user", "nobody@example.com", "--name", "ci")
+
+
+def test_an_escaped_nul_or_a_reserved_secret_is_not_ok(tmp_path):
+    nul = tmp_path / "nul.inf.yml"
+    nul.write_text('name: nul\nmetadata:\n  note: "a\\0b"\n')
+    reserved = tmp_path / "reserved.inf.yml"
+    reserved.write_text("name: r\nsecrets:\n  - key: GOOGLE_OAUTH_ACCESS_TOKEN\n")
+
+    code, out, _ = validate(nul, reserved)
+
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{nul}:3:9: metadata.note: the string contains the NUL")
+    assert lines[1].startswith(
+        f"{reserved}:3:10: secrets[0].key: GOOGLE_OAUTH_ACCESS_TOKEN is handed out"
+    )
+    assert len(lines) == 2

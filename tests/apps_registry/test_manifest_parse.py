@@ -81,6 +81,14 @@ EXPECTED = {
         ),
     ),
     "native-agents-browser-use.inf.yml": (None, "browser-use", (), ()),
+    # Published as real apps are: an empty namespace (the uploader's) and a version in
+    # the name.
+    "api-google-gemini-model-2.5-flash.inf.yml": (
+        None,
+        "model-2.5-flash",
+        (Requirement("GEMINI_API_KEY", "Gemini API key from Google AI Studio"),),
+        (),
+    ),
 }
 
 
@@ -174,7 +182,19 @@ def test_optional_flags_and_yaml_12_booleans() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["a", "0", "veo-3-1", "message-send", "browser_use", "a" * 64, "x1-y_2"]
+    "name",
+    [
+        "a",
+        "0",
+        "veo-3-1",
+        "message-send",
+        "browser_use",
+        "a" * 64,
+        "x1-y_2",
+        "model-2.5-flash",
+        "gemini-2.0",
+        "a.b.c",
+    ],
 )
 def test_slug_accepts(name: str) -> None:
     assert parse_manifest(f"name: '{name}'\nnamespace: '{name}'\n").name == name
@@ -217,7 +237,14 @@ BROKEN = [
     ("name-int", "name: 123\n", STR_INT, 1, 7, "name"),
     ("name-list", "name: [a]\n", "must be a string, not a list", 1, 7, "name"),
     ("namespace-upper", N + "namespace: Google\n", "(got 'Google')", 2, 12, "namespace"),
-    ("namespace-dot", N + "namespace: a.b\n", SLUG, 2, 12, "namespace"),
+    ("namespace-dots", N + "namespace: a..b\n", "look like a path", 2, 12, "namespace"),
+    ("name-dotdot", 'name: ".."\n', "look like a path", 1, 7, "name"),
+    ("name-dot", 'name: "."\n', "look like a path", 1, 7, "name"),
+    ("name-leading-dot", "name: .app\n", "look like a path", 1, 7, "name"),
+    ("name-trailing-dot", "name: app.\n", SLUG, 1, 7, "name"),
+    ("name-double-dot", "name: model..2\n", "look like a path", 1, 7, "name"),
+    ("name-slash", "name: ../etc\n", "look like a path", 1, 7, "name"),
+    ("namespace-space", N + 'namespace: " "\n', SLUG, 2, 12, "namespace"),
     ("namespace-bool", N + "namespace: true\n", "not a boolean", 2, 12, "namespace"),
     ("secrets-scalar", N + "secrets: FAL_KEY\n", "must be a list", 2, 10, "secrets"),
     ("secrets-mapping", S + "  key: FAL_KEY\n", "not a mapping", 3, 3, "secrets"),
@@ -794,3 +821,113 @@ def test_nul_byte_is_refused() -> None:
 def test_other_argument_types_are_a_programming_error() -> None:
     with pytest.raises(TypeError):
         parse_manifest(None)  # type: ignore[arg-type]
+
+
+# --- empty namespace, reserved secret names, unstorable strings -----------------------
+
+
+@pytest.mark.parametrize("use_libyaml", PARSERS)
+def test_empty_namespace_is_absent(use_libyaml: bool) -> None:
+    manifest = parse_manifest('namespace: ""\nname: model-2.5-flash\n', use_libyaml=use_libyaml)
+    assert (manifest.namespace, manifest.name) == (None, "model-2.5-flash")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "GOOGLE_OAUTH_ACCESS_TOKEN",
+        "GOOGLE_OAUTH_TOKEN_EXPIRES_AT",
+        "GOOGLE_OAUTH_CREDENTIALS",
+        "X_ACCESS_TOKEN",
+        "GOOGLE_SA_CREDENTIALS",
+        "GCP_ACCESS_TOKEN",
+        "GCP_PROJECT_NUMBER",
+        "DISCORD_BOT_TOKEN",
+    ],
+)
+def test_reserved_env_name_refused_as_secret(key: str) -> None:
+    problems = problems_of(S + "  - key: FAL_KEY\n  - key: " + key + "\n")
+    assert [(p.line, p.column, p.path) for p in problems] == [(4, 10, "secrets[1].key")]
+    assert f"{key} is handed out by an integration" in problems[0].message
+
+
+def test_discord_bot_token_secret_points_to_the_integration() -> None:
+    (problem,) = problems_of(S + "  - key: DISCORD_BOT_TOKEN\n")
+    assert "declare the integration discord.bot instead" in problem.message
+
+
+def test_reserved_env_names_can_be_given() -> None:
+    # A staff-defined provider's env name, passed in by the upload.
+    (problem,) = problems_of_reserved(S + "  - key: ACME_TOKEN\n", {"ACME_TOKEN"})
+    assert (problem.line, problem.column, problem.path) == (3, 10, "secrets[0].key")
+    assert parse_manifest(S + "  - key: ACME_TOKEN\n").secrets[0].key == "ACME_TOKEN"
+
+
+def problems_of_reserved(text: str, reserved: set[str]) -> list[ManifestProblem]:
+    with pytest.raises(ManifestError) as excinfo:
+        parse_manifest(text, reserved_env_names=reserved)
+    return excinfo.value.problems
+
+
+# Escapes YAML allows in double-quoted strings that give what PostgreSQL cannot store
+# (NUL in text and JSONB) or what is not a character at all (a lone surrogate).
+NUL_ESCAPES = [r"\0", r"\x00", r"\u0000", r"\U00000000"]
+
+
+@pytest.mark.parametrize("use_libyaml", PARSERS)
+@pytest.mark.parametrize("escape", NUL_ESCAPES)
+@pytest.mark.parametrize(
+    ("template", "line", "column", "path"),
+    [
+        pytest.param('title: "a{e}b"\n', 2, 8, "title", id="title"),
+        pytest.param('namespace: "a{e}"\n', 2, 12, "namespace", id="namespace"),
+        pytest.param('"k{e}": 1\n', 2, 1, "", id="unknown-top-level-key"),
+        pytest.param('extra: ["{e}"]\n', 2, 9, "extra[0]", id="unknown-top-level-value"),
+        pytest.param('metadata:\n  a:\n    b: "{e}"\n', 4, 8, "metadata.a.b", id="nested-metadata"),
+        pytest.param('metadata:\n  "{e}": 1\n', 3, 3, "metadata", id="metadata-key"),
+        pytest.param('env:\n  TOKEN: "x{e}"\n', 3, 10, "env.TOKEN", id="env-value"),
+        pytest.param(
+            'functions:\n  - name: f\n    arg: "{e}"\n', 4, 10, "functions[0].arg", id="function"
+        ),
+        pytest.param(
+            'secrets:\n  - key: A\n    description: "{e}"\n',
+            4,
+            18,
+            "secrets[0].description",
+            id="secret-description",
+        ),
+        pytest.param(
+            'integrations:\n  - key: x\n    note: "{e}"\n',
+            4,
+            11,
+            "integrations[0].note",
+            id="ignored-field",
+        ),
+        pytest.param("images:\n  card: '' \n  x: \"{e}\"\n", 4, 6, "images.x", id="image"),
+    ],
+)
+def test_escaped_nul_refused(
+    use_libyaml: bool, escape: str, template: str, line: int, column: int, path: str
+) -> None:
+    problems = problems_of(N + template.format(e=escape), use_libyaml=use_libyaml)
+    assert [(p.line, p.column, p.path) for p in problems] == [(line, column, path)]
+    assert "NUL character (U+0000)" in problems[0].message
+
+
+def test_escaped_nul_in_env_value_is_not_quoted() -> None:
+    (problem,) = problems_of(N + 'env:\n  TOKEN: "sk-live-123\\0"\n')
+    assert "sk-live" not in str(problem)
+
+
+@pytest.mark.parametrize("escape", [r"\ud800", r"\udfff", r"\ud83d\ude00"])
+def test_escaped_lone_surrogate_refused(escape: str) -> None:
+    # libyaml refuses these escapes itself; PyYAML's pure-Python parser makes them
+    # into str that cannot be encoded as UTF-8.
+    for use_libyaml in (True, False):
+        problems = problems_of(N + f'title: "{escape}"\n', use_libyaml=use_libyaml)
+        assert [(p.line) for p in problems] == [2]
+
+
+def test_other_escaped_control_characters_are_kept() -> None:
+    # PostgreSQL stores every other character (U+0001, U+FFFE, ...) in text and JSONB.
+    assert parse_manifest(N + 'title: "a\\x01\\ufffe\\U0001F600"\n').title == "a\x01\ufffe😀"

@@ -21,6 +21,7 @@ from apps_registry.manifest import (
     parse_manifest,
 )
 from integrations import catalogue
+from integrations.secret_rules import BUILTIN_ENV_NAMES
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "manifests"
 REAL = {path.name: path.read_text() for path in sorted(FIXTURES.glob("*.inf.yml"))}
@@ -238,15 +239,22 @@ def test_retyped_real_manifests(text: str) -> None:
 
 # --- structured: well-formed manifests come back as written -------------------------
 
-slugs = st.from_regex(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?", fullmatch=True)
-env_names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,30}", fullmatch=True)
+# Dots too (``model-2.5-flash``), never two in a row.
+slugs = st.from_regex(
+    r"[a-z0-9](?:[a-z0-9_-]{0,30}(?:\.[a-z0-9_-]{1,8}){0,3}[a-z0-9])?", fullmatch=True
+)
+# Not the names integrations hand out: those are refused as secrets.
+env_names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,30}", fullmatch=True).filter(
+    lambda name: name not in BUILTIN_ENV_NAMES
+)
 integration_keys = st.sampled_from(sorted(catalogue.BY_KEY)) | st.from_regex(
     r"[a-z][a-z0-9_]{0,10}\.[a-z][a-z0-9_.]{0,10}", fullmatch=True
 )
 # PyYAML's emitter writes NEL and the Unicode line separators raw, and every YAML
-# reader then takes them for line breaks; that is the emitter's bug, not ours.
+# reader then takes them for line breaks; that is the emitter's bug, not ours. NUL is
+# refused on purpose (PostgreSQL cannot store it): test_manifest_parse covers it.
 descriptions = st.text(
-    st.characters(codec="utf-8", exclude_characters="\x85\u2028\u2029"), max_size=80
+    st.characters(codec="utf-8", exclude_characters="\x00\x85\u2028\u2029"), max_size=80
 )
 
 

@@ -44,6 +44,8 @@ EMAIL = "prop@example.com"
 CAPABILITY_KEYS = sorted(c.key for c in CAPABILITIES)
 UNKNOWN_KEYS = ["google.sheets.write", "acme.widgets"]  # warned about, never satisfied
 SECRET_KEYS = ["FAL_KEY", "OPENAI_API_KEY", "HF_TOKEN", "REPLICATE_API_TOKEN", "DISCORD_BOT_TOKEN"]
+# What a manifest may declare under secrets: DISCORD_BOT_TOKEN comes through discord.bot.
+DECLARABLE_SECRET_KEYS = [k for k in SECRET_KEYS if k != "DISCORD_BOT_TOKEN"]
 GOOGLE_SCOPES = sorted({s for c in CAPABILITIES if c.provider == "google" for s in c.scopes})
 X_SCOPES = sorted({s for c in CAPABILITIES if c.provider == "x" for s in c.scopes})
 
@@ -125,7 +127,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Entry], list[Entry], list[Conn], li
         if draw(st.integers(1, one_in)) == 1:
             integrations.append(Entry(draw(st.sampled_from(keys)), draw(st.booleans())))
     integrations = draw(st.permutations(integrations))
-    secrets = draw(entries(SECRET_KEYS, max_size=3))
+    secrets = draw(entries(DECLARABLE_SECRET_KEYS, max_size=3))
     declared_providers = sorted(
         {CATALOGUE.by_key[e.key].provider for e in integrations if is_oauth(e.key)}
     )

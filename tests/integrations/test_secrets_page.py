@@ -215,3 +215,42 @@ def test_page_query_count_is_pinned(alice_client, alice):
     for n in range(20):
         services.secret_set(user=alice, key=f"K{n}", value="v")
     assert _queries(alice_client) == one == 3  # session, user, secrets
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["GOOGLE_OAUTH_ACCESS_TOKEN", "X_ACCESS_TOKEN", "GCP_ACCESS_TOKEN", "GOOGLE_SA_CREDENTIALS"],
+)
+def test_a_name_integrations_hand_out_is_refused_with_a_message(alice_client, alice, key):
+    resp = alice_client.post(PAGE, {"key": key, "value": VALUE})
+
+    assert resp.status_code == 200
+    html = resp.content.decode()
+    assert f"{key} is a name integrations hand to apps" in html
+    assert VALUE not in html
+    assert not Secret.objects.filter(user=alice).exists()
+
+
+def test_the_service_refuses_a_reserved_name_too(alice):
+    with pytest.raises(InvalidSecretError, match="a name integrations hand to apps"):
+        services.secret_set(user=alice, key="GOOGLE_OAUTH_CREDENTIALS", value=VALUE)
+    assert not Secret.objects.filter(user=alice).exists()
+
+
+def test_a_staff_defined_providers_env_name_is_refused(alice_client, alice):
+    from integrations import app_settings
+
+    from .test_provider_definitions import make_acme
+
+    make_acme()
+    app_settings.definitions_changed()
+    resp = alice_client.post(PAGE, {"key": "ACME_TOKEN", "value": VALUE})
+    assert "ACME_TOKEN is a name integrations hand to apps" in resp.content.decode()
+    assert not Secret.objects.filter(user=alice).exists()
+
+
+def test_the_discord_bot_token_stays_a_secret(alice_client, alice):
+    token = "MTA" + "1" * 21 + ".GabcDE." + "x" * 30
+    resp = alice_client.post(PAGE, {"key": "DISCORD_BOT_TOKEN", "value": token})
+    assert resp.status_code == 302
+    assert Secret.objects.filter(user=alice, key="DISCORD_BOT_TOKEN").exists()
