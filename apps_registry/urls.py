@@ -31,7 +31,7 @@ urlpatterns = [
     path("apps/upload/", views.upload, name="upload"),
     path("apps/<appslug:namespace>/<appslug:name>/", views.app_detail, name="app"),
     path(
-        "apps/<slug:namespace>/<slug:name>/retry/<int:connection_id>/",
+        "apps/<appslug:namespace>/<appslug:name>/retry/<int:connection_id>/",
         views.retry_now,
         name="retry_now",
     ),

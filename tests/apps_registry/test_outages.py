@@ -290,3 +290,19 @@ def test_retry_now_is_the_owners_only_post_only_with_csrf(client, app, alice, bo
     assert Connection.objects.get(pk=conn.pk).attempts_in_window == 0
     huge = reverse("apps_registry:app", args=["acme", "digest"]) + "retry/99999999999999999999/"
     assert client.post(huge).status_code == 404
+
+
+def test_retry_now_on_an_app_with_a_dotted_name(client, alice, bob):
+    """Real apps carry version numbers in their names: the page links Retry now, and
+    the retry lands back on the page."""
+    services.manifest_upload(user=alice, text=MANIFEST.replace("name: digest", "name: digest-2.5"))
+    conn = failing(bob)
+    client.force_login(bob)
+    page = reverse("apps_registry:app", args=["acme", "digest-2.5"])
+    html = client.get(page).content.decode()
+    retry = reverse("apps_registry:retry_now", args=["acme", "digest-2.5", conn.pk])
+    assert f'action="{retry}"' in html
+    with responses.RequestsMock() as rsps:
+        rsps.add("POST", token_url(), json={"error": "server_error"}, status=503)
+        resp = client.post(retry)
+    assert resp.status_code == 302 and resp["Location"] == page
