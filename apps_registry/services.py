@@ -15,18 +15,20 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
-from yaml.nodes import MappingNode, ScalarNode
+from yaml.nodes import Node
 
 from apps_registry import selectors
 from apps_registry.errors import AppOwnershipError, ManifestRejectedError
 from apps_registry.manifest import (
     SLUG_RE,
+    Claim,
     Manifest,
     ManifestError,
     ManifestProblem,
+    claim_of,
     compose_manifest,
     decode_manifest_text,
-    parse_manifest,
+    validate_manifest_tree,
 )
 from apps_registry.models import ApiToken, App, ManifestVersion, RunnerToken
 from apps_registry.serialization import manifest_as_json, problems_as_json
@@ -68,67 +70,6 @@ def default_namespace_for(user: Any) -> str:
 # --- uploads ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Claim:
-    """The app a manifest names, read from its YAML even when it is not valid."""
-
-    namespace: str | None
-    namespace_given: bool
-    name: str | None
-    line: int = 1
-    column: int = 1
-
-
-_NULL_TAG = "tag:yaml.org,2002:null"
-_ABSENT = ScalarNode(_NULL_TAG, "")
-
-
-def _claim_of(text: str) -> _Claim:
-    """``namespace`` and ``name`` of the document's root mapping, when they are slugs.
-
-    Used for manifests that failed validation, so that the upload can still be kept
-    under its app; YAML that cannot be composed names nothing.
-    """
-    try:
-        root = compose_manifest(text)
-    except ManifestError:
-        return _Claim(None, False, None)
-    if not isinstance(root, MappingNode):
-        return _Claim(None, False, None)
-    found: dict[str, ScalarNode | None] = {}
-    for key_node, value_node in root.value:
-        if not isinstance(key_node, ScalarNode) or key_node.value not in ("name", "namespace"):
-            continue
-        if key_node.value in found:
-            continue  # a duplicate key: the first one counts, as in the error message
-        found[key_node.value] = value_node if isinstance(value_node, ScalarNode) else None
-
-    def slug(node: ScalarNode | None) -> str | None:
-        if node is None or node.tag != "tag:yaml.org,2002:str":
-            return None
-        value = str(node.value)
-        return value if SLUG_RE.fullmatch(value) else None
-
-    name_node = found.get("name")
-    namespace_node = found.get("namespace", _ABSENT)
-    mark = name_node.start_mark if name_node is not None else root.start_mark
-    return _Claim(
-        namespace=slug(namespace_node),
-        # ``namespace:`` with nothing after it, or ``""``, counts as absent, as in the parser.
-        namespace_given=namespace_node is not _ABSENT
-        and not (
-            namespace_node is not None
-            and (
-                namespace_node.tag == _NULL_TAG
-                or (namespace_node.tag == "tag:yaml.org,2002:str" and namespace_node.value == "")
-            )
-        ),
-        name=slug(name_node),
-        line=mark.line + 1,
-        column=mark.column + 1,
-    )
-
-
 def manifest_upload(*, user: Any, text: str | bytes, app: App | None = None) -> ManifestVersion:
     """Store ``text`` as the next version of the app it names, for ``user``.
 
@@ -151,18 +92,22 @@ def manifest_upload(*, user: Any, text: str | bytes, app: App | None = None) -> 
         raise ManifestRejectedError(exc.problems) from None
     manifest: Manifest | None = None
     errors: list[ManifestProblem] = []
+    # Decoded once and composed once: the validation and the claim read the same tree.
+    root: Node | None = None
     try:
-        manifest = parse_manifest(decoded, reserved_env_names=app_settings.reserved_env_names())
+        root = compose_manifest(decoded)
+        manifest = validate_manifest_tree(
+            root, reserved_env_names=app_settings.reserved_env_names()
+        )
     except ManifestError as exc:
         errors = list(exc.problems)
     if "\x00" in decoded:
         # YAML forbids it (so ``errors`` says where), and PostgreSQL cannot store it.
         raise ManifestRejectedError(errors)
-
     claim = (
-        _Claim(manifest.namespace, manifest.namespace is not None, manifest.name)
+        Claim(manifest.namespace, manifest.namespace is not None, manifest.name)
         if manifest is not None and app is None
-        else _claim_of(decoded)
+        else claim_of(root)
     )
     if app is not None:
         named = claim.name is None or (
@@ -215,7 +160,11 @@ def namespace_defaulted(*, version: ManifestVersion) -> bool:
     gives none (no ``namespace``, ``namespace:`` empty or ``""``)."""
     if version.valid:
         return not version.parsed.get("namespace")
-    return not _claim_of(version.raw_text).namespace_given
+    try:
+        root = compose_manifest(version.raw_text)
+    except ManifestError:
+        return True  # names no namespace it could be filed under
+    return not claim_of(root).namespace_given
 
 
 def _app_for_upload(*, user: Any, namespace: str, name: str) -> App:

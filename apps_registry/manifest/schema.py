@@ -1,69 +1,5 @@
-"""Parse and validate an app's ``inf.yml`` manifest.
-
-Pure code: no Django, no database. :func:`parse_manifest` turns the uploaded text
-into a frozen :class:`Manifest` or raises :class:`ManifestError` listing every
-problem it found, each with a 1-based line and column and the path inside the
-document (``integrations[2].optional``), so that an uploader can fix them all in
-one go.
-
-Reading rules (the contract callers and uploaders rely on):
-
-* At most :data:`MAX_MANIFEST_BYTES` (64 KiB) of UTF-8, refused before any YAML is
-  read. A UTF-8 byte-order mark is allowed; other encodings are refused.
-* One YAML document whose root is a mapping.
-* Safe YAML only. Explicit tags (``!!python/object``, ``!!str``, ``!foo``) are
-  refused; nothing is ever constructed but ``str``, ``int``, ``float``, ``bool``,
-  ``None``, ``list`` and ``dict``. Merge keys (``<<``) are refused.
-* Plain scalars resolve by the YAML 1.2 core schema, not PyYAML's YAML 1.1 rules:
-  only ``true``/``false`` (any of ``true True TRUE false False FALSE``) are
-  booleans, so ``yes``, ``on`` and ``"true"`` are strings; integers are decimal,
-  ``0o`` octal or ``0x`` hex (``1_000`` and ``1:20`` are strings); there are no
-  implicit timestamps.
-* Aliases are bounded: at most :data:`MAX_ALIASES` alias uses, at most
-  :data:`MAX_NODES` nodes once every alias is expanded, nesting at most
-  :data:`MAX_DEPTH` deep. A "billion laughs" document is refused while it is being
-  composed, long before anything is expanded.
-* Duplicate mapping keys are refused at the second occurrence.
-
-Schema (see ``DESIGN.md``, "inf.yml"):
-
-* ``name`` is required. ``name`` and ``namespace`` are *slugs*: 1 to 64 characters
-  of lowercase ASCII letters, digits, ``-``, ``_`` and ``.``, starting and ending with
-  a letter or digit, without ``..`` (``veo-3-1``, ``message-send``, ``browser_use``,
-  ``model-2.5-flash``). ``namespace: ""`` (as real apps publish) counts as absent: the
-  app goes to the uploader's default namespace.
-* ``secrets`` and ``integrations`` are lists of ``{key, description, optional}``.
-  ``key`` is required; ``description`` defaults to ``""``; ``optional`` defaults
-  to ``false`` (required) and must be a real ``true``/``false`` literal. A secret
-  ``key`` is an environment-variable name (``^[A-Z_][A-Z0-9_]*$``) that no integration
-  hands out (``reserved_env_names``: ``GOOGLE_OAUTH_ACCESS_TOKEN`` and the like,
-  declared through ``integrations:`` instead); an integration
-  ``key`` is any non-empty string, and one the capability catalogue does not know
-  is a warning with a "did you mean" suggestion. A key declared twice is an error.
-* ``title``, ``description``, ``category``, ``kernel``, ``default_function``:
-  strings. ``default_function`` must name a declared function when ``functions``
-  is given.
-* ``metadata``: a mapping. ``images``: a mapping of strings to strings. ``env``: a
-  mapping of environment-variable names to strings.
-* ``resources``: ``gpu: {count, vram, type}`` and ``ram``; ``count``, ``vram`` and
-  ``ram`` are non-negative integers, ``type`` a string.
-* ``credentials``: a mapping; ``provider`` a string and ``secrets`` a list when given.
-* ``functions``: a list of mappings, each with a unique non-empty string ``name``
-  and an optional string ``description``; other fields are kept.
-* An optional field given as null (``env:`` with nothing after it) counts as absent,
-  except ``optional``, which must be ``true`` or ``false``.
-* Unknown top-level fields are warnings and are kept in :attr:`Manifest.extra`;
-  unknown fields inside ``secrets``/``integrations`` entries and ``resources`` are
-  warnings too.
-
-No string anywhere (a key, a value, a field that is kept or ignored) may hold U+0000
-(NUL, which PostgreSQL's text and JSONB cannot store, written as an escape ``"\0"``,
-``"\x00"`` or ``"\u0000"``) or a lone surrogate (``"\ud800"``, which is not a
-character and cannot be encoded); it is refused with its line and column.
-
-Error messages never quote the values of ``env``, so a secret pasted there by
-mistake does not end up in an error page.
-"""
+"""The schema of ``inf.yml`` (see the package docstring): a composed node tree is
+validated once, with every problem located. Pure."""
 
 from __future__ import annotations
 
@@ -71,49 +7,29 @@ import difflib
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
+from typing import Any, Final
 
-import yaml
-from yaml.composer import Composer
-from yaml.events import AliasEvent, NodeEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from yaml.parser import Parser
-from yaml.reader import Reader
-from yaml.resolver import BaseResolver
-from yaml.scanner import Scanner
 
+from apps_registry.manifest.limits import MAX_RESOURCE_INT, decode_manifest_text
+from apps_registry.manifest.problems import (
+    ManifestError,
+    ManifestProblem,
+    in_document_order,
+    join_path,
+    problem_at,
+)
+from apps_registry.manifest.safe_yaml import (
+    BOOL_TAG,
+    FLOAT_TAG,
+    HAVE_LIBYAML,
+    INT_TAG,
+    NULL_TAG,
+    STR_TAG,
+    compose_manifest,
+)
 from integrations import catalogue
 from integrations.secret_rules import BUILTIN_ENV_NAMES, DISCORD_BOT_TOKEN_KEY
-
-__all__ = [
-    "ENV_NAME_RE",
-    "HAVE_LIBYAML",
-    "KNOWN_FIELDS",
-    "MAX_ALIASES",
-    "MAX_DEPTH",
-    "MAX_MANIFEST_BYTES",
-    "MAX_NODES",
-    "SLUG_RE",
-    "CoreSchemaResolver",
-    "Function",
-    "Manifest",
-    "ManifestError",
-    "ManifestProblem",
-    "Requirement",
-    "compose_manifest",
-    "decode_manifest_text",
-    "locate_offset",
-    "parse_manifest",
-]
-
-MAX_MANIFEST_BYTES: Final = 64 * 1024
-MAX_ALIASES: Final = 100
-MAX_NODES: Final = 10_000
-MAX_DEPTH: Final = 50
-# libyaml (bundled with PyYAML's wheels) parses about 8x faster than pure Python.
-HAVE_LIBYAML: Final = yaml.__with_libyaml__
-# Resource sizes end up in a bigint column.
-MAX_RESOURCE_INT: Final = 2**63 - 1
 
 # Dots for version numbers (``model-2.5-flash``); never two in a row, nor first or
 # last, so that no slug reads as a path (``.``, ``..``, ``.hidden``) in a URL.
@@ -140,54 +56,6 @@ KNOWN_FIELDS: Final = (
 _REQUIREMENT_FIELDS: Final = ("key", "description", "optional")
 _RESOURCE_FIELDS: Final = ("gpu", "ram")
 _GPU_FIELDS: Final = ("count", "vram", "type")
-
-_STR: Final = "tag:yaml.org,2002:str"
-_INT: Final = "tag:yaml.org,2002:int"
-_FLOAT: Final = "tag:yaml.org,2002:float"
-_BOOL: Final = "tag:yaml.org,2002:bool"
-_NULL: Final = "tag:yaml.org,2002:null"
-_UTF8_BOM: Final = b"\xef\xbb\xbf"
-
-
-class _Position(Protocol):
-    """A PyYAML mark (pure-Python or libyaml's): 0-based line and column."""
-
-    line: int
-    column: int
-
-
-# --- results and errors -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ManifestProblem:
-    """One error or warning: where it is and what is wrong.
-
-    ``line`` and ``column`` are 1-based (columns count characters). ``path`` locates
-    the value inside the document: ``secrets[0].key``, ``resources.gpu.count``; a key
-    that is not a plain identifier is quoted (``metadata['a.b']``); ``""`` is the
-    document itself (syntax errors, size and alias limits, tags).
-    """
-
-    line: int
-    column: int
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.line}:{self.column}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
-
-
-class ManifestError(Exception):
-    """The manifest was refused; ``problems`` lists every error found, in document order.
-
-    ``str()`` gives one ``LINE:COL: path: message`` line per problem.
-    """
-
-    def __init__(self, problems: list[ManifestProblem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True)
@@ -257,335 +125,18 @@ def parse_manifest(
     """
     decoded = decode_manifest_text(text)
     root = compose_manifest(decoded, use_libyaml=use_libyaml)
+    return validate_manifest_tree(root, reserved_env_names=reserved_env_names)
+
+
+def validate_manifest_tree(
+    root: Node | None, *, reserved_env_names: Collection[str] = BUILTIN_ENV_NAMES
+) -> Manifest:
+    """Validate a tree composed by ``compose_manifest`` (an upload composes once, and
+    reads both this and its ``claim_of`` from the same tree)."""
     return _Validator(reserved_env_names).validate(root)
 
 
-def decode_manifest_text(text: str | bytes) -> str:
-    """Return ``text`` as ``str`` after the size and encoding checks.
-
-    Raises :class:`ManifestError` when it is over :data:`MAX_MANIFEST_BYTES` bytes
-    of UTF-8 (checked before decoding), is not valid UTF-8, or contains lone
-    surrogates.
-    """
-    if isinstance(text, bytes | bytearray):
-        data = bytes(text)
-        _refuse_if_too_large(len(data))
-        if data.startswith(_UTF8_BOM):
-            data = data[len(_UTF8_BOM) :]
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            before = data[: exc.start].decode("utf-8")
-            line, column = locate_offset(before, len(before))
-            raise ManifestError(
-                [
-                    ManifestProblem(
-                        line,
-                        column,
-                        "",
-                        f"the manifest is not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
-                        "save it as UTF-8",
-                    )
-                ]
-            ) from None
-    if not isinstance(text, str):
-        raise TypeError(f"parse_manifest() takes str or bytes, not {type(text).__name__}")
-    # Every character is at least one byte: a long string is refused without encoding it.
-    _refuse_if_too_large(len(text))
-    try:
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        line, column = locate_offset(text, exc.start)
-        raise ManifestError(
-            [ManifestProblem(line, column, "", "the manifest contains an invalid character")]
-        ) from None
-    _refuse_if_too_large(size)
-    # Columns are counted as the YAML parsers count them: without a byte-order mark.
-    return text.removeprefix("\ufeff")
-
-
-def _refuse_if_too_large(size: int) -> None:
-    if size > MAX_MANIFEST_BYTES:
-        raise ManifestError(
-            [
-                ManifestProblem(
-                    1,
-                    1,
-                    "",
-                    f"the manifest is too large: over {MAX_MANIFEST_BYTES:,} bytes (64 KiB)",
-                )
-            ]
-        )
-
-
-def locate_offset(text: str, offset: int) -> tuple[int, int]:
-    """The 1-based line and column of character ``offset`` in ``text``."""
-    line_start = text.rfind("\n", 0, offset) + 1
-    return text.count("\n", 0, offset) + 1, offset - line_start + 1
-
-
-# --- composing YAML safely ----------------------------------------------------------
-
-
-class CoreSchemaResolver(BaseResolver):
-    """YAML 1.2 core-schema resolution of plain scalars (no ``yes``/``on`` booleans,
-    no sexagesimal integers, no timestamps, no merge keys).
-
-    Also usable in a ``yaml.SafeDumper`` subclass, so that a tool writing manifests
-    quotes exactly the strings this module would otherwise read as numbers, booleans
-    or null (PyYAML's own dumper follows YAML 1.1 and writes ``1e5`` unquoted).
-    """
-
-
-CoreSchemaResolver.add_implicit_resolver(
-    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)\Z"), list("tTfF")
-)
-CoreSchemaResolver.add_implicit_resolver(
-    _INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)\Z"), list("-+0123456789")
-)
-CoreSchemaResolver.add_implicit_resolver(
-    _FLOAT,
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z"
-    ),
-    list("-+.0123456789"),
-)
-CoreSchemaResolver.add_implicit_resolver(
-    _NULL, re.compile(r"^(?:~|null|Null|NULL|)\Z"), ["~", "n", "N", ""]
-)
-
-
-class _LimitedComposer(Composer):
-    """PyYAML's composer, counting as it goes; mixed into a parser below.
-
-    Aliases are charged the size of the node they point to, so the count is the size
-    of the fully expanded document; composing stops as soon as it is over the limit,
-    before anything is expanded. Explicit tags are collected in ``tag_problems``.
-    """
-
-    if TYPE_CHECKING:
-        # Provided by the parser this is mixed into.
-        def peek_event(self) -> Any: ...
-        def dispose(self) -> None: ...
-
-    def __init__(self) -> None:
-        Composer.__init__(self)
-        self.tag_problems: list[ManifestProblem] = []
-        self._aliases = 0
-        self._expanded = 0
-        self._depth = 0
-        # id(node) -> expanded size; a node not in here is still being composed.
-        self._sizes: dict[int, int] = {}
-
-    def compose_node(self, parent: Node | None, index: int) -> Node | None:
-        event: NodeEvent = self.peek_event()
-        if isinstance(event, AliasEvent):
-            self._charge_alias(event.anchor, event.start_mark)
-            return super().compose_node(parent, index)
-        tag = getattr(event, "tag", None)
-        if tag is not None:
-            self.tag_problems.append(
-                _problem_at(
-                    event.start_mark,
-                    "",
-                    f"explicit YAML tags are not allowed (found {_show_tag(tag)}); "
-                    "remove the tag, and quote the value if it must be a string",
-                )
-            )
-        self._depth += 1
-        if self._depth > MAX_DEPTH:
-            _refuse_at(event.start_mark, f"the document is nested more than {MAX_DEPTH} deep")
-        before = self._expanded
-        self._charge(1, event.start_mark)
-        node = super().compose_node(parent, index)
-        self._depth -= 1
-        if node is not None:
-            self._sizes[id(node)] = self._expanded - before
-        return node
-
-    def _charge_alias(self, anchor: str | None, mark: _Position | None) -> None:
-        self._aliases += 1
-        if self._aliases > MAX_ALIASES:
-            _refuse_at(mark, f"too many aliases (*name): the limit is {MAX_ALIASES}")
-        target = self.anchors.get(anchor)
-        if target is None:
-            return  # the composer reports the undefined alias itself
-        size = self._sizes.get(id(target))
-        if size is None:
-            _refuse_at(mark, f"the alias *{anchor} refers to a node that contains it")
-        self._charge(size, mark)
-
-    def _charge(self, size: int, mark: _Position | None) -> None:
-        self._expanded += size
-        if self._expanded > MAX_NODES:
-            _refuse_at(
-                mark,
-                f"the document is too large: more than {MAX_NODES:,} values, "
-                "counting each alias as a full copy of what it refers to",
-            )
-
-
-class _PurePythonComposer(_LimitedComposer, Reader, Scanner, Parser, CoreSchemaResolver):
-    def __init__(self, text: str) -> None:
-        Reader.__init__(self, text)
-        Scanner.__init__(self)
-        Parser.__init__(self)
-        _LimitedComposer.__init__(self)
-        CoreSchemaResolver.__init__(self)
-
-
-if yaml.__with_libyaml__:
-    from yaml._yaml import CParser
-
-    # libyaml scans and parses; the Python composer above (earlier in the MRO than
-    # CParser's own) still builds the nodes, so the limits and tag checks apply.
-    class _LibyamlComposer(_LimitedComposer, CParser, CoreSchemaResolver):
-        def __init__(self, text: str) -> None:
-            CParser.__init__(self, text)
-            _LimitedComposer.__init__(self)
-            CoreSchemaResolver.__init__(self)
-
-
-# The characters YAML allows (YAML 1.1, 5.1); PyYAML and libyaml both enforce this
-# set, but libyaml reports a byte offset, so the check runs here, on characters.
-_NOT_PRINTABLE: Final = re.compile(
-    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
-)
-
-
-def compose_manifest(text: str, *, use_libyaml: bool = HAVE_LIBYAML) -> Node | None:
-    """Compose ``text`` into a YAML node tree (``None`` for an empty document).
-
-    Raises :class:`ManifestError` for characters YAML forbids, invalid YAML (at the
-    position of the parser's error mark), explicit tags, documents over the alias,
-    node-count or depth limits, and strings that cannot be stored (an escaped NUL or
-    lone surrogate: ``_unstorable_strings``). ``use_libyaml`` picks libyaml's parser (about
-    8x faster) over PyYAML's pure-Python one; the result is the same node tree.
-    """
-    bad = _NOT_PRINTABLE.search(text)
-    if bad is not None:
-        line, column = locate_offset(text, bad.start())
-        raise ManifestError(
-            [
-                ManifestProblem(
-                    line, column, "", f"character U+{ord(bad.group()):04X} is not allowed in YAML"
-                )
-            ]
-        )
-    loader: _LimitedComposer | None = None
-    try:
-        if use_libyaml and HAVE_LIBYAML:
-            loader = _LibyamlComposer(text)
-        else:
-            loader = _PurePythonComposer(text)
-        root = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        raise ManifestError([_problem_from_yaml_error(exc)]) from None
-    except RecursionError:
-        raise ManifestError(
-            [ManifestProblem(1, 1, "", "the document is nested too deeply")]
-        ) from None
-    except (yaml.YAMLError, ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
-        # The parser is third-party code fed hostile input: whatever else it raises
-        # still means "not YAML we can read", never a server error.
-        raise ManifestError(
-            [ManifestProblem(1, 1, "", f"the manifest is not valid YAML ({type(exc).__name__})")]
-        ) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-    if loader.tag_problems:
-        raise ManifestError(loader.tag_problems)
-    # Only an escape (``"\0"``, ``"\ud800"``) can put one in a string: the raw text
-    # itself was checked above, and the walk costs nothing for manifests without one.
-    if root is not None and "\\" in text:
-        problems = _unstorable_strings(root)
-        if problems:
-            raise ManifestError(problems)
-    return root
-
-
-# NUL: PostgreSQL text and JSONB refuse it. Surrogates: not characters, not UTF-8.
-_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
-
-
-def _unstorable_strings(root: Node) -> list[ManifestProblem]:
-    """A problem per scalar (key or value, anywhere) holding a NUL or a lone surrogate,
-    in document order; each aliased node is looked at once."""
-    problems: list[ManifestProblem] = []
-    seen: set[int] = set()
-
-    def check(node: Node, path: str, what: str) -> None:
-        found = _UNSTORABLE.search(str(node.value))
-        if found is None:
-            return
-        point = ord(found.group())
-        # The value is never quoted: it may be a secret pasted into env:.
-        if point == 0:
-            detail = "the NUL character (U+0000), which cannot be stored; remove the escape"
-        else:
-            detail = (
-                f"U+{point:04X}, a lone surrogate (not a character); write the character "
-                "itself, or a \\U escape of its code point"
-            )
-        problems.append(_problem_at(node.start_mark, path, f"{what} contains {detail}"))
-
-    def walk(node: Node, path: str) -> None:
-        if id(node) in seen:
-            return
-        seen.add(id(node))
-        if isinstance(node, ScalarNode):
-            check(node, path, "the string")
-        elif isinstance(node, SequenceNode):
-            for index, item in enumerate(node.value):
-                walk(item, f"{path}[{index}]")
-        elif isinstance(node, MappingNode):
-            for key_node, value_node in node.value:
-                key = str(key_node.value) if isinstance(key_node, ScalarNode) else "?"
-                if isinstance(key_node, ScalarNode):
-                    check(key_node, path, "the key")
-                else:
-                    walk(key_node, path)
-                walk(value_node, _join(path, key))
-
-    walk(root, "")
-    return _in_document_order(problems)
-
-
-def _problem_from_yaml_error(exc: yaml.MarkedYAMLError) -> ManifestProblem:
-    mark = exc.problem_mark or exc.context_mark
-    parts = [p for p in (exc.context, exc.problem) if p]
-    message = "invalid YAML: " + ", ".join(parts) if parts else "invalid YAML"
-    return _problem_at(mark, "", message)
-
-
-def _show_tag(tag: str) -> str:
-    shown = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org") else tag
-    return repr(shown[:60])
-
-
-def _problem_at(mark: _Position | None, path: str, message: str) -> ManifestProblem:
-    if mark is None:
-        return ManifestProblem(1, 1, path, message)
-    return ManifestProblem(mark.line + 1, mark.column + 1, path, message)
-
-
-def _refuse_at(mark: _Position | None, message: str) -> NoReturn:
-    raise ManifestError([_problem_at(mark, "", message)])
-
-
 # --- validating ---------------------------------------------------------------------
-
-
-_PLAIN_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-
-def _join(path: str, key: str) -> str:
-    """``path.key``, or ``path['odd key']`` when the key would be ambiguous or span lines."""
-    if _PLAIN_KEY.fullmatch(key):
-        return f"{path}.{key}" if path else key
-    return f"{path}[{key!r}]"
 
 
 def _describe(node: Node) -> str:
@@ -595,16 +146,16 @@ def _describe(node: Node) -> str:
     if isinstance(node, SequenceNode):
         return "a list"
     return {
-        _STR: "a string",
-        _INT: "an integer",
-        _FLOAT: "a number",
-        _BOOL: "a boolean",
-        _NULL: "nothing (null)",
+        STR_TAG: "a string",
+        INT_TAG: "an integer",
+        FLOAT_TAG: "a number",
+        BOOL_TAG: "a boolean",
+        NULL_TAG: "nothing (null)",
     }.get(node.tag, "a value")
 
 
 def _is_null(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.tag == _NULL
+    return isinstance(node, ScalarNode) and node.tag == NULL_TAG
 
 
 def _short(value: str, limit: int = 40) -> str:
@@ -620,10 +171,10 @@ class _Validator:
         self.reserved_env_names = reserved_env_names
 
     def error(self, node: Node, path: str, message: str) -> None:
-        self.errors.append(_problem_at(node.start_mark, path, message))
+        self.errors.append(problem_at(node.start_mark, path, message))
 
     def warn(self, node: Node, path: str, message: str) -> None:
-        self.warnings.append(_problem_at(node.start_mark, path, message))
+        self.warnings.append(problem_at(node.start_mark, path, message))
 
     def validate(self, root: Node | None) -> Manifest:
         if root is None:
@@ -670,7 +221,7 @@ class _Validator:
                 continue
             check = checks.get(key)
             if check is None:
-                path = _join("", key)
+                path = join_path("", key)
                 self.warn(key_node, path, _unknown_field_message(key, KNOWN_FIELDS, "kept"))
                 extra[key] = self.construct(value_node, path)
             elif not _is_null(value_node):
@@ -680,8 +231,8 @@ class _Validator:
 
         self.check_default_function(fields, values)
         if self.errors:
-            raise ManifestError(_in_document_order(self.errors))
-        return Manifest(**values, extra=extra, warnings=tuple(_in_document_order(self.warnings)))
+            raise ManifestError(in_document_order(self.errors))
+        return Manifest(**values, extra=extra, warnings=tuple(in_document_order(self.warnings)))
 
     # -- generic shapes --
 
@@ -689,7 +240,7 @@ class _Validator:
         """The string-keyed entries of ``node``; bad and duplicate keys are errors."""
         entries: dict[str, tuple[Node, Node]] = {}
         for key_node, value_node in node.value:
-            if not (isinstance(key_node, ScalarNode) and key_node.tag == _STR):
+            if not (isinstance(key_node, ScalarNode) and key_node.tag == STR_TAG):
                 self.error(key_node, path, f"keys must be strings, not {_describe(key_node)}")
                 continue
             key = key_node.value
@@ -701,7 +252,7 @@ class _Validator:
             if first is not None:
                 self.error(
                     key_node,
-                    _join(path, key),
+                    join_path(path, key),
                     f"duplicate key {_short(key)} (first defined on line "
                     f"{first[0].start_mark.line + 1})",
                 )
@@ -722,21 +273,21 @@ class _Validator:
         return None
 
     def string(self, node: Node, path: str) -> str | None:
-        if isinstance(node, ScalarNode) and node.tag == _STR:
+        if isinstance(node, ScalarNode) and node.tag == STR_TAG:
             return str(node.value)
         hint = " (quote it)" if isinstance(node, ScalarNode) and not _is_null(node) else ""
         self.error(node, path, f"must be a string, not {_describe(node)}{hint}")
         return None
 
     def boolean(self, node: Node, path: str) -> bool | None:
-        if isinstance(node, ScalarNode) and node.tag == _BOOL:
+        if isinstance(node, ScalarNode) and node.tag == BOOL_TAG:
             return str(node.value).lower() == "true"
         self.error(node, path, f"must be true or false, not {_describe(node)}")
         return None
 
     def count(self, node: Node, path: str) -> int | None:
         """A non-negative integer that fits a bigint."""
-        if not (isinstance(node, ScalarNode) and node.tag == _INT):
+        if not (isinstance(node, ScalarNode) and node.tag == INT_TAG):
             self.error(node, path, f"must be a whole number, not {_describe(node)}")
             return None
         value = self.integer(node, path)
@@ -780,7 +331,7 @@ class _Validator:
 
     def namespace(self, node: Node, path: str) -> str | None:
         """A slug; ``""`` (as real apps publish it) is absent: the uploader's default."""
-        if isinstance(node, ScalarNode) and node.tag == _STR and node.value == "":
+        if isinstance(node, ScalarNode) and node.tag == STR_TAG and node.value == "":
             return None
         return self.slug(node, path)
 
@@ -788,7 +339,7 @@ class _Validator:
         """The plain Python value of ``node`` (str, int, float, bool, None, list, dict)."""
         if isinstance(node, MappingNode):
             return {
-                key: self.construct(value, _join(path, key))
+                key: self.construct(value, join_path(path, key))
                 for key, (_, value) in self.mapping(node, path).items()
             }
         if isinstance(node, SequenceNode):
@@ -799,13 +350,13 @@ class _Validator:
 
     def scalar(self, node: ScalarNode, path: str) -> Any:
         text = str(node.value)
-        if node.tag == _NULL:
+        if node.tag == NULL_TAG:
             return None
-        if node.tag == _BOOL:
+        if node.tag == BOOL_TAG:
             return text.lower() == "true"
-        if node.tag == _INT:
+        if node.tag == INT_TAG:
             return self.integer(node, path)
-        if node.tag == _FLOAT:
+        if node.tag == FLOAT_TAG:
             lowered = text.lower()
             if lowered.endswith(".inf"):
                 return float("-inf") if lowered.startswith("-") else float("inf")
@@ -826,7 +377,7 @@ class _Validator:
             return None
         images: dict[str, str] = {}
         for key, (_, value_node) in self.mapping(mapping, path).items():
-            value = self.string(value_node, _join(path, key))
+            value = self.string(value_node, join_path(path, key))
             if value is not None:
                 images[key] = value
         return images
@@ -837,7 +388,7 @@ class _Validator:
             return None
         env: dict[str, str] = {}
         for key, (key_node, value_node) in self.mapping(mapping, path).items():
-            item_path = _join(path, key)
+            item_path = join_path(path, key)
             if not ENV_NAME_RE.fullmatch(key):
                 self.error(key_node, item_path, _env_name_message(key))
             # string() never quotes the value: an env value may be a pasted secret.
@@ -852,7 +403,7 @@ class _Validator:
             return None
         resources: dict[str, Any] = {}
         for key, (key_node, value_node) in self.mapping(mapping, path).items():
-            item_path = _join(path, key)
+            item_path = join_path(path, key)
             if key == "ram":
                 resources[key] = self.count(value_node, item_path)
             elif key == "gpu":
@@ -870,7 +421,7 @@ class _Validator:
             return None
         gpu: dict[str, Any] = {}
         for key, (key_node, value_node) in self.mapping(mapping, path).items():
-            item_path = _join(path, key)
+            item_path = join_path(path, key)
             if key in ("count", "vram"):
                 gpu[key] = self.count(value_node, item_path)
             elif key == "type":
@@ -903,8 +454,8 @@ class _Validator:
             for name, (key_node, _) in fields.items():
                 if name not in _REQUIREMENT_FIELDS:
                     message = _unknown_field_message(name, _REQUIREMENT_FIELDS, "ignored")
-                    self.warn(key_node, _join(entry_path, name), message)
-            key_path = _join(entry_path, "key")
+                    self.warn(key_node, join_path(entry_path, name), message)
+            key_path = join_path(entry_path, "key")
             key: str | None = None
             if "key" not in fields:
                 self.error(mapping, key_path, "missing required field")
@@ -925,11 +476,11 @@ class _Validator:
                         first_seen[key] = (index, key_node)
             description = ""
             if "description" in fields and not _is_null(fields["description"][1]):
-                description_path = _join(entry_path, "description")
+                description_path = join_path(entry_path, "description")
                 description = self.string(fields["description"][1], description_path) or ""
             optional: bool | None = False
             if "optional" in fields:
-                optional = self.boolean(fields["optional"][1], _join(entry_path, "optional"))
+                optional = self.boolean(fields["optional"][1], join_path(entry_path, "optional"))
             if key is not None and optional is not None:
                 result.append(Requirement(key=key, description=description, optional=optional))
         return tuple(result)
@@ -963,10 +514,12 @@ class _Validator:
             return None
         fields = self.mapping(mapping, path)
         if "provider" in fields and not _is_null(fields["provider"][1]):
-            self.string(fields["provider"][1], _join(path, "provider"))
+            self.string(fields["provider"][1], join_path(path, "provider"))
         if "secrets" in fields and not _is_null(fields["secrets"][1]):
-            self.expect_list(fields["secrets"][1], _join(path, "secrets"), "a list")
-        return {key: self.construct(value, _join(path, key)) for key, (_, value) in fields.items()}
+            self.expect_list(fields["secrets"][1], join_path(path, "secrets"), "a list")
+        return {
+            key: self.construct(value, join_path(path, key)) for key, (_, value) in fields.items()
+        }
 
     def functions(self, node: Node, path: str) -> tuple[Function, ...] | None:
         entries = self.expect_list(node, path, "a list of entries with name: and description:")
@@ -982,7 +535,7 @@ class _Validator:
             if mapping is None:
                 continue
             fields = self.mapping(mapping, entry_path)
-            name_path = _join(entry_path, "name")
+            name_path = join_path(entry_path, "name")
             name: str | None = None
             if "name" not in fields:
                 self.error(mapping, name_path, "missing required field")
@@ -1004,10 +557,10 @@ class _Validator:
                     first_seen[name] = index
             description = ""
             if "description" in fields and not _is_null(fields["description"][1]):
-                description_path = _join(entry_path, "description")
+                description_path = join_path(entry_path, "description")
                 description = self.string(fields["description"][1], description_path) or ""
             extra = {
-                key: self.construct(value, _join(entry_path, key))
+                key: self.construct(value, join_path(entry_path, key))
                 for key, (_, value) in fields.items()
                 if key not in ("name", "description")
             }
@@ -1050,8 +603,3 @@ def _env_name_message(key: str) -> str:
         f"{_short(key)} is not an environment variable name: use uppercase letters, "
         "digits and '_', not starting with a digit"
     )
-
-
-def _in_document_order(problems: list[ManifestProblem]) -> list[ManifestProblem]:
-    unique = list(dict.fromkeys(problems))
-    return sorted(unique, key=lambda p: (p.line, p.column))
