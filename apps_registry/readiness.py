@@ -10,7 +10,7 @@ inputs; :func:`assess_readiness` decides. The rules:
   most required, then optional, capabilities of the app; on a tie, the first given
   (the oldest). Every capability of that provider is granted or missing on it.
 * Coverage is the catalogue's data: a granted ``google.sheets`` satisfies a required
-  ``google.sheets.readonly`` (``catalogue.is_satisfied``).
+  ``google.sheets.readonly`` (``Catalogue.is_satisfied``).
 * A connection that ``needs_reconnect`` (or was revoked) satisfies nothing; with no
   usable connection left, the action is a **Connect** marked ``reconnect``: signing in
   again with the same account renews that connection.
@@ -24,6 +24,8 @@ inputs; :func:`assess_readiness` decides. The rules:
   else missing with reason ``needs_credential`` and their credential kind; there is
   no OAuth action for them.
 * A key the catalogue does not know is missing with reason ``unknown``.
+* Labels and provider names are the catalogue's (``cat``: the built-in one plus the
+  providers staff defined), resolved when the items, actions and outages are built.
 * Secrets are satisfied by a secret of the same key.
 * A connection a run would get no token from *now* is **temporarily unavailable**
   (:func:`grant_outage`, the one rule the app page and the run environment share): its
@@ -40,14 +42,13 @@ inputs; :func:`assess_readiness` decides. The rules:
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
 from apps_registry.manifest import Requirement
-from integrations import catalogue
-from integrations.catalogue import Capability, Catalogue, CredentialKind
+from integrations.catalogue import BUILTIN, Capability, Catalogue, CredentialKind
 
 __all__ = [
     "USABLE_STATUSES",
@@ -96,7 +97,7 @@ class Grant:
     """One of the user's connections, as readiness sees it.
 
     ``capabilities`` are the keys its *granted* scopes give
-    (``catalogue.granted_capabilities``), never the ones that were asked for.
+    (``Catalogue.granted_capabilities``), never the ones that were asked for.
     """
 
     connection_id: int
@@ -131,20 +132,17 @@ class Outage:
     ``reason`` is the last error code of its refresh (RFC 6749 §5.2 or ours:
     ``timeout``, ``http_503``, ...); ``retry_at`` when the next attempt is due, ``None``
     when it is due now (the next run or the sweep makes it). ``required``: it grants
-    a capability the app requires (then the app is not ready).
+    a capability the app requires (then the app is not ready). ``provider_name`` is
+    the catalogue's name of ``provider``.
     """
 
     provider: str
+    provider_name: str
     connection_id: int
     account: str
     reason: str
     retry_at: datetime | None
     required: bool = True
-
-    @property
-    def provider_name(self) -> str:
-        info = catalogue.PROVIDERS.get(self.provider)
-        return info.name if info else self.provider
 
     @property
     def summary(self) -> str:
@@ -155,7 +153,7 @@ class Outage:
         return f"{self.provider_name} refused the refresh ({code or 'unknown error'})"
 
 
-def grant_outage(grant: Grant, *, now: datetime) -> Outage | None:
+def grant_outage(grant: Grant, *, now: datetime, cat: Catalogue = BUILTIN) -> Outage | None:
     """The rule: whether a run would get no token from ``grant`` at ``now``.
 
     Temporarily unavailable when the status is usable (``active`` or
@@ -163,7 +161,7 @@ def grant_outage(grant: Grant, *, now: datetime) -> Outage | None:
     even inside the refresh margin) and either the last refresh failed
     (``refresh_failing``) or a backoff runs (``backoff_until`` in the future: the
     refresh service makes no request before it). ``None`` otherwise: the token is
-    valid, or a refresh would be attempted now.
+    valid, or a refresh would be attempted now. ``cat`` names the provider.
     """
     if not grant.usable or grant.expires_at is None or grant.expires_at > now:
         return None
@@ -172,6 +170,7 @@ def grant_outage(grant: Grant, *, now: datetime) -> Outage | None:
         return None
     return Outage(
         provider=grant.provider,
+        provider_name=cat.provider_name(grant.provider),
         connection_id=grant.connection_id,
         account=grant.account,
         reason=grant.error_code or "temporarily_unavailable",
@@ -186,6 +185,8 @@ class Item:
     ``description`` is the manifest's own. ``granted_by`` is the connection that
     satisfies an integration; ``account`` names the account a missing one is about
     (the measured connection's, or the one to reconnect), ``""`` when none.
+    ``provider_name`` is the catalogue's name of the capability's provider (``""``
+    without one); ``cat`` the catalogue the item was assessed with.
     """
 
     kind: Literal["integration", "secret"]
@@ -199,6 +200,10 @@ class Item:
     account: str = ""
     # The outage of ``granted_by``, when a run would get no token from it now.
     outage: Outage | None = None
+    provider_name: str = ""
+    # Kept for the "did you mean" of an unknown key, found only when a page asks
+    # (difflib over every key: the run environment never needs it).
+    cat: Catalogue = field(default=BUILTIN, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -207,11 +212,6 @@ class Item:
     @property
     def provider(self) -> str | None:
         return self.capability.provider if self.capability else None
-
-    @property
-    def provider_name(self) -> str:
-        info = catalogue.PROVIDERS.get(self.provider or "")
-        return info.name if info else (self.provider or "")
 
     @property
     def credential_kind(self) -> CredentialKind | None:
@@ -240,7 +240,7 @@ class Item:
                 kind = self.credential_kind
                 return "This " + (_CREDENTIAL_HINTS.get(kind, "needs a credential") if kind else "")
             case Reason.UNKNOWN:
-                suggestion = catalogue.suggest(self.key)
+                suggestion = self.cat.suggest(self.key)
                 tip = f" (did you mean {suggestion}?)" if suggestion else ""
                 return f"Unknown integration: this server does not know it{tip}"
             case Reason.SECRET_NOT_SET:
@@ -254,13 +254,16 @@ class Action:
 
     ``connection_id`` set: Add Permissions on that connection (same account, earlier
     grants kept). ``None``: Connect; ``reconnect`` tells that it renews the ended grant
-    of ``account``, the connection ``renews``.
+    of ``account``, the connection ``renews``. ``provider_name`` and ``labels`` (one per
+    capability) are the catalogue's.
     """
 
     provider: str
+    provider_name: str
     connection_id: int | None
     account: str
     capabilities: tuple[str, ...]
+    labels: tuple[str, ...]
     includes_optional: bool
     reconnect: bool = False
     renews: int | None = None
@@ -268,17 +271,6 @@ class Action:
     @property
     def is_connect(self) -> bool:
         return self.connection_id is None
-
-    @property
-    def provider_name(self) -> str:
-        info = catalogue.PROVIDERS.get(self.provider)
-        return info.name if info else self.provider
-
-    @property
-    def labels(self) -> list[str]:
-        return [
-            catalogue.BY_KEY[k].label if k in catalogue.BY_KEY else k for k in self.capabilities
-        ]
 
 
 @dataclass(frozen=True)
@@ -355,7 +347,7 @@ def assess_readiness(
     secret_keys: Collection[str],
     connectable: Collection[str],
     credentials: Collection[CredentialKind] = frozenset(),
-    cat: Catalogue = catalogue.BUILTIN,
+    cat: Catalogue = BUILTIN,
     now: datetime | None = None,
 ) -> Readiness:
     """The readiness of an app for one user (the rules are in this module's docstring).
@@ -364,8 +356,9 @@ def assess_readiness(
     connections, oldest first; ``secret_keys`` the keys of the user's secrets;
     ``connectable`` the provider ids that this server can Connect; ``credentials``
     the kinds of non-OAuth credential the user has brought; ``cat`` the catalogue
-    (the built-in one plus providers defined as data); ``now`` the moment outages are
-    judged at (:func:`grant_outage`; default: the current time).
+    (the built-in one plus providers defined as data), which also names the providers
+    and capabilities; ``now`` the moment outages are judged at (:func:`grant_outage`;
+    default: the current time).
     """
     now = now or datetime.now(UTC)
     oauth: dict[str, list[Requirement]] = {}
@@ -422,12 +415,15 @@ def assess_readiness(
         if optional:
             asks.append((required + optional, True))
         for keys, includes_optional in asks:
+            asked = _minimal(keys, cat)
             actions.append(
                 Action(
                     provider=provider,
+                    provider_name=cat.provider_name(provider),
                     connection_id=target.connection_id if target else None,
                     account=target.account if target else (dead.account if dead else ""),
-                    capabilities=_minimal(keys, cat),
+                    capabilities=asked,
+                    labels=tuple(cat.label(k) for k in asked),
                     includes_optional=includes_optional,
                     reconnect=target is None and dead is not None,
                     renews=dead.connection_id if target is None and dead is not None else None,
@@ -435,7 +431,7 @@ def assess_readiness(
             )
     outages: list[Outage] = []
     for target in measured.values():
-        outage = grant_outage(target, now=now) if target is not None else None
+        outage = grant_outage(target, now=now, cat=cat) if target is not None else None
         granted = [i for i in items if outage is not None and i.granted_by is target]
         if outage is not None and granted:
             outage = replace(outage, required=any(not i.optional for i in granted))
@@ -515,6 +511,8 @@ def _integration_item(
         capability=cap,
         granted_by=granted_by,
         account=account,
+        provider_name=cat.provider_name(cap.provider) if cap is not None else "",
+        cat=cat,
     )
 
 

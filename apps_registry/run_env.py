@@ -368,12 +368,13 @@ def _outage_after(conn: Connection, *, code: str, cat: Catalogue, now: datetime)
     """The outage of ``conn`` as its refresh just left it (the row re-read: the failure
     set its status and backoff), by the same rule as the app page."""
     row = Connection.objects.filter(pk=conn.pk).first() or conn
-    outage = grant_outage(grant_of(row, cat), now=now)
+    outage = grant_outage(grant_of(row, cat), now=now, cat=cat)
     if outage is not None:
         return outage
     # Not expired yet, only unrefreshable inside the margin: the facts of the error.
     return Outage(
         provider=conn.provider,
+        provider_name=cat.provider_name(conn.provider),
         connection_id=conn.pk,
         account=conn.account_email or conn.account_uid,
         reason=code,

@@ -26,9 +26,8 @@ from apps_registry.readiness import Grant, Readiness, assess_readiness
 from apps_registry.serialization import requirements_from_json
 from apps_registry.tokens import hash_api_token
 from integrations import app_settings as integrations_settings
-from integrations import catalogue
 from integrations import selectors as integrations_selectors
-from integrations.catalogue import CredentialKind
+from integrations.catalogue import Catalogue, CredentialKind
 from integrations.secret_rules import DISCORD_BOT_TOKEN_KEY
 
 
@@ -76,7 +75,7 @@ def versions_of_app(*, app: App) -> QuerySet[ManifestVersion]:
     return app.versions.select_related("uploaded_by").order_by("-number")
 
 
-def grant_of(connection: Any, cat: catalogue.Catalogue) -> Grant:
+def grant_of(connection: Any, cat: Catalogue) -> Grant:
     """A connection as readiness sees it (its granted scopes as capabilities)."""
     return Grant(
         connection_id=connection.pk,
@@ -93,8 +92,9 @@ def grant_of(connection: Any, cat: catalogue.Catalogue) -> Grant:
     )
 
 
-def grants_for_user(*, user: Any) -> list[Grant]:
-    """The user's connections as readiness sees them (one query, no token columns)."""
+def grants_for_user(*, user: Any, cat: Catalogue | None = None) -> list[Grant]:
+    """The user's connections as readiness sees them (one query, no token columns);
+    ``cat`` the catalogue (default: ``integrations.app_settings.catalogue()``)."""
     connections = integrations_selectors.connections_for_user(user=user).only(
         "id",
         "provider",
@@ -107,20 +107,24 @@ def grants_for_user(*, user: Any) -> list[Grant]:
         "backoff_until",
         "last_error_code",
     )
-    cat = integrations_settings.catalogue()
+    if cat is None:
+        cat = integrations_settings.catalogue()
     return [grant_of(c, cat) for c in connections]
 
 
 def credentials_for_user(
-    *, user: Any, integrations: Sequence[Requirement], secret_keys: Collection[str]
+    *,
+    user: Any,
+    integrations: Sequence[Requirement],
+    secret_keys: Collection[str],
+    cat: Catalogue,
 ) -> set[CredentialKind]:
     """The kinds of non-OAuth credential the user has brought, looked up only when the
-    manifest declares such a capability (then one query)."""
+    manifest declares such a capability of ``cat`` (then one query)."""
     kinds = {
         cap.kind
         for req in integrations
-        if (cap := catalogue.BY_KEY.get(req.key)) is not None
-        and cap.kind is not CredentialKind.OAUTH
+        if (cap := cat.by_key.get(req.key)) is not None and cap.kind is not CredentialKind.OAUTH
     }
     have: set[CredentialKind] = set()
     if CredentialKind.BOT_TOKEN in kinds and DISCORD_BOT_TOKEN_KEY in secret_keys:
@@ -144,16 +148,17 @@ def readiness_for(*, user: Any, app: App) -> Readiness | None:
         return None
     integrations = requirements_from_json(version.parsed, "integrations")
     secret_keys = integrations_selectors.secret_keys_for_user(user=user)
+    cat = integrations_settings.catalogue()
     return assess_readiness(
         integrations=integrations,
         secrets=requirements_from_json(version.parsed, "secrets"),
-        grants=grants_for_user(user=user),
+        grants=grants_for_user(user=user, cat=cat),
         secret_keys=secret_keys,
         connectable=integrations_settings.connectable_ids(),
         credentials=credentials_for_user(
-            user=user, integrations=integrations, secret_keys=secret_keys
+            user=user, integrations=integrations, secret_keys=secret_keys, cat=cat
         ),
-        cat=integrations_settings.catalogue(),
+        cat=cat,
     )
 
 

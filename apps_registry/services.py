@@ -97,7 +97,9 @@ def manifest_upload(*, user: Any, text: str | bytes, app: App | None = None) -> 
     try:
         root = compose_manifest(decoded)
         manifest = validate_manifest_tree(
-            root, reserved_env_names=app_settings.reserved_env_names()
+            root,
+            reserved_env_names=app_settings.reserved_env_names(),
+            catalogue=app_settings.catalogue(),
         )
     except ManifestError as exc:
         errors = list(exc.problems)

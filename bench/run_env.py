@@ -290,7 +290,7 @@ class Bench:
         from django.utils import timezone
 
         from apps_registry import services
-        from integrations.catalogue import scopes_for
+        from integrations.catalogue import BUILTIN
         from integrations.models import Connection
         from integrations.services import secret_set, store_tokens
         from integrations.tokens import TokenSet
@@ -315,7 +315,7 @@ class Bench:
             provider="google",
             account_uid="bench-default",
             account_email="runs@gmail.example",
-            scopes=["openid", "email", *scopes_for(CAPABILITIES)],
+            scopes=["openid", "email", *BUILTIN.scopes_for(CAPABILITIES)],
             status=Connection.Status.ACTIVE,
             is_default=True,
             last_used_at=now,
@@ -339,7 +339,7 @@ class Bench:
         from django.utils import timezone
 
         from integrations import app_settings, crypto
-        from integrations.catalogue import scopes_for
+        from integrations.catalogue import BUILTIN
         from integrations.models import Connection
 
         Connection.objects.filter(user=self.user, is_default=False).delete()
@@ -355,7 +355,7 @@ class Bench:
                     provider="google",
                     account_uid=f"bench-extra-{i}",
                     account_email=f"extra{i}@gmail.example",
-                    scopes=["openid", "email", *scopes_for(granted)],
+                    scopes=["openid", "email", *BUILTIN.scopes_for(granted)],
                     status=Connection.Status.ACTIVE,
                     access_token_encrypted=crypto.encrypt(access, keys=keys),
                     refresh_token_encrypted=crypto.encrypt(f"1//extra-{i}", keys=keys),

@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from django.conf import settings
 
-from integrations.catalogue import BUILTIN, PROVIDERS, Catalogue
+from integrations.catalogue import BUILTIN, Catalogue
+from integrations.catalogue import ProviderInfo as CatalogueProvider
 from integrations.errors import UnknownProviderError
 from integrations.provider_presets import DefinitionError, capabilities_from_data
 
@@ -102,7 +103,7 @@ def http_timeout() -> tuple[float, float]:
 
 
 def _google_config() -> ProviderConfig:
-    info = PROVIDERS["google"]
+    info = BUILTIN.providers["google"]
     return ProviderConfig(
         id="google",
         name=info.name,
@@ -254,7 +255,8 @@ def flow_config(provider_id: str, *, user: Any) -> ProviderConfig:
 
 
 def catalogue() -> Catalogue:
-    """The built-in capabilities plus those of the providers defined as data (built
+    """The built-in capabilities and providers plus the providers defined as data
+    (each with its name, identity scopes and env names) and their capabilities (built
     once per read of the definitions)."""
     state = _definitions_state()
     rows, cached, configs = state
@@ -266,10 +268,24 @@ def catalogue() -> Catalogue:
             extra += capabilities_from_data(definition.slug, definition.capabilities)
         except DefinitionError:
             continue  # the admin refuses these; never break every page for one row
-    built = BUILTIN.extended(extra) if extra else BUILTIN
+    providers = [_catalogue_provider(d) for d in rows.values()]
+    built = BUILTIN.extended(extra, providers) if rows else BUILTIN
     if _definitions_cache["state"] is state:  # not re-read meanwhile by another thread
         _definitions_cache["state"] = (rows, built, configs)
     return built
+
+
+def _catalogue_provider(definition: Any) -> CatalogueProvider:
+    """What the catalogue knows of a provider defined as data (its name even when its
+    capabilities do not validate)."""
+    env = definition.env if isinstance(definition.env, dict) else {}
+    scopes = definition.identity_scopes if isinstance(definition.identity_scopes, list) else []
+    return CatalogueProvider(
+        id=definition.slug,
+        name=definition.name or definition.slug,
+        identity_scopes=tuple(str(s) for s in scopes),
+        env={str(k): str(v) for k, v in env.items()},
+    )
 
 
 @dataclass(frozen=True)
@@ -289,7 +305,7 @@ def provider_info(provider_id: str) -> ProviderInfo:
     if provider_id == "google":
         return ProviderInfo(
             id="google",
-            name=PROVIDERS["google"].name,
+            name=BUILTIN.provider_name("google"),
             enabled=True,
             configured=bool(settings.GOOGLE_CLIENT_ID and settings.GOOGLE_CLIENT_SECRET),
             allow_user_clients=False,

@@ -4,7 +4,10 @@ Pure data and functions: no Django models are imported here, so the catalogue is
 usable (and tested) without a database. A *capability* is what an app declares in
 its ``inf.yml`` (``google.sheets.readonly``); it maps to provider scopes. Coverage
 ("a write capability satisfies its read-only twin") is data (``covers``), never
-code per key.
+code per key. A :class:`Catalogue` also knows its providers (name, identity scopes,
+env names). ``BUILTIN`` is the one shipped in code, for pure callers that want exactly
+that; everything that serves users or apps takes ``integrations.app_settings.catalogue()``
+(``BUILTIN`` plus the providers staff define as data) or is given it.
 """
 
 from __future__ import annotations
@@ -287,8 +290,6 @@ CAPABILITIES: tuple[Capability, ...] = (
     ),
 )
 
-BY_KEY: dict[str, Capability] = {c.key: c for c in CAPABILITIES}
-
 
 @dataclass(frozen=True)
 class ProviderInfo:
@@ -301,8 +302,8 @@ class ProviderInfo:
     env: dict[str, str] = field(default_factory=dict)
 
 
-PROVIDERS: dict[str, ProviderInfo] = {
-    "google": ProviderInfo(
+BUILTIN_PROVIDERS: tuple[ProviderInfo, ...] = (
+    ProviderInfo(
         id="google",
         name="Google",
         identity_scopes=("openid", "email"),
@@ -312,30 +313,40 @@ PROVIDERS: dict[str, ProviderInfo] = {
             "credentials": "GOOGLE_OAUTH_CREDENTIALS",
         },
     ),
-    "x": ProviderInfo(id="x", name="X", env={"access_token": "X_ACCESS_TOKEN"}),
-    "gcp": ProviderInfo(id="gcp", name="Google Cloud project"),
-    "discord": ProviderInfo(id="discord", name="Discord"),
-}
+    ProviderInfo(id="x", name="X", env={"access_token": "X_ACCESS_TOKEN"}),
+    ProviderInfo(id="gcp", name="Google Cloud project"),
+    ProviderInfo(id="discord", name="Discord"),
+)
 
 
 class Catalogue:
-    """Capabilities and the scope math over them.
+    """Capabilities, the providers they belong to, and the scope math over them.
 
-    ``BUILTIN`` holds the capabilities shipped in code; providers that staff define as
-    data add theirs (``Catalogue.extended``). Coverage ("write covers read") is data.
+    ``BUILTIN`` holds the capabilities and providers shipped in code; providers that
+    staff define as data add theirs (``Catalogue.extended``;
+    ``integrations.app_settings.catalogue`` is that one). Coverage ("write covers
+    read") is data.
     """
 
-    def __init__(self, capabilities: Iterable[Capability]) -> None:
+    def __init__(
+        self, capabilities: Iterable[Capability], providers: Iterable[ProviderInfo] = ()
+    ) -> None:
         self.capabilities: tuple[Capability, ...] = tuple(capabilities)
         self.by_key: dict[str, Capability] = {c.key: c for c in self.capabilities}
+        self.providers: dict[str, ProviderInfo] = {p.id: p for p in providers}
         self._satisfied_by = {c.key: frozenset(self._covering(c.key)) for c in self.capabilities}
         self._covers = {c.key: frozenset(self._covered(c.key)) for c in self.capabilities}
 
-    def extended(self, capabilities: Iterable[Capability]) -> Catalogue:
-        """This catalogue plus ``capabilities`` (a key defined again is replaced)."""
+    def extended(
+        self, capabilities: Iterable[Capability], providers: Iterable[ProviderInfo] = ()
+    ) -> Catalogue:
+        """This catalogue plus ``capabilities`` and ``providers`` (a key or provider id
+        defined again is replaced)."""
         merged = dict(self.by_key)
         merged.update({c.key: c for c in capabilities})
-        return Catalogue(merged.values())
+        infos = dict(self.providers)
+        infos.update({p.id: p for p in providers})
+        return Catalogue(merged.values(), infos.values())
 
     def _covering(self, key: str) -> set[str]:
         """Every key whose grant satisfies ``key`` (itself included), transitively."""
@@ -363,6 +374,16 @@ class Catalogue:
     def capability(self, key: str) -> Capability:
         """The capability named ``key``; ``KeyError`` when unknown."""
         return self.by_key[key]
+
+    def label(self, key: str) -> str:
+        """How pages name the capability ``key``: its label, or the key when unknown."""
+        cap = self.by_key.get(key)
+        return cap.label if cap is not None else key
+
+    def provider_name(self, provider: str) -> str:
+        """How pages name ``provider``: its name, or its id when unknown."""
+        info = self.providers.get(provider)
+        return info.name if info is not None else provider
 
     def capabilities_of(self, provider: str) -> list[Capability]:
         return [c for c in self.capabilities if c.provider == provider]
@@ -419,16 +440,4 @@ class Catalogue:
         return matches[0] if matches else None
 
 
-BUILTIN = Catalogue(CAPABILITIES)
-
-# The built-in catalogue's operations as plain functions (for the pure modules and
-# for providers shipped in code).
-capability = BUILTIN.capability
-capabilities_of = BUILTIN.capabilities_of
-oauth_capabilities_of = BUILTIN.oauth_capabilities_of
-scopes_for = BUILTIN.scopes_for
-granted_capabilities = BUILTIN.granted_capabilities
-is_satisfied = BUILTIN.is_satisfied
-missing_capabilities = BUILTIN.missing_capabilities
-effective_capabilities = BUILTIN.effective_capabilities
-suggest = BUILTIN.suggest
+BUILTIN = Catalogue(CAPABILITIES, BUILTIN_PROVIDERS)

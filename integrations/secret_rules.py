@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-from integrations.catalogue import PROVIDERS
+from integrations.catalogue import BUILTIN
 from integrations.errors import InvalidSecretError
 
 KEY_PATTERN = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -30,7 +30,7 @@ DISCORD_BOT_TOKEN_PATTERN = re.compile(
 # and a run never takes one from a secret. Providers staff define add their ``env``
 # names (``integrations.app_settings.reserved_env_names``).
 BUILTIN_ENV_NAMES: frozenset[str] = frozenset(
-    {name for info in PROVIDERS.values() for name in info.env.values()}
+    {name for info in BUILTIN.providers.values() for name in info.env.values()}
     | {"GOOGLE_SA_CREDENTIALS", "GCP_ACCESS_TOKEN", "GCP_PROJECT_NUMBER", DISCORD_BOT_TOKEN_KEY}
 )
 

@@ -42,7 +42,9 @@ Schema (see ``DESIGN.md``, "inf.yml"):
   hands out (``reserved_env_names``: ``GOOGLE_OAUTH_ACCESS_TOKEN`` and the like,
   declared through ``integrations:`` instead); an integration
   ``key`` is any non-empty string, and one the capability catalogue does not know
-  is a warning with a "did you mean" suggestion. A key declared twice is an error.
+  (``catalogue``: the built-in one unless given; the upload gives the one with the
+  providers staff defined) is a warning with a "did you mean" suggestion. A key
+  declared twice is an error.
 * ``title``, ``description``, ``category``, ``kernel``, ``default_function``:
   strings. ``default_function`` must name a declared function when ``functions``
   is given.

@@ -28,7 +28,7 @@ from apps_registry.manifest.safe_yaml import (
     STR_TAG,
     compose_manifest,
 )
-from integrations import catalogue
+from integrations.catalogue import BUILTIN, Catalogue
 from integrations.secret_rules import BUILTIN_ENV_NAMES, DISCORD_BOT_TOKEN_KEY
 
 # Dots for version numbers (``model-2.5-flash``); never two in a row, nor first or
@@ -112,6 +112,7 @@ def parse_manifest(
     *,
     use_libyaml: bool = HAVE_LIBYAML,
     reserved_env_names: Collection[str] = BUILTIN_ENV_NAMES,
+    catalogue: Catalogue = BUILTIN,
 ) -> Manifest:
     """Parse and validate an ``inf.yml``; raise :class:`ManifestError` if it is refused.
 
@@ -122,18 +123,25 @@ def parse_manifest(
     (for tests and benchmarks; the result is the same). ``reserved_env_names``: the
     env names integrations hand out, refused as ``secrets:`` keys; the built-in ones
     by default (this module reads no database), the upload adds staff-defined ones.
+    ``catalogue``: the capabilities an ``integrations:`` key may name without a
+    warning; the built-in ones by default, the upload passes the one with the
+    providers staff defined.
     """
     decoded = decode_manifest_text(text)
     root = compose_manifest(decoded, use_libyaml=use_libyaml)
-    return validate_manifest_tree(root, reserved_env_names=reserved_env_names)
+    return validate_manifest_tree(root, reserved_env_names=reserved_env_names, catalogue=catalogue)
 
 
 def validate_manifest_tree(
-    root: Node | None, *, reserved_env_names: Collection[str] = BUILTIN_ENV_NAMES
+    root: Node | None,
+    *,
+    reserved_env_names: Collection[str] = BUILTIN_ENV_NAMES,
+    catalogue: Catalogue = BUILTIN,
 ) -> Manifest:
     """Validate a tree composed by ``compose_manifest`` (an upload composes once, and
-    reads both this and its ``claim_of`` from the same tree)."""
-    return _Validator(reserved_env_names).validate(root)
+    reads both this and its ``claim_of`` from the same tree); the keywords are
+    :func:`parse_manifest`'s."""
+    return _Validator(reserved_env_names, catalogue).validate(root)
 
 
 # --- validating ---------------------------------------------------------------------
@@ -165,10 +173,15 @@ def _short(value: str, limit: int = 40) -> str:
 class _Validator:
     """Walks the composed tree once, collecting errors and warnings with positions."""
 
-    def __init__(self, reserved_env_names: Collection[str] = BUILTIN_ENV_NAMES) -> None:
+    def __init__(
+        self,
+        reserved_env_names: Collection[str] = BUILTIN_ENV_NAMES,
+        catalogue: Catalogue = BUILTIN,
+    ) -> None:
         self.errors: list[ManifestProblem] = []
         self.warnings: list[ManifestProblem] = []
         self.reserved_env_names = reserved_env_names
+        self.catalogue = catalogue
 
     def error(self, node: Node, path: str, message: str) -> None:
         self.errors.append(problem_at(node.start_mark, path, message))
@@ -502,8 +515,8 @@ class _Validator:
         elif not key:
             self.error(node, path, "must not be empty")
             return None
-        elif key not in catalogue.BY_KEY:
-            suggestion = catalogue.suggest(key)
+        elif key not in self.catalogue.by_key:
+            suggestion = self.catalogue.suggest(key)
             hint = f"; did you mean {suggestion!r}?" if suggestion else ""
             self.warn(node, path, f"unknown integration {_short(key)}{hint}")
         return key

@@ -262,11 +262,11 @@ LOGGING = {
 def enable_sandbox(installed_apps: list[str]) -> dict:
     """Settings fragment that turns the sandbox on: installs django-oauth-toolkit and
     points Google's endpoints at it unless they were set explicitly."""
-    from integrations.catalogue import GOOGLE_SCOPE_PREFIX, PROVIDERS, oauth_capabilities_of
+    from integrations.catalogue import BUILTIN, GOOGLE_SCOPE_PREFIX
 
     installed_apps += ["oauth2_provider", "integrations.sandbox"]
-    scopes = {s: s for c in oauth_capabilities_of("google") for s in c.scopes}
-    scopes.update({s: s for s in PROVIDERS["google"].identity_scopes})
+    scopes = {s: s for c in BUILTIN.oauth_capabilities_of("google") for s in c.scopes}
+    scopes.update({s: s for s in BUILTIN.providers["google"].identity_scopes})
     assert all(s.startswith(GOOGLE_SCOPE_PREFIX) or s in ("openid", "email") for s in scopes)
     return {
         "OAUTH2_PROVIDER": {

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from integrations.catalogue import PROVIDERS, oauth_capabilities_of
+from integrations.catalogue import BUILTIN
 
 # Identity scopes are always granted: the consent page shows them without a checkbox.
-IDENTITY_SCOPES: tuple[str, ...] = PROVIDERS["google"].identity_scopes
+IDENTITY_SCOPES: tuple[str, ...] = BUILTIN.providers["google"].identity_scopes
 
 _IDENTITY_TEXT: dict[str, tuple[str, str]] = {
     "openid": ("Your account ID", "Associate you with your personal info on Google"),
@@ -33,7 +33,7 @@ def describe_scope(scope: str) -> ScopeInfo:
     if scope in _IDENTITY_TEXT:
         label, description = _IDENTITY_TEXT[scope]
         return ScopeInfo(scope=scope, label=label, description=description, identity=True)
-    for cap in oauth_capabilities_of("google"):
+    for cap in BUILTIN.oauth_capabilities_of("google"):
         if cap.scopes == (scope,):
             return ScopeInfo(
                 scope=scope,

@@ -20,7 +20,7 @@ from apps_registry.manifest import (
     Requirement,
     parse_manifest,
 )
-from integrations import catalogue
+from integrations.catalogue import BUILTIN as catalogue
 from integrations.secret_rules import BUILTIN_ENV_NAMES
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "manifests"
@@ -247,7 +247,7 @@ slugs = st.from_regex(
 env_names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,30}", fullmatch=True).filter(
     lambda name: name not in BUILTIN_ENV_NAMES
 )
-integration_keys = st.sampled_from(sorted(catalogue.BY_KEY)) | st.from_regex(
+integration_keys = st.sampled_from(sorted(catalogue.by_key)) | st.from_regex(
     r"[a-z][a-z0-9_]{0,10}\.[a-z][a-z0-9_.]{0,10}", fullmatch=True
 )
 # PyYAML's emitter writes NEL and the Unicode line separators raw, and every YAML
@@ -322,5 +322,5 @@ def test_well_formed_manifests_round_trip(
         assert manifest.secrets == expected_requirements(secrets)
         assert manifest.integrations == expected_requirements(integrations)
         assert manifest.resources["ram"] == ram
-        unknown = [e["key"] for e in integrations if e["key"] not in catalogue.BY_KEY]
+        unknown = [e["key"] for e in integrations if e["key"] not in catalogue.by_key]
         assert len(manifest.warnings) == len(unknown)

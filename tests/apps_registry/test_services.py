@@ -191,7 +191,7 @@ def test_api_token_of_an_inactive_user_is_refused(alice):
 
 def test_readiness_selector_reads_in_two_queries(alice, bob, upload, django_assert_num_queries):
     from integrations import app_settings
-    from integrations.catalogue import scopes_for
+    from integrations.catalogue import BUILTIN
     from integrations.services import secret_set
     from tests.integrations.factories import ConnectionFactory
 
@@ -199,7 +199,7 @@ def test_readiness_selector_reads_in_two_queries(alice, bob, upload, django_asse
     app = selectors.app_for_user(user=bob, namespace="acme", name="report")
     for i in range(5):
         ConnectionFactory.create(
-            user=bob, scopes=["openid", "email", *scopes_for(["google.sheets.readonly"])]
+            user=bob, scopes=["openid", "email", *BUILTIN.scopes_for(["google.sheets.readonly"])]
         )
         secret_set(user=bob, key=f"KEY_{i}", value="v")
     app_settings.connectable_providers()  # its provider definitions are cached

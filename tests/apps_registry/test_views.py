@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from apps_registry.manifest import MAX_MANIFEST_BYTES
 from apps_registry.models import App, ManifestVersion
-from integrations import catalogue
+from integrations.catalogue import BUILTIN as catalogue
 from integrations.services import secret_set
 from tests.integrations.factories import ConnectionFactory
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 import factory
 from django.utils import timezone
 
-from integrations.catalogue import scopes_for
+from integrations.catalogue import BUILTIN
 from integrations.models import Connection
 from integrations.services import store_tokens
 from integrations.tokens import TokenSet
@@ -22,7 +22,11 @@ class ConnectionFactory(factory.django.DjangoModelFactory[Connection]):
     account_uid = factory.Sequence(lambda n: f"sub-{n}")
     account_email = factory.Sequence(lambda n: f"user{n}@gmail.example")
     scopes = factory.LazyFunction(
-        lambda: ["openid", "email", *scopes_for(["google.sheets.readonly", "google.gmail.send"])]
+        lambda: [
+            "openid",
+            "email",
+            *BUILTIN.scopes_for(["google.sheets.readonly", "google.gmail.send"]),
+        ]
     )
     access_token_encrypted = b""
 
