@@ -2,8 +2,9 @@
 
 import pytest
 
-from integrations import catalogue
+from integrations.catalogue import BUILTIN as catalogue
 from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
+from integrations.catalogue import Capability, ProviderInfo
 
 DESIGN_TABLE = {
     "google.gmail.readonly": "gmail.readonly",
@@ -30,7 +31,7 @@ def test_google_capabilities_map_to_the_design_scopes(key, scope):
 
 
 def test_restricted_flags_follow_google():
-    restricted = {c.key for c in catalogue.CAPABILITIES if c.restricted}
+    restricted = {c.key for c in catalogue.capabilities if c.restricted}
     assert restricted == {
         "google.gmail.readonly",
         "google.gmail.modify",
@@ -62,9 +63,9 @@ def test_every_x_capability_asks_for_offline_access():
 
 
 def test_every_covered_key_exists():
-    for cap in catalogue.CAPABILITIES:
+    for cap in catalogue.capabilities:
         for key in cap.covers:
-            assert key in catalogue.BY_KEY, (cap.key, key)
+            assert key in catalogue.by_key, (cap.key, key)
 
 
 def test_granted_capabilities_come_from_scopes():
@@ -93,3 +94,21 @@ def test_scopes_for_dedupes_in_order():
 def test_suggest():
     assert catalogue.suggest("google.sheet.readonly") == "google.sheets.readonly"
     assert catalogue.suggest("zzzz") is None
+
+
+def test_labels_and_provider_names():
+    assert catalogue.label("google.sheets") == "Sheets: read and write"
+    assert catalogue.label("acme.read") == "acme.read"  # unknown: the key itself
+    assert catalogue.provider_name("gcp") == "Google Cloud project"
+    assert catalogue.provider_name("acme") == "acme"
+    assert catalogue.providers["google"].identity_scopes == ("openid", "email")
+
+
+def test_extended_adds_capabilities_and_providers():
+    acme = ProviderInfo(id="acme", name="Acme", env={"access_token": "ACME_TOKEN"})
+    read = Capability(key="acme.read", provider="acme", label="Acme: read", description="")
+    cat = catalogue.extended([read], [acme, ProviderInfo(id="x", name="X (staff)")])
+    assert (cat.label("acme.read"), cat.provider_name("acme")) == ("Acme: read", "Acme")
+    assert cat.provider_name("x") == "X (staff)"  # a provider defined again is replaced
+    assert cat.provider_name("google") == "Google"
+    assert catalogue.provider_name("acme") == "acme"  # the original is unchanged
