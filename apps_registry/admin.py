@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from apps_registry import selectors, services
 from apps_registry.display import describe_problem
-from apps_registry.errors import AppsRegistryError, ManifestRejectedError
+from apps_registry.errors import AppOwnershipError, ManifestRejectedError
 from apps_registry.forms import AdminManifestUploadForm
 from apps_registry.models import ApiToken, App, ManifestVersion, RunnerToken
 from apps_registry.serialization import problems_from_json, requirements_from_json
@@ -163,7 +163,7 @@ class AppAdmin(admin.ModelAdmin):
             except ManifestRejectedError as exc:
                 for problem in exc.problems:
                     form.add_error(None, describe_problem(problem))
-            except AppsRegistryError as exc:
+            except AppOwnershipError as exc:
                 form.add_error(None, str(exc))
             else:
                 if version.valid:

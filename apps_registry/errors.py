@@ -3,15 +3,20 @@ apps and manifest positions, never a token or a secret value."""
 
 from __future__ import annotations
 
-from apps_registry.manifest import ManifestProblem
+from typing import Any
+
+from apps_registry.manifest import ManifestError
+from integrations.errors import IntegrationError
 
 
-class AppsRegistryError(Exception):
-    """Base of the apps registry's errors."""
+class AppOwnershipError(IntegrationError):
+    """The app belongs to another user: only its owner (or staff) may change it (403,
+    answered as DRF answers a permission denied: ``{"detail": message}``)."""
 
-
-class AppOwnershipError(AppsRegistryError):
-    """The app belongs to another user: only its owner (or staff) may change it."""
+    status = 403
+    code = "permission_denied"
+    refused_as = None
+    log_level = None
 
     def __init__(self, slug: str) -> None:
         self.slug = slug
@@ -20,14 +25,13 @@ class AppOwnershipError(AppsRegistryError):
             "Pick another namespace or name."
         )
 
+    def payload(self) -> dict[str, Any]:
+        return {"detail": str(self)}
 
-class ManifestRejectedError(AppsRegistryError):
+
+class ManifestRejectedError(ManifestError):
     """The upload was refused and not kept: it is over the size limit, not UTF-8, not
     YAML that names an app, or otherwise impossible to file under an app.
 
-    ``problems`` say why, with line and column, like ``ManifestError``'s.
+    ``problems`` say why, with line and column, as every ``ManifestError``'s do.
     """
-
-    def __init__(self, problems: list[ManifestProblem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))

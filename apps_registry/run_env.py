@@ -46,6 +46,7 @@ from apps_registry.serialization import requirements_from_json
 from integrations import app_settings, refresh, service_accounts
 from integrations.catalogue import Catalogue, CredentialKind
 from integrations.errors import (
+    IntegrationError,
     InvalidServiceAccountKeyError,
     ProviderUnavailableError,
     ReauthorizationRequiredError,
@@ -55,12 +56,19 @@ from integrations.secret_rules import DISCORD_BOT_TOKEN_KEY
 from integrations.services import audit_record, secret_value
 
 
-class RunEnvironmentError(Exception):
-    """Base of the run environment errors; messages never hold a credential."""
+class RunEnvironmentError(IntegrationError):
+    """Base of the run environment errors; messages never hold a credential. The run
+    API answers each with its ``status`` and ``payload()``."""
+
+    refused_as = None
+    log_level = None
 
 
 class RunTargetNotFoundError(RunEnvironmentError):
     """No such user, app or version (404)."""
+
+    status = 404
+    code = "not_found"
 
 
 class RunUnavailableError(RunEnvironmentError):
@@ -68,23 +76,38 @@ class RunUnavailableError(RunEnvironmentError):
     provider cannot give one (503): the app page says the same
     (``readiness.grant_outage``)."""
 
+    status = 503
+    code = "provider_unavailable"
+
     def __init__(self, outages: Sequence[Outage]) -> None:
         self.outages = list(outages)
         super().__init__(
             "temporarily unavailable: " + ", ".join(f"{o.provider} {o.reason}" for o in outages)
         )
 
+    def payload(self) -> dict[str, Any]:
+        return unavailable_payload(self)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(retry_after_seconds(self))}
+
 
 class AppNotReadyError(RunEnvironmentError):
-    """Something the app requires is missing, or a grant must be renewed (409)."""
+    """Something the app ``app`` (``namespace/name``) requires is missing, or a grant
+    must be renewed (409)."""
+
+    status = 409
+    code = "not_ready"
 
     def __init__(
         self,
         readiness: Readiness,
         *,
+        app: str,
         reconnect: Sequence[Connection] = (),
         refused_keys: Sequence[str] = (),
     ) -> None:
+        self.app = app
         self.reconnect = list(reconnect)
         # Capability keys whose service-account key Google refused (upload a new one).
         self.refused_keys = list(refused_keys)
@@ -92,6 +115,9 @@ class AppNotReadyError(RunEnvironmentError):
         keys += [c.provider for c in self.reconnect] + self.refused_keys
         super().__init__("not ready: " + ", ".join(keys))
         self.readiness = readiness
+
+    def payload(self) -> dict[str, Any]:
+        return not_ready_payload(self, app_url=app_settings.site_url() + f"/apps/{self.app}/")
 
 
 @dataclass(frozen=True)
@@ -221,6 +247,7 @@ def run_environment_build(
     capabilities that is unavailable is left out of the env.
     """
     now = now or timezone.now()
+    app = manifest.app.slug if hasattr(manifest.app, "slug") else str(manifest.app)
     integrations = requirements_from_json(manifest.parsed, "integrations")
     secrets = requirements_from_json(manifest.parsed, "secrets")
     cat = app_settings.catalogue()
@@ -260,11 +287,11 @@ def run_environment_build(
         now=now,
     )
     if not readiness.complete:
-        raise AppNotReadyError(readiness)
+        raise AppNotReadyError(readiness, app=app)
 
     env: dict[str, str] = {}
     expiries: list[datetime] = []
-    chosen = _chosen_connections(integrations, readiness, conns, connections or {}, cat)
+    chosen = _chosen_connections(integrations, readiness, conns, connections or {}, cat, app=app)
     dead: list[Connection] = []
     down: list[Outage] = []
     required = {r.key for r in integrations if not r.optional}
@@ -306,7 +333,7 @@ def run_environment_build(
             cat=cat,
             now=now,
         )
-        raise AppNotReadyError(readiness, reconnect=dead)
+        raise AppNotReadyError(readiness, app=app, reconnect=dead)
     if down:
         raise RunUnavailableError(down)
 
@@ -329,7 +356,7 @@ def run_environment_build(
                 and cat.by_key[r.key].kind is CredentialKind.GCP_PROJECT
             ]
             if refused:
-                raise AppNotReadyError(readiness, refused_keys=refused) from None
+                raise AppNotReadyError(readiness, app=app, refused_keys=refused) from None
         if gcp is not None:
             env["GCP_ACCESS_TOKEN"] = gcp.access_token
             env["GCP_PROJECT_NUMBER"] = gcp.project_number
@@ -346,7 +373,7 @@ def run_environment_build(
     result = RunEnvironment(
         env=env,
         expires_at=min(expiries) if expiries else None,
-        app=manifest.app.slug if hasattr(manifest.app, "slug") else str(manifest.app),
+        app=app,
         version=manifest.number,
     )
     audit_record(
@@ -392,6 +419,8 @@ def _chosen_connections(
     conns: Sequence[Connection],
     named: Mapping[str, int],
     cat: Catalogue,
+    *,
+    app: str,
 ) -> dict[str, tuple[Connection, list[str]]]:
     """Per provider the app declares OAuth capabilities of: the connection whose token
     it gets, and the declared capabilities that connection's grant covers."""
@@ -442,7 +471,7 @@ def _chosen_connections(
                 break
         else:
             if provider in named:
-                raise AppNotReadyError(readiness, reconnect=[by_id[named[provider]]])
+                raise AppNotReadyError(readiness, app=app, reconnect=[by_id[named[provider]]])
     return result
 
 

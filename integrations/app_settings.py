@@ -11,7 +11,7 @@ from django.conf import settings
 
 from integrations.catalogue import BUILTIN, Catalogue
 from integrations.catalogue import ProviderInfo as CatalogueProvider
-from integrations.errors import UnknownProviderError
+from integrations.errors import ProviderDisabledError, UnknownProviderError
 from integrations.provider_presets import DefinitionError, capabilities_from_data
 
 logger = logging.getLogger(__name__)
@@ -210,7 +210,8 @@ def _definition_config(definition: Any, client: Any = None) -> ProviderConfig:
 
 
 def provider_config(provider_id: str, *, client: Any = None) -> ProviderConfig:
-    """The configuration of a connectable OAuth provider; ``KeyError`` when unknown.
+    """The configuration of a connectable OAuth provider; ``UnknownProviderError`` when
+    unknown.
 
     ``client``: a ``UserOAuthClient`` whose credentials replace the platform's.
     """
@@ -241,10 +242,10 @@ def connection_config(connection: Any) -> ProviderConfig:
 def flow_config(provider_id: str, *, user: Any) -> ProviderConfig:
     """The configuration a Connect or Add Permissions flow of ``user`` uses: their own
     client when the provider allows it and they set one, else the platform's.
-    ``KeyError`` when unknown or not enabled."""
+    ``UnknownProviderError`` when unknown, ``ProviderDisabledError`` when not enabled."""
     config = provider_config(provider_id)
     if not config.enabled:
-        raise KeyError(provider_id)
+        raise ProviderDisabledError(provider_id)
     if config.allow_user_clients and getattr(user, "is_authenticated", False):
         from integrations.models import UserOAuthClient
 

@@ -9,18 +9,37 @@ dropping the old one. https://cryptography.io/en/latest/fernet/#cryptography.fer
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from integrations.errors import IntegrationError
+
 
 class KeyConfigurationError(Exception):
-    """The encryption keys are missing or malformed."""
+    """The encryption keys are missing or malformed: a configuration error (as Django's
+    ``ImproperlyConfigured``), found by the system check at start, not an answer to a
+    request; outside ``IntegrationError`` so that no ``except IntegrationError`` can
+    take it for a provider's refusal."""
 
 
-class DecryptionError(Exception):
-    """A stored value could not be decrypted with any configured key."""
+class DecryptionError(IntegrationError):
+    """A stored value could not be decrypted with any configured key:
+    ``INTEGRATIONS_TOKEN_KEYS`` lost the key it was written under, staff's to fix."""
+
+    status = 503
+    code = "undecryptable"
+    refused_as = None
+    log_level = logging.ERROR
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "error": self.code,
+            "detail": "a stored credential does not decrypt with the configured keys",
+        }
 
 
 @lru_cache(maxsize=8)

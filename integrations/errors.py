@@ -1,25 +1,97 @@
-"""One error family for integrations; provider error codes map to classes through one
-table (as oauthlib's ``raise_from_error``). Messages never carry a credential."""
+"""One error family for the product; provider error codes map to classes through one
+table (as oauthlib's ``raise_from_error``). Messages never carry a credential.
+
+Pure: no Django, so that ``crypto`` stays pure with its ``DecryptionError`` here too.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 
 class IntegrationError(Exception):
-    """Base of every integrations error. ``code`` is an RFC 6749 error code or ours."""
+    """Base of every error the product raises on purpose (the manifest's are
+    ``ManifestError``). Each class knows its API answer (oauthlib's ``status_code``):
+    ``status`` (HTTP), ``code`` (the API code: the ``error`` of the JSON body
+    ``{"error": code, "detail": message}``), ``payload()`` and ``headers()``; the API
+    answers them in one handler (``apps_registry.api.errors.exception_handler``).
 
+    ``code`` may be given per instance: a provider's refusal carries the provider's
+    error code (RFC 6749 §5.2), which the refresh records. A provider's refusal (this
+    class itself, as ``error_from_response`` makes it for a code no subclass names, and
+    the classes below that keep ``refused_as``) is answered
+    ``{"error": refused_as, "detail": code}``: the code, never the provider's words.
+    """
+
+    status: ClassVar[int] = 502
     code = "integration_error"
+    # The API code of a provider's refusal; None: the error is ours, its API code ``code``.
+    refused_as: ClassVar[str | None] = "provider_error"
+    # How the API handler logs an answer of this class (None: not at all).
+    log_level: ClassVar[int | None] = logging.WARNING
 
     def __init__(self, message: str = "", *, code: str | None = None) -> None:
         super().__init__(message or self.__class__.__doc__ or self.code)
         if code:
             self.code = code
 
+    def payload(self) -> dict[str, Any]:
+        """The JSON body of the API's answer."""
+        if self.refused_as is not None:
+            return {"error": self.refused_as, "detail": self.code}
+        return {"error": self.code, "detail": str(self)}
 
-class UnknownProviderError(KeyError):
-    """No provider has this id (never built in, or its definition was deleted). A
-    ``KeyError``, as a lookup by id is."""
+    def headers(self) -> dict[str, str]:
+        """Headers of the API's answer besides the JSON body's."""
+        return {}
+
+
+class UnknownProviderError(IntegrationError):
+    """No provider has this id (never built in, or its definition was deleted)."""
+
+    status = 404
+    code = "unknown_provider"
+    refused_as = None
+    log_level = None
+
+    def __init__(self, provider_id: str) -> None:
+        super().__init__(f"no provider has the id {provider_id!r}")
+        self.provider_id = provider_id
+
+
+class ProviderDisabledError(IntegrationError):
+    """The provider is defined but disabled: no Connect or Add Permissions flow starts
+    or completes with it (404, as for an unknown one)."""
+
+    status = 404
+    code = "provider_disabled"
+    refused_as = None
+    log_level = None
+
+    def __init__(self, provider_id: str) -> None:
+        super().__init__(f"the provider {provider_id!r} is disabled")
+        self.provider_id = provider_id
+
+
+class OwnClientNotAllowedError(IntegrationError):
+    """The provider does not take users' own OAuth clients."""
+
+    status = 403
+    code = "own_client_not_allowed"
+    refused_as = None
+    log_level = None
+
+
+class AuditEventImmutableError(IntegrationError, PermissionError):
+    """An audit event, once written, is never changed or deleted through the ORM. A
+    ``PermissionError`` too: it guards the model, as Django's own guards do."""
+
+    status = 500
+    code = "audit_event_immutable"
+    refused_as = None
+    log_level = logging.ERROR
 
 
 class ReauthorizationRequiredError(IntegrationError):
@@ -31,7 +103,13 @@ class ReauthorizationRequiredError(IntegrationError):
 class ProviderUnavailableError(IntegrationError):
     """The provider timed out, refused the connection, or answered 5xx or 429."""
 
+    status = 503
     code = "temporarily_unavailable"
+    refused_as = "provider_unavailable"
+    log_level = None
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "60"}
 
 
 class ProviderMisconfiguredError(IntegrationError):
@@ -43,23 +121,23 @@ class ProviderMisconfiguredError(IntegrationError):
 class AccountMismatchError(IntegrationError):
     """Add Permissions came back signed in as another account than the connection's."""
 
+    status = 409
     code = "account_mismatch"
+    refused_as = None
+    log_level = None
 
 
 class MissingCapabilitiesError(IntegrationError):
     """Capabilities an app needs that the user has not granted."""
 
+    status = 409
     code = "missing_capabilities"
+    refused_as = None
+    log_level = None
 
     def __init__(self, message: str = "", *, missing: Sequence[str]) -> None:
         super().__init__(message or "missing: " + ", ".join(missing))
         self.missing = list(missing)
-
-
-class RevocationError(IntegrationError):
-    """The provider did not confirm a revocation."""
-
-    code = "revocation_failed"
 
 
 class ServiceAccountMissingError(MissingCapabilitiesError):
@@ -80,7 +158,10 @@ class InvalidServiceAccountKeyError(IntegrationError):
     """An uploaded service-account key or project number was refused. The message says
     why, for the user, and never quotes the key's content."""
 
+    status = 400
     code = "invalid_service_account_key"
+    refused_as = None
+    log_level = None
 
 
 _BY_CODE: dict[str, type[IntegrationError]] = {
@@ -125,4 +206,7 @@ def error_from_response(status: int, body: object, *, description: str = "") -> 
 class InvalidSecretError(IntegrationError):
     """A secret's key or value was refused. The message never quotes the value."""
 
+    status = 400
     code = "invalid_secret"
+    refused_as = None
+    log_level = None

@@ -5,6 +5,8 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from integrations.errors import AuditEventImmutableError
+
 
 class Connection(models.Model):
     """One user's authorized account at one provider.
@@ -129,11 +131,11 @@ class AuditEvent(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Append-only: an event, once written, is never changed through the ORM.
         if not self._state.adding:
-            raise PermissionError("audit events are append-only")
+            raise AuditEventImmutableError("audit events are append-only")
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise PermissionError("audit events are append-only")
+        raise AuditEventImmutableError("audit events are append-only")
 
 
 class ProviderHealth(models.Model):

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations import app_settings, crypto, http
+from integrations.errors import OwnClientNotAllowedError
 from integrations.models import Connection, ProviderDefinition, UserOAuthClient
 from integrations.provider_presets import PRESETS, DefinitionError, validate_definition
 
@@ -142,7 +143,7 @@ def user_client_set(*, user: Any, provider: str, client_id: str, client_secret: 
     """
     config = app_settings.provider_info(provider)
     if not config.allow_user_clients:
-        raise PermissionError(f"{config.name} does not take users' own clients")
+        raise OwnClientNotAllowedError(f"{config.name} does not take users' own clients")
     with transaction.atomic():
         client = (
             UserOAuthClient.objects.select_for_update().filter(user=user, provider=provider).first()

@@ -591,8 +591,6 @@ def connection_refresh_if_due(*, connection_id: int, now: datetime | None = None
             next_refresh_at=None
         )
         return exc.code
-    except IntegrationError as exc:
-        return exc.code
     except UnknownProviderError:
         # Its definition was deleted: nothing to refresh with until staff restore it.
         Connection.objects.filter(pk=connection_id).update(next_refresh_at=None)
@@ -605,4 +603,6 @@ def connection_refresh_if_due(*, connection_id: int, now: datetime | None = None
         Connection.objects.filter(pk=connection_id).update(next_refresh_at=retry_at)
         logger.error("connection %s: its refresh token does not decrypt", connection_id)
         return "undecryptable"
+    except IntegrationError as exc:  # after its subclasses above
+        return exc.code
     return "ok"

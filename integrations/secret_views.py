@@ -127,10 +127,9 @@ def service_accounts_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def service_account_upload(request: HttpRequest, purpose: str) -> HttpResponse:
     """Upload (or replace) the key of one purpose: ``google-sa`` or ``gcp``."""
-    try:
-        kind = _PURPOSES[purpose]
-    except KeyError:
-        raise Http404("No such service-account purpose.") from None
+    kind = _PURPOSES.get(purpose)
+    if kind is None:
+        raise Http404("No such service-account purpose.")
     form: Any = (GcpProjectForm if kind == Purpose.GCP else ServiceAccountKeyForm)(
         request.POST, request.FILES
     )

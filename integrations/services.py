@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from integrations import app_settings, crypto, http
-from integrations.errors import AccountMismatchError, IntegrationError
+from integrations.errors import AccountMismatchError, IntegrationError, UnknownProviderError
 from integrations.models import (
     AuditEvent,
     Connection,
@@ -309,7 +309,7 @@ def _revoke_at_provider(connection: Connection) -> RevocationOutcome:
     outcome's ``error_code``."""
     try:
         config = app_settings.connection_config(connection)
-    except KeyError:
+    except UnknownProviderError:
         # Staff deleted the provider's definition: nowhere to revoke at.
         return RevocationOutcome(ok=False, error_code="unknown_provider")
     except crypto.DecryptionError:

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from integrations import app_settings, providers, selectors, services
 from integrations.app_settings import ProviderConfig
 from integrations.catalogue import Capability
-from integrations.errors import IntegrationError
+from integrations.errors import IntegrationError, ProviderDisabledError, UnknownProviderError
 from integrations.forms import CapabilitiesForm, OwnClientForm
 from integrations.models import Connection, UserOAuthClient
 from integrations.oauth.adapter import safe_next
@@ -57,7 +57,7 @@ def _config_or_404(provider_id: str, *, user: Any) -> ProviderConfig:
     """The configuration of a flow of ``user``'s: 404 for an unknown or disabled provider."""
     try:
         return app_settings.flow_config(provider_id, user=user)
-    except KeyError:
+    except (UnknownProviderError, ProviderDisabledError):
         raise Http404("No such provider.") from None
 
 
@@ -131,7 +131,7 @@ def own_client_set(request: HttpRequest, provider_id: str) -> HttpResponse:
     # Not the flow's configuration: that would decrypt the client being replaced.
     try:
         config = app_settings.provider_info(provider_id)
-    except KeyError:
+    except UnknownProviderError:
         raise Http404("No such provider.") from None
     form = OwnClientForm(request.POST)
     if not (config.enabled and config.allow_user_clients):
@@ -236,7 +236,7 @@ def disconnect(request: HttpRequest, id: int) -> HttpResponse:
     conn = selectors.connection_for_user(user=request.user, id=id)
     try:
         name = app_settings.provider_info(conn.provider).name
-    except KeyError:
+    except UnknownProviderError:
         name = conn.provider  # its definition was deleted: the connection still goes
     if request.method == "GET":
         return render(
@@ -268,6 +268,6 @@ def oauth_callback(request: HttpRequest, provider_id: str) -> HttpResponse:
     our adapter (allauth checks ``state``, sends the PKCE verifier, exchanges the code)."""
     try:
         adapter = IntegrationOAuth2Adapter(request, provider_id)
-    except KeyError:
+    except (UnknownProviderError, ProviderDisabledError):
         raise Http404("No such provider.") from None
     return OAuth2CallbackView.adapter_view(adapter)(request)

@@ -1,18 +1,52 @@
-"""Django's error views for the whole site (``handler400``/``403``/``404``/``500`` in
-``config.urls``): under ``/api/`` the answer is JSON in DRF's shape
-(``{"detail": "..."}``), never an HTML page; elsewhere Django's own pages.
+"""How the API answers errors.
 
-DRF's exception handler covers errors raised inside its views; these cover the rest: a
-path no route matches, and an exception outside a view's handling.
+``exception_handler`` (DRF's ``EXCEPTION_HANDLER``) answers, inside DRF's views, every
+error of the product's family, ``IntegrationError`` and ``ManifestError``, with the
+error's own status, body and headers; anything else as DRF does.
+https://www.django-rest-framework.org/api-guide/exceptions/#custom-exception-handling
+
+Django's error views for the whole site (``handler400``/``403``/``404``/``500`` in
+``config.urls``) cover the rest: under ``/api/`` the answer is JSON in DRF's shape
+(``{"detail": "..."}``), never an HTML page; elsewhere Django's own pages. They answer
+a path no route matches, and an exception outside a view's handling.
 https://docs.djangoproject.com/en/stable/topics/http/views/#customizing-error-views
 """
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from apps_registry.manifest import ManifestError
+from integrations.errors import IntegrationError
+
+logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """The one place the API turns an error into its answer. A view's decorators still
+    apply (the run API's ``Cache-Control: no-store`` included): DRF's ``dispatch``
+    returns this response as any other."""
+    if isinstance(exc, IntegrationError | ManifestError):
+        if isinstance(exc, IntegrationError) and exc.log_level is not None:
+            request = context.get("request")
+            logger.log(
+                exc.log_level,
+                "%s answered %s %s (%s)",
+                getattr(request, "path", "?"),
+                exc.status,
+                exc.code,
+                type(exc).__name__,
+            )
+        return Response(exc.payload(), status=exc.status, headers=exc.headers())
+    return drf_exception_handler(exc, context)
 
 
 def _is_api(request: HttpRequest) -> bool:

@@ -8,7 +8,6 @@ and compared in constant time.
 from __future__ import annotations
 
 import hmac
-import logging
 from typing import Any
 
 from django.utils import timezone
@@ -32,22 +31,8 @@ from rest_framework.views import APIView
 from apps_registry.api.authentication import bearer_token
 from apps_registry.api.parsers import BoundedJSONParser
 from apps_registry.models import RunnerToken
-from apps_registry.run_env import (
-    AppNotReadyError,
-    RunTargetNotFoundError,
-    RunUnavailableError,
-    not_ready_payload,
-    retry_after_seconds,
-    run_environment_build,
-    run_target,
-    unavailable_payload,
-)
+from apps_registry.run_env import run_environment_build, run_target
 from apps_registry.tokens import RUNNER_TOKEN_PREFIX, hash_api_token
-from integrations import app_settings
-from integrations.crypto import DecryptionError
-from integrations.errors import IntegrationError, ProviderUnavailableError
-
-logger = logging.getLogger(__name__)
 
 _TOUCH_EVERY = 60  # seconds between last_used_at writes
 
@@ -210,53 +195,14 @@ class RunEnvironmentView(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         data = body.validated_data
-        try:
-            manifest = run_target(app=data["app"], version=data.get("version"))
-            run = run_environment_build(
-                user=data["user"],
-                manifest=manifest,
-                connections=data.get("connections"),
-                runner=str(getattr(request.auth, "name", "")),
-            )
-        except RunTargetNotFoundError as exc:
-            return Response(
-                {"error": "not_found", "detail": str(exc)}, status=status.HTTP_404_NOT_FOUND
-            )
-        except AppNotReadyError as exc:
-            app_url = app_settings.site_url() + f"/apps/{data['app']}/"
-            return Response(
-                not_ready_payload(exc, app_url=app_url), status=status.HTTP_409_CONFLICT
-            )
-        except RunUnavailableError as exc:
-            return Response(
-                unavailable_payload(exc),
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": str(retry_after_seconds(exc))},
-            )
-        except ProviderUnavailableError as exc:
-            return Response(
-                {"error": "provider_unavailable", "detail": exc.code},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": "60"},
-            )
-        except IntegrationError as exc:
-            # The provider refused a refresh for a reason that is neither a dead grant
-            # nor an outage (invalid_scope, invalid_request, ...): its code, nothing more.
-            logger.warning("run environment of %s: provider error %s", data["app"], exc.code)
-            return Response(
-                {"error": "provider_error", "detail": exc.code},
-                status=status.HTTP_502_BAD_GATEWAY,
-            )
-        except DecryptionError:
-            # INTEGRATIONS_TOKEN_KEYS lost the key these were written under: staff's to fix.
-            logger.error("run environment of %s: a stored credential does not decrypt", data["app"])
-            return Response(
-                {
-                    "error": "undecryptable",
-                    "detail": "a stored credential does not decrypt with the configured keys",
-                },
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            )
+        # Errors (404, 409, 502, 503) are answered by ``api.errors.exception_handler``.
+        manifest = run_target(app=data["app"], version=data.get("version"))
+        run = run_environment_build(
+            user=data["user"],
+            manifest=manifest,
+            connections=data.get("connections"),
+            runner=str(getattr(request.auth, "name", "")),
+        )
         return Response(
             {
                 "env": run.env,

@@ -14,7 +14,6 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,9 +26,7 @@ from apps_registry.api.serializers import (
     UploadRequestSerializer,
     VersionSerializer,
 )
-from apps_registry.errors import AppOwnershipError, ManifestRejectedError
 from apps_registry.limits import MAX_ENVELOPE_BYTES, MAX_MANIFEST_BYTES, content_length
-from apps_registry.serialization import problems_as_json
 
 _EXAMPLE = "namespace: acme\nname: report\nintegrations:\n  - key: google.sheets.readonly\n"
 
@@ -90,19 +87,9 @@ class ManifestUploadView(APIView):
             body = UploadRequestSerializer(data=data if isinstance(data, dict) else {})
             body.is_valid(raise_exception=True)
             text = body.validated_data["text"]
-        try:
-            version = services.manifest_upload(user=request.user, text=text)
-        except AppOwnershipError as exc:
-            raise PermissionDenied(str(exc)) from None
-        except ManifestRejectedError as exc:
-            rejected = {
-                "detail": "The manifest was refused and not kept.",
-                "valid": False,
-                "errors": problems_as_json(exc.problems),
-            }
-            return Response(
-                RejectedSerializer(rejected).data, status=status.HTTP_422_UNPROCESSABLE_ENTITY
-            )
+        # AppOwnershipError (403) and ManifestRejectedError (422, ``RejectedSerializer``'s
+        # shape) are answered by ``api.errors.exception_handler``.
+        version = services.manifest_upload(user=request.user, text=text)
         answer = VersionSerializer(version, context={"request": request}).data
         code = status.HTTP_201_CREATED if version.valid else status.HTTP_422_UNPROCESSABLE_ENTITY
         return Response(answer, status=code)
@@ -122,12 +109,8 @@ class AppDetailView(APIView):
         },
     )
     def get(self, request: Request, namespace: str, name: str) -> Response:
-        try:
-            app = selectors.app_for_user(
-                user=request.user, namespace=namespace, name=name, write=True
-            )
-        except AppOwnershipError as exc:
-            raise PermissionDenied(str(exc)) from None
+        # AppOwnershipError: 403, by ``api.errors.exception_handler``.
+        app = selectors.app_for_user(user=request.user, namespace=namespace, name=name, write=True)
         # The raw texts are not part of the answer: up to 64 KiB each.
         versions: Any = selectors.versions_of_app(app=app).defer("raw_text", "parsed")
         return Response(AppSerializer(app, context={"versions": versions}).data)

@@ -3,9 +3,10 @@ that carries them. Pure."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Final, NoReturn, Protocol
+from typing import Any, ClassVar, Final, NoReturn, Protocol
 
 
 class Position(Protocol):
@@ -41,12 +42,27 @@ class ManifestProblem:
 class ManifestError(Exception):
     """The manifest was refused; ``problems`` lists every error found, in document order.
 
-    ``str()`` gives one ``LINE:COL: path: message`` line per problem.
+    ``str()`` gives one ``LINE:COL: path: message`` line per problem. Like an
+    ``IntegrationError`` it knows its API answer: ``status``, ``code``, ``payload()``
+    (the problems, nothing kept) and ``headers()``.
     """
+
+    status: ClassVar[int] = 422
+    code: ClassVar[str] = "invalid_manifest"
 
     def __init__(self, problems: list[ManifestProblem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "detail": "The manifest was refused and not kept.",
+            "valid": False,
+            "errors": [dataclasses.asdict(p) for p in self.problems],
+        }
+
+    def headers(self) -> dict[str, str]:
+        return {}
 
 
 def problem_at(mark: Position | None, path: str, message: str) -> ManifestProblem:

@@ -25,7 +25,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from integrations import app_settings, http, services
-from integrations.errors import AccountMismatchError
+from integrations.errors import AccountMismatchError, ProviderDisabledError, UnknownProviderError
 from integrations.oauth.provider import ALLAUTH_PREFIX, IntegrationProvider
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class IntegrationSocialAccountAdapter(DefaultSocialAccountAdapter):
                 config = app_settings.flow_config(
                     provider.removeprefix(ALLAUTH_PREFIX), user=getattr(request, "user", None)
                 )
-            except KeyError:
+            except (UnknownProviderError, ProviderDisabledError):
                 return []
             if client_id and client_id != config.client_id:
                 return []
