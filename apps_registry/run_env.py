@@ -44,6 +44,7 @@ from apps_registry.readiness import Outage, Readiness, assess_readiness, grant_o
 from apps_registry.selectors import grant_of
 from apps_registry.serialization import requirements_from_json
 from integrations import app_settings, refresh, service_accounts
+from integrations.audit import audit_record
 from integrations.catalogue import Catalogue, CredentialKind
 from integrations.errors import (
     IntegrationError,
@@ -53,7 +54,7 @@ from integrations.errors import (
 )
 from integrations.models import AuditEvent, Connection, Secret, ServiceAccountKey
 from integrations.secret_rules import DISCORD_BOT_TOKEN_KEY
-from integrations.services import audit_record, secret_value
+from integrations.secrets import secret_value
 
 
 class RunEnvironmentError(IntegrationError):

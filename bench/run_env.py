@@ -291,8 +291,9 @@ class Bench:
 
         from apps_registry import services
         from integrations.catalogue import BUILTIN
+        from integrations.connections.store import store_tokens
         from integrations.models import Connection
-        from integrations.services import secret_set, store_tokens
+        from integrations.secrets import secret_set
         from integrations.tokens import TokenSet
 
         User = get_user_model()
@@ -620,7 +621,7 @@ LOGIC = [
         "connection_narrowed_credentials",
         "refresh.connection_narrowed_credentials (1 decrypt)",
     ),
-    ("integrations/services.py", "secret_value", "services.secret_value (x2, 1 decrypt each)"),
+    ("integrations/secrets.py", "secret_value", "secrets.secret_value (x2, 1 decrypt each)"),
     ("apps_registry/run_env.py", "_oauth_env", "_oauth_env (JSON of the credentials)"),
 ]
 
@@ -682,7 +683,7 @@ def profile(call: Callable[[], Any], runs: int) -> list[str]:
                 "django/db/models/query.py", "__iter__", "run_env.py", "run_environment_build"
             ),
         ),
-        row("    audit_record: the INSERT", cumulative("integrations/services.py", "audit_record")),
+        row("    audit_record: the INSERT", cumulative("integrations/audit.py", "audit_record")),
         row("the service's own logic", logic),
         *(row("  " + label, t) for label, t in parts),
         row("  (of the above: Fernet decryption, 3 values)", decrypt),

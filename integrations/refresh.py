@@ -39,6 +39,8 @@ from django.utils import timezone
 
 from integrations import app_settings, crypto, http
 from integrations.app_settings import ProviderConfig
+from integrations.audit import audit_record
+from integrations.connections.store import store_tokens
 from integrations.errors import (
     IntegrationError,
     ProviderMisconfiguredError,
@@ -55,7 +57,6 @@ from integrations.refresh_policy import (
     backoff_delay,
     next_refresh_at,
 )
-from integrations.services import audit_record, store_tokens
 from integrations.tokens import TokenResponseError, TokenSet, parse_token_response
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from integrations import selectors, service_accounts, services
+from integrations import secrets, selectors, service_accounts
 from integrations.errors import InvalidSecretError, InvalidServiceAccountKeyError
 from integrations.forms import GcpProjectForm, SecretForm, ServiceAccountKeyForm
 from integrations.models import ServiceAccountKey
@@ -56,7 +56,7 @@ def secrets_page(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         key = form.cleaned_data["key"]
         try:
-            result = services.secret_set(
+            result = secrets.secret_set(
                 user=request.user, key=key, value=form.cleaned_data["value"]
             )
         except InvalidSecretError as exc:
@@ -89,7 +89,7 @@ def secret_delete(request: HttpRequest, id: int) -> HttpResponse:
             },
         )
     key = secret.key
-    services.secret_delete(secret=secret)
+    secrets.secret_delete(secret=secret)
     messages.success(request, f"Deleted {key}.")
     return redirect("integrations:secrets")
 

@@ -33,6 +33,7 @@ from django.views.decorators.debug import sensitive_variables
 from google.oauth2 import service_account as google_service_account
 
 from integrations import app_settings, catalogue, crypto, http
+from integrations.audit import audit_record
 from integrations.catalogue import CredentialKind
 from integrations.errors import (
     IntegrationError,
@@ -49,7 +50,6 @@ from integrations.service_account_keys import (
     parse_project_number,
     parse_service_account_key,
 )
-from integrations.services import audit_record
 
 logger = logging.getLogger(__name__)
 

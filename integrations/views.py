@@ -15,13 +15,16 @@ from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from integrations import app_settings, providers, selectors, services
+from integrations import app_settings, providers, selectors
 from integrations.app_settings import ProviderConfig
 from integrations.catalogue import Capability
+from integrations.connections.connect import connection_make_default
+from integrations.connections.disconnect import connection_disconnect
 from integrations.errors import IntegrationError, ProviderDisabledError, UnknownProviderError
 from integrations.forms import CapabilitiesForm, OwnClientForm
 from integrations.models import Connection, UserOAuthClient
 from integrations.oauth.adapter import safe_next
+from integrations.oauth.flows import connection_start
 from integrations.oauth.provider import IntegrationOAuth2Adapter
 
 
@@ -111,7 +114,7 @@ def _start(
                 messages.error(request, str(error))
         return redirect("integrations:page")
     try:
-        return services.connection_start(
+        return connection_start(
             request=request,
             provider_id=provider_id,
             capabilities=form.cleaned_data["capabilities"],
@@ -207,7 +210,7 @@ def reconnect(request: HttpRequest, id: int) -> HttpResponse:
     cat = app_settings.catalogue()
     granted = cat.granted_capabilities(conn.provider, conn.scopes)
     try:
-        return services.connection_start(
+        return connection_start(
             request=request,
             provider_id=conn.provider,
             capabilities=cat.effective_capabilities(granted),
@@ -223,7 +226,7 @@ def reconnect(request: HttpRequest, id: int) -> HttpResponse:
 @require_POST
 def make_default(request: HttpRequest, id: int) -> HttpResponse:
     conn = selectors.connection_for_user(user=request.user, id=id)
-    services.connection_make_default(connection=conn)
+    connection_make_default(connection=conn)
     messages.success(
         request, f"Apps now use {conn.account_email or conn.account_uid} unless they name another."
     )
@@ -243,7 +246,7 @@ def disconnect(request: HttpRequest, id: int) -> HttpResponse:
             request, "integrations/disconnect.html", {"connection": conn, "provider_name": name}
         )
     who = conn.account_email or conn.account_uid
-    outcome = services.connection_disconnect(connection=conn)
+    outcome = connection_disconnect(connection=conn)
     if outcome.ok:
         messages.success(request, f"Disconnected {name} ({who}); {name} revoked the access.")
     elif outcome.error_code in ("no_revocation_endpoint", "unknown_provider"):

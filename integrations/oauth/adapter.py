@@ -24,7 +24,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from integrations import app_settings, http, services
+from integrations import app_settings, http
+from integrations.connections import connect
 from integrations.errors import AccountMismatchError, ProviderDisabledError, UnknownProviderError
 from integrations.oauth.provider import ALLAUTH_PREFIX, IntegrationProvider
 
@@ -104,7 +105,7 @@ class IntegrationSocialAccountAdapter(DefaultSocialAccountAdapter):
         identity = sociallogin.integration_identity
         requested = list(data.get("capabilities") or [])
         try:
-            result = services.connection_save_from_callback(
+            result = connect.connection_save_from_callback(
                 user=request.user,
                 provider_id=provider.integration_id,
                 uid=identity["uid"],

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apps_registry import services
-from integrations.services import secret_set
+from integrations.secrets import secret_set
 from tests.integrations.factories import ConnectionFactory
 
 from .test_run_env import MANIFEST

@@ -30,10 +30,10 @@ from django.utils import timezone
 from apps_registry import services
 from apps_registry.runner_client import HubClient, NotAuthorizedYetError
 from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
+from integrations.connections.store import connection_refresh_token
 from integrations.models import Connection
 from integrations.sandbox.models import SandboxRevocation
 from integrations.sandbox.services import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
-from integrations.services import connection_refresh_token
 from tests.processes import ROOT, django_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

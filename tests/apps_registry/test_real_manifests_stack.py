@@ -16,8 +16,9 @@ from apps_registry.manifest import ManifestError, parse_manifest
 from apps_registry.models import App, ManifestVersion
 from integrations import app_settings, crypto
 from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
+from integrations.connections.store import connection_access_token
 from integrations.models import Secret
-from integrations.services import connection_access_token, secret_set
+from integrations.secrets import secret_set
 from tests.integrations.factories import ConnectionFactory
 
 from .conftest import FIXTURES, bearer

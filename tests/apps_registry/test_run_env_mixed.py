@@ -18,8 +18,8 @@ from integrations.errors import InvalidSecretError
 from integrations.models import ProviderDefinition
 from integrations.provider_presets import PRESETS
 from integrations.providers import provider_definition_set_secret
+from integrations.secrets import secret_set
 from integrations.service_accounts import service_account_key_set
-from integrations.services import secret_set
 from tests.integrations.factories import ConnectionFactory
 from tests.integrations.gcp_fakes import TokenEndpoint, key_json, rsa_key, serve
 

@@ -28,11 +28,12 @@ from apps_registry import services
 from apps_registry.models import App
 from integrations.catalogue import BUILTIN as CATALOGUE
 from integrations.catalogue import CAPABILITIES, GOOGLE_SCOPE_PREFIX, CredentialKind
+from integrations.connections.store import connection_access_token, connection_refresh_token
 from integrations.models import Connection, ProviderDefinition, Secret, ServiceAccountKey
 from integrations.provider_presets import PRESETS
 from integrations.providers import provider_definition_set_secret
+from integrations.secrets import secret_set
 from integrations.service_accounts import service_account_key_set
-from integrations.services import connection_access_token, connection_refresh_token, secret_set
 from tests.integrations.factories import ConnectionFactory
 from tests.integrations.gcp_fakes import key_json
 

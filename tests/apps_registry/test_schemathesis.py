@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 from apps_registry import services
 from config.wsgi import application
 from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
-from integrations.services import secret_set
+from integrations.secrets import secret_set
 from tests.integrations.factories import ConnectionFactory
 
 from .test_run_env import MANIFEST

@@ -16,7 +16,7 @@ from django.urls import reverse
 from apps_registry.manifest import MAX_MANIFEST_BYTES
 from apps_registry.models import App, ManifestVersion
 from integrations.catalogue import BUILTIN as catalogue
-from integrations.services import secret_set
+from integrations.secrets import secret_set
 from tests.integrations.factories import ConnectionFactory
 
 from .conftest import REAL, REPORT

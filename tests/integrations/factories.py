@@ -6,8 +6,8 @@ import factory
 from django.utils import timezone
 
 from integrations.catalogue import BUILTIN
+from integrations.connections.store import store_tokens
 from integrations.models import Connection
-from integrations.services import store_tokens
 from integrations.tokens import TokenSet
 
 

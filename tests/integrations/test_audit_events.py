@@ -87,7 +87,7 @@ def test_a_second_disconnect_records_nothing_more(alice_client, google):
 
 
 def test_an_audit_event_cannot_be_changed_or_deleted_through_the_orm(alice):
-    from integrations.services import audit_record
+    from integrations.audit import audit_record
 
     audit_record(kind=AuditEvent.Kind.SECRET_SET, provider="secrets", user=alice, account="K")
     event = AuditEvent.objects.get()

@@ -10,14 +10,13 @@ from django.db import connection as db
 from django.test import override_settings
 
 from integrations import crypto
-from integrations.models import Connection
-from integrations.services import (
+from integrations.connections.store import (
     connection_access_token,
     connection_refresh_token,
-    secret_set,
-    secret_value,
     store_tokens,
 )
+from integrations.models import Connection
+from integrations.secrets import secret_set, secret_value
 from integrations.tokens import TokenSet, parse_token_response
 
 KEY_A = Fernet.generate_key().decode()
@@ -125,7 +124,7 @@ def test_every_encrypted_column_is_rotated():
     from django.apps import apps
     from django.db import models
 
-    from integrations.services import ENCRYPTED_FIELDS
+    from integrations.key_rotation import ENCRYPTED_FIELDS
 
     found = {
         (model, field.name)

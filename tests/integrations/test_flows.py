@@ -13,8 +13,8 @@ from django.test import Client
 from django.urls import reverse
 
 from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
+from integrations.connections.store import connection_access_token, connection_refresh_token
 from integrations.models import AuditEvent, Connection
-from integrations.services import connection_access_token, connection_refresh_token
 
 from .fakes import FakeGoogle
 

@@ -389,7 +389,7 @@ def test_a_double_submitted_disconnect_revokes_once(alice_client, alice, acme_se
     make_acme()
     connect_acme(alice_client, acme_server)
     conn = Connection.objects.get(user=alice, provider="acme")
-    from integrations.services import connection_disconnect
+    from integrations.connections.disconnect import connection_disconnect
 
     # The second submit arrives while the first is revoking.
     acme_server.on_revoke.append(lambda: connection_disconnect(connection=conn))
@@ -402,7 +402,7 @@ def test_a_reconnect_that_lands_during_disconnect_is_kept(alice_client, alice, a
     make_acme()
     connect_acme(alice_client, acme_server)
     conn = Connection.objects.get(user=alice, provider="acme")
-    from integrations.services import connection_disconnect
+    from integrations.connections.disconnect import connection_disconnect
 
     # The callback of a Reconnect re-activates the row while Disconnect revokes.
     acme_server.on_revoke.append(
@@ -542,7 +542,7 @@ def test_check_fills_endpoints_from_discovery():
 
 def acme_connection(user) -> Connection:
     """A connection to Acme granting read and write, with a token good for an hour."""
-    from integrations.services import store_tokens
+    from integrations.connections.store import store_tokens
     from integrations.tokens import TokenSet
 
     conn = Connection(
@@ -563,8 +563,8 @@ def acme_connection(user) -> Connection:
 
 @pytest.mark.parametrize("rotates", [False, True])
 def test_runs_get_tokens_narrowed_where_the_provider_allows(alice, acme_server, rotates):
+    from integrations.connections.store import connection_access_token
     from integrations.refresh import connection_narrowed_credentials
-    from integrations.services import connection_access_token
 
     make_acme(narrow_scope_on_refresh=True, rotates_refresh_tokens=rotates)
     conn = acme_connection(alice)

@@ -15,6 +15,11 @@ from django.core import mail
 from django.urls import reverse
 
 from integrations import app_settings
+from integrations.connections.store import (
+    connection_access_token,
+    connection_refresh_token,
+    store_tokens,
+)
 from integrations.errors import ProviderUnavailableError, ReauthorizationRequiredError
 from integrations.models import AuditEvent, Connection, ProviderHealth
 from integrations.refresh import (
@@ -23,7 +28,6 @@ from integrations.refresh import (
     connections_due_claim,
 )
 from integrations.refresh_policy import BACKOFF_BASE, backoff_delay, next_refresh_at
-from integrations.services import connection_access_token, connection_refresh_token, store_tokens
 from integrations.tokens import TokenSet
 
 pytestmark = pytest.mark.django_db

@@ -24,6 +24,7 @@ from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
 from integrations import app_settings
+from integrations.connections.store import connection_access_token, store_tokens
 from integrations.models import Connection, ProviderDefinition
 from integrations.provider_presets import PRESETS
 from integrations.providers import provider_definition_set_secret
@@ -31,7 +32,6 @@ from integrations.refresh import connection_credentials
 from integrations.refresh_policy import next_refresh_at
 from integrations.sandbox.models import SandboxTokenRequest
 from integrations.sandbox.services import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
-from integrations.services import connection_access_token, store_tokens
 from integrations.tokens import TokenSet
 from tests.processes import django_env, needs_postgres, start
 from tests.sandbox.conftest import Flow

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.views.debug import SafeExceptionReporterFilter
 
-from integrations import services
+from integrations import secrets as services
 from integrations.errors import InvalidSecretError
 from integrations.models import AuditEvent, Secret
 from integrations.secret_rules import MAX_VALUE_BYTES

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from integrations import crypto, services
+from integrations import crypto, key_rotation
 
 
 class Command(BaseCommand):
@@ -15,7 +15,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            counts = services.encryption_keys_rotate()
+            counts = key_rotation.encryption_keys_rotate()
         except (crypto.DecryptionError, crypto.KeyConfigurationError) as exc:
             raise CommandError(f"{exc}. Nothing after the failing batch was changed.") from exc
         done = ", ".join(f"{n} {name}" for name, n in counts.items())

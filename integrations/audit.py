@@ -1,0 +1,35 @@
+"""The append-only audit log: one row per change worth tracing, never a credential."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integrations.models import AuditEvent, Connection
+
+
+def audit_record(
+    *,
+    kind: str,
+    provider: str,
+    user: Any = None,
+    connection: Connection | None = None,
+    ok: bool = True,
+    error_code: str = "",
+    detail: dict | None = None,
+    account: str = "",
+) -> AuditEvent:
+    """Append one event to the audit log. ``detail`` must never hold a credential.
+    ``account`` defaults to the connection's account (a secret's key, a service
+    account's email otherwise)."""
+    return AuditEvent.objects.create(
+        kind=kind,
+        provider=provider,
+        # By id: reading `connection.user` would cost a query on the refresh path.
+        user_id=user.pk if user is not None else (connection.user_id if connection else None),
+        connection_id=connection.pk if connection else None,
+        account=account
+        or ((connection.account_email or connection.account_uid) if connection else ""),
+        ok=ok,
+        error_code=error_code,
+        detail=detail or {},
+    )

@@ -1,0 +1,37 @@
+"""A connection's tokens at rest: encrypted, fingerprinted, never overwritten with an
+empty refresh token."""
+
+from __future__ import annotations
+
+from integrations import app_settings, crypto
+from integrations.models import Connection
+from integrations.tokens import TokenSet
+
+
+def _encrypt(value: str) -> bytes:
+    return crypto.encrypt(value, keys=app_settings.token_keys())
+
+
+def connection_access_token(*, connection: Connection) -> str:
+    """The stored access token in clear. Only for code that hands it to the provider
+    or to an app run; never log it."""
+    return crypto.decrypt(connection.access_token_encrypted, keys=app_settings.token_keys())
+
+
+def connection_refresh_token(*, connection: Connection) -> str | None:
+    if not connection.refresh_token_encrypted:
+        return None
+    return crypto.decrypt(connection.refresh_token_encrypted, keys=app_settings.token_keys())
+
+
+def store_tokens(connection: Connection, token: TokenSet) -> list[str]:
+    """Put ``token`` on ``connection``; a response without a refresh token keeps the
+    stored one. Returns the fields changed, for ``save(update_fields=...)``."""
+    connection.access_token_encrypted = _encrypt(token.access_token)
+    connection.token_fingerprint = crypto.fingerprint(token.access_token)
+    connection.expires_at = token.expires_at
+    fields = ["access_token_encrypted", "token_fingerprint", "expires_at"]
+    if token.refresh_token:
+        connection.refresh_token_encrypted = _encrypt(token.refresh_token)
+        fields.append("refresh_token_encrypted")
+    return fields
