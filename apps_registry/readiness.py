@@ -48,7 +48,7 @@ from enum import StrEnum
 from typing import Literal
 
 from apps_registry.manifest import Requirement
-from integrations.catalogue import BUILTIN, Capability, Catalogue, CredentialKind
+from integrations.core.catalogue import BUILTIN, Capability, Catalogue, CredentialKind
 
 __all__ = [
     "USABLE_STATUSES",

@@ -45,7 +45,8 @@ from apps_registry.selectors import grant_of
 from apps_registry.serialization import requirements_from_json
 from integrations import app_settings, refresh, service_accounts
 from integrations.audit import audit_record
-from integrations.catalogue import Catalogue, CredentialKind
+from integrations.core.catalogue import Catalogue, CredentialKind
+from integrations.core.secret_rules import DISCORD_BOT_TOKEN_KEY
 from integrations.errors import (
     IntegrationError,
     InvalidServiceAccountKeyError,
@@ -53,7 +54,6 @@ from integrations.errors import (
     ReauthorizationRequiredError,
 )
 from integrations.models import AuditEvent, Connection, Secret, ServiceAccountKey
-from integrations.secret_rules import DISCORD_BOT_TOKEN_KEY
 from integrations.secrets import secret_value
 
 

@@ -27,8 +27,8 @@ from apps_registry.serialization import requirements_from_json
 from apps_registry.tokens import hash_api_token
 from integrations import app_settings as integrations_settings
 from integrations import selectors as integrations_selectors
-from integrations.catalogue import Catalogue, CredentialKind
-from integrations.secret_rules import DISCORD_BOT_TOKEN_KEY
+from integrations.core.catalogue import Catalogue, CredentialKind
+from integrations.core.secret_rules import DISCORD_BOT_TOKEN_KEY
 
 
 def user_can_change_app(*, user: Any, app: App) -> bool:

@@ -41,7 +41,7 @@ from apps_registry.tokens import (
 )
 from integrations import app_settings, refresh
 from integrations import selectors as integrations_selectors
-from integrations.crypto import DecryptionError
+from integrations.core.crypto import DecryptionError
 from integrations.errors import IntegrationError
 from integrations.models import Connection
 

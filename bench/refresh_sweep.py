@@ -395,7 +395,8 @@ class Bench:
         from django.db import connection
         from django.utils import timezone
 
-        from integrations import app_settings, crypto
+        from integrations import app_settings
+        from integrations.core import crypto
         from integrations.models import Connection
 
         self.generation += 1

@@ -290,11 +290,11 @@ class Bench:
         from django.utils import timezone
 
         from apps_registry import services
-        from integrations.catalogue import BUILTIN
         from integrations.connections.store import store_tokens
+        from integrations.core.catalogue import BUILTIN
+        from integrations.core.tokens import TokenSet
         from integrations.models import Connection
         from integrations.secrets import secret_set
-        from integrations.tokens import TokenSet
 
         User = get_user_model()
         # Other accounts in the table: a runner names its user by id or email.
@@ -339,8 +339,9 @@ class Bench:
         accounts, some granting everything the app declares, some not)."""
         from django.utils import timezone
 
-        from integrations import app_settings, crypto
-        from integrations.catalogue import BUILTIN
+        from integrations import app_settings
+        from integrations.core import crypto
+        from integrations.core.catalogue import BUILTIN
         from integrations.models import Connection
 
         Connection.objects.filter(user=self.user, is_default=False).delete()
@@ -400,7 +401,8 @@ class Bench:
 
         from apps_registry.models import App, RunnerToken
         from apps_registry.tokens import hash_api_token
-        from integrations import app_settings, crypto
+        from integrations import app_settings
+        from integrations.core import crypto
         from integrations.models import AuditEvent, Connection, Secret
 
         namespace, name = APP.split("/")
@@ -472,7 +474,8 @@ class Bench:
         from django.db import connection
         from django.utils import timezone
 
-        from integrations import app_settings, crypto
+        from integrations import app_settings
+        from integrations.core import crypto
 
         namespace, name = APP.split("/")
         keys = app_settings.token_keys()
@@ -657,7 +660,7 @@ def profile(call: Callable[[], Any], runs: int) -> list[str]:
     total = max(ct for (_, _, _, ct, _) in raw.values())  # the outermost frame
     sql = cumulative("django/db/models/sql/compiler.py", "execute_sql")
     wire = cumulative("django/db/backends/utils.py", "execute")
-    decrypt = cumulative("integrations/crypto.py", "decrypt")
+    decrypt = cumulative("integrations/core/crypto.py", "decrypt")
     parts = [(label, cumulative(suffix, name)) for suffix, name, label in LOGIC]
     logic = sum(t for _, t in parts)
 

@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the runner client lives in the hub's code
 
 from apps_registry.runner_client import HubClient, NotAuthorizedYetError  # noqa: E402
-from integrations.crypto import fingerprint  # noqa: E402
+from integrations.core.crypto import fingerprint  # noqa: E402
 
 APP_DIR = ROOT / "examples" / "sheets_reader"
 APP = "examples/sheets-reader"

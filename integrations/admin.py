@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from integrations import app_settings
+from integrations.core.provider_definitions import PRESETS, DefinitionError, validate_definition
 from integrations.models import (
     AuditEvent,
     Connection,
@@ -19,8 +20,7 @@ from integrations.models import (
     ServiceAccountKey,
     UserOAuthClient,
 )
-from integrations.provider_presets import PRESETS, DefinitionError, validate_definition
-from integrations.providers import (
+from integrations.providers.definitions import (
     CHECKED_FIELDS,
     provider_definition_check,
     provider_definition_from_preset,

@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 from django.conf import settings
 
-from integrations.catalogue import BUILTIN, Catalogue
-from integrations.catalogue import ProviderInfo as CatalogueProvider
+from integrations.core.catalogue import BUILTIN, Catalogue
+from integrations.core.catalogue import ProviderInfo as CatalogueProvider
+from integrations.core.provider_definitions import DefinitionError, capabilities_from_data
 from integrations.errors import ProviderDisabledError, UnknownProviderError
-from integrations.provider_presets import DefinitionError, capabilities_from_data
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def _definitions() -> dict[str, Any]:
 
 
 def _definition_config(definition: Any, client: Any = None) -> ProviderConfig:
-    from integrations import crypto
+    from integrations.core import crypto
 
     client_id, secret = definition.client_id, ""
     if client is not None:
@@ -371,7 +371,7 @@ def reserved_env_names() -> frozenset[str]:
     """Every env name an integration hands to app runs: the built-in ones
     (``secret_rules.BUILTIN_ENV_NAMES``) and the ``env`` names of the providers staff
     defined (read with the definitions, no query of its own when they are fresh)."""
-    from integrations.secret_rules import BUILTIN_ENV_NAMES
+    from integrations.core.secret_rules import BUILTIN_ENV_NAMES
 
     defined = {
         str(name)

@@ -9,7 +9,10 @@ class IntegrationsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from integrations import app_settings, checks  # noqa: F401  (registers the checks)
+        from integrations import (
+            app_settings,
+            checks,  # noqa: F401  registers the checks
+        )
         from integrations.models import ProviderDefinition
 
         def changed(**kwargs: object) -> None:

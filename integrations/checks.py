@@ -11,7 +11,8 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, register
 
-from integrations import app_settings, crypto
+from integrations import app_settings
+from integrations.core import crypto
 
 _MAKE_A_KEY = (
     'Make one with: python -c "from cryptography.fernet import Fernet; '

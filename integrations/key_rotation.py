@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from django.db import models, transaction
 
-from integrations import app_settings, crypto
+from integrations import app_settings
+from integrations.core import crypto
 from integrations.models import (
     Connection,
     ProviderDefinition,

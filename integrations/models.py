@@ -11,7 +11,7 @@ from integrations.errors import AuditEventImmutableError
 class Connection(models.Model):
     """One user's authorized account at one provider.
 
-    Tokens are stored encrypted (see ``integrations.crypto``) and only ever written by
+    Tokens are stored encrypted (see ``integrations.core.crypto``) and only ever written by
     services. ``scopes`` are what the provider granted (the token response's
     ``scope``), never what we asked for.
     """
@@ -183,7 +183,7 @@ class Secret(models.Model):
 
 class ProviderDefinition(models.Model):
     """An OAuth 2.0 provider defined as data by staff (presets in
-    ``integrations.provider_presets``). Google is built in, from the environment."""
+    ``integrations.core.provider_definitions``). Google is built in, from the environment."""
 
     class ClientAuth(models.TextChoices):
         BASIC = "basic", "HTTP Basic (client_secret_basic)"

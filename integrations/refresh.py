@@ -37,10 +37,19 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import app_settings, crypto, http
+from integrations import app_settings
 from integrations.app_settings import ProviderConfig
 from integrations.audit import audit_record
 from integrations.connections.store import store_tokens
+from integrations.core import crypto
+from integrations.core.refresh_policy import (
+    ATTEMPTS_WINDOW,
+    BACKOFF_CAP,
+    DEAD_STATUSES,
+    backoff_delay,
+    next_refresh_at,
+)
+from integrations.core.tokens import TokenResponseError, TokenSet, parse_token_response
 from integrations.errors import (
     IntegrationError,
     ProviderMisconfiguredError,
@@ -50,14 +59,7 @@ from integrations.errors import (
     error_from_response,
 )
 from integrations.models import AuditEvent, Connection, ProviderHealth
-from integrations.refresh_policy import (
-    ATTEMPTS_WINDOW,
-    BACKOFF_CAP,
-    DEAD_STATUSES,
-    backoff_delay,
-    next_refresh_at,
-)
-from integrations.tokens import TokenResponseError, TokenSet, parse_token_response
+from integrations.providers import client as http
 
 logger = logging.getLogger(__name__)
 

@@ -9,10 +9,11 @@ from typing import Any
 from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
-from integrations import app_settings, crypto
+from integrations import app_settings
 from integrations.audit import audit_record
+from integrations.core import crypto
+from integrations.core.secret_rules import check_secret_key, check_secret_value
 from integrations.models import AuditEvent, Secret
-from integrations.secret_rules import check_secret_key, check_secret_value
 
 
 @dataclass(frozen=True)

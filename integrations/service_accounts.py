@@ -32,9 +32,15 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from google.oauth2 import service_account as google_service_account
 
-from integrations import app_settings, catalogue, crypto, http
+from integrations import app_settings
 from integrations.audit import audit_record
-from integrations.catalogue import CredentialKind
+from integrations.core import catalogue, crypto
+from integrations.core.catalogue import CredentialKind
+from integrations.core.service_account_keys import (
+    mint_token_uri,
+    parse_project_number,
+    parse_service_account_key,
+)
 from integrations.errors import (
     IntegrationError,
     InvalidServiceAccountKeyError,
@@ -45,11 +51,7 @@ from integrations.errors import (
     error_from_response,
 )
 from integrations.models import AuditEvent, ServiceAccountKey
-from integrations.service_account_keys import (
-    mint_token_uri,
-    parse_project_number,
-    parse_service_account_key,
-)
+from integrations.providers import client as http
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +252,7 @@ class _Response(google.auth.transport.Response):
 
 
 class _PooledRequest(google.auth.transport.Request):
-    """google-auth's transport over ``integrations.http.session()``.
+    """google-auth's transport over ``integrations.providers.client.session()``.
 
     Not ``google.auth.transport.requests.Request(session=...)``: that one passes its
     own 120 s timeout (ours would not apply), closes the session it was given when

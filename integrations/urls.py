@@ -1,6 +1,7 @@
 from django.urls import path
 
-from integrations import secret_views, views
+from integrations.views import connections as views
+from integrations.views import secrets as secret_views
 
 app_name = "integrations"
 

@@ -28,8 +28,8 @@ from apps_registry.manifest.safe_yaml import (
     STR_TAG,
     compose_manifest,
 )
-from integrations.catalogue import BUILTIN, Catalogue
-from integrations.secret_rules import BUILTIN_ENV_NAMES, DISCORD_BOT_TOKEN_KEY
+from integrations.core.catalogue import BUILTIN, Catalogue
+from integrations.core.secret_rules import BUILTIN_ENV_NAMES, DISCORD_BOT_TOKEN_KEY
 
 # Dots for version numbers (``model-2.5-flash``); never two in a row, nor first or
 # last, so that no slug reads as a path (``.``, ``..``, ``.hidden``) in a URL.

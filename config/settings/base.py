@@ -262,7 +262,7 @@ LOGGING = {
 def enable_sandbox(installed_apps: list[str]) -> dict:
     """Settings fragment that turns the sandbox on: installs django-oauth-toolkit and
     points Google's endpoints at it unless they were set explicitly."""
-    from integrations.catalogue import BUILTIN, GOOGLE_SCOPE_PREFIX
+    from integrations.core.catalogue import BUILTIN, GOOGLE_SCOPE_PREFIX
 
     installed_apps += ["oauth2_provider", "integrations.sandbox"]
     scopes = {s: s for c in BUILTIN.oauth_capabilities_of("google") for s in c.scopes}

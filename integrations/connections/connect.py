@@ -13,10 +13,10 @@ from django.utils import timezone
 from integrations import app_settings
 from integrations.audit import audit_record
 from integrations.connections.store import store_tokens
+from integrations.core.refresh_policy import next_refresh_at
+from integrations.core.tokens import TokenSet
 from integrations.errors import AccountMismatchError
 from integrations.models import AuditEvent, Connection
-from integrations.refresh_policy import next_refresh_at
-from integrations.tokens import TokenSet
 
 
 @dataclass(frozen=True)

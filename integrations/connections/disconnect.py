@@ -8,12 +8,14 @@ from dataclasses import dataclass
 import requests
 from django.db import transaction
 
-from integrations import app_settings, crypto, http
+from integrations import app_settings
 from integrations.audit import audit_record
 from integrations.connections.connect import connection_make_default
 from integrations.connections.store import connection_access_token, connection_refresh_token
+from integrations.core import crypto
 from integrations.errors import UnknownProviderError
 from integrations.models import AuditEvent, Connection
+from integrations.providers import client as http
 
 logger = logging.getLogger(__name__)
 

@@ -3,9 +3,10 @@ empty refresh token."""
 
 from __future__ import annotations
 
-from integrations import app_settings, crypto
+from integrations import app_settings
+from integrations.core import crypto
+from integrations.core.tokens import TokenSet
 from integrations.models import Connection
-from integrations.tokens import TokenSet
 
 
 def _encrypt(value: str) -> bytes:

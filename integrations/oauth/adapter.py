@@ -24,10 +24,11 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from integrations import app_settings, http
+from integrations import app_settings
 from integrations.connections import connect
 from integrations.errors import AccountMismatchError, ProviderDisabledError, UnknownProviderError
 from integrations.oauth.provider import ALLAUTH_PREFIX, IntegrationProvider
+from integrations.providers import client as http
 
 logger = logging.getLogger(__name__)
 

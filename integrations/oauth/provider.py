@@ -21,9 +21,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import app_settings, http
-from integrations.provider_presets import lookup
-from integrations.tokens import parse_token_response
+from integrations import app_settings
+from integrations.core.provider_definitions import lookup
+from integrations.core.tokens import parse_token_response
+from integrations.providers import client as http
 
 ALLAUTH_PREFIX = "integration_"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from integrations.catalogue import BUILTIN
+from integrations.core.catalogue import BUILTIN
 
 # Identity scopes are always granted: the consent page shows them without a checkbox.
 IDENTITY_SCOPES: tuple[str, ...] = BUILTIN.providers["google"].identity_scopes

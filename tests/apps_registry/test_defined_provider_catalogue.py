@@ -16,10 +16,10 @@ from django.utils import timezone
 from apps_registry import selectors
 from apps_registry.manifest import parse_manifest
 from integrations import app_settings
-from integrations.catalogue import BUILTIN
+from integrations.core.catalogue import BUILTIN
+from integrations.core.provider_definitions import PRESETS
 from integrations.models import Connection, ProviderDefinition
-from integrations.provider_presets import PRESETS
-from integrations.providers import provider_definition_set_secret
+from integrations.providers.definitions import provider_definition_set_secret
 from tests.integrations.factories import ConnectionFactory
 
 pytestmark = pytest.mark.django_db

@@ -29,8 +29,8 @@ from django.utils import timezone
 
 from apps_registry import services
 from apps_registry.runner_client import HubClient, NotAuthorizedYetError
-from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.connections.store import connection_refresh_token
+from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.models import Connection
 from integrations.sandbox.models import SandboxRevocation
 from integrations.sandbox.services import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
@@ -72,7 +72,7 @@ def http() -> Iterator[Callable[[], requests.Session]]:
     threads let finish before the test does.
 
     A keep-alive connection holds a live-server thread open; so does the pooled
-    session (one per thread, ``integrations.http``) that a request thread used to call
+    session (one per thread, ``integrations.providers.client``) that a request thread used to call
     the sandbox on the same server. Left to the garbage collector, such a thread would
     end during a later test and close a database connection it no longer may
     (SQLite's in-memory test database is shared with the server only during the test).

@@ -20,8 +20,8 @@ from apps_registry.manifest import (
     Requirement,
     parse_manifest,
 )
-from integrations.catalogue import BUILTIN as catalogue
-from integrations.secret_rules import BUILTIN_ENV_NAMES
+from integrations.core.catalogue import BUILTIN as catalogue
+from integrations.core.secret_rules import BUILTIN_ENV_NAMES
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "manifests"
 REAL = {path.name: path.read_text() for path in sorted(FIXTURES.glob("*.inf.yml"))}

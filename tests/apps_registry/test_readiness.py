@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from apps_registry.manifest import Requirement, parse_manifest
 from apps_registry.readiness import Grant, Reason, assess_readiness
-from integrations.catalogue import BUILTIN as catalogue
-from integrations.catalogue import CredentialKind
+from integrations.core.catalogue import BUILTIN as catalogue
+from integrations.core.catalogue import CredentialKind
 
 from .conftest import REAL, REPORT
 

@@ -14,9 +14,10 @@ from django.urls import reverse
 from apps_registry import services
 from apps_registry.manifest import ManifestError, parse_manifest
 from apps_registry.models import App, ManifestVersion
-from integrations import app_settings, crypto
-from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
+from integrations import app_settings
 from integrations.connections.store import connection_access_token
+from integrations.core import crypto
+from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.models import Secret
 from integrations.secrets import secret_set
 from tests.integrations.factories import ConnectionFactory

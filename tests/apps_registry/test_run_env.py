@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from apps_registry import services
 from integrations import app_settings
-from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.connections.store import connection_access_token
+from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.models import AuditEvent, Connection
 from integrations.secrets import secret_set
 from tests.integrations.factories import ConnectionFactory

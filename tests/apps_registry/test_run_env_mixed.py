@@ -13,11 +13,11 @@ from django.test import Client
 from django.utils import timezone
 
 from apps_registry import services
-from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
+from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
+from integrations.core.provider_definitions import PRESETS
 from integrations.errors import InvalidSecretError
 from integrations.models import ProviderDefinition
-from integrations.provider_presets import PRESETS
-from integrations.providers import provider_definition_set_secret
+from integrations.providers.definitions import provider_definition_set_secret
 from integrations.secrets import secret_set
 from integrations.service_accounts import service_account_key_set
 from tests.integrations.factories import ConnectionFactory

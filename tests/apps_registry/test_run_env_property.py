@@ -26,12 +26,12 @@ from hypothesis import strategies as st
 
 from apps_registry import services
 from apps_registry.models import App
-from integrations.catalogue import BUILTIN as CATALOGUE
-from integrations.catalogue import CAPABILITIES, GOOGLE_SCOPE_PREFIX, CredentialKind
 from integrations.connections.store import connection_access_token, connection_refresh_token
+from integrations.core.catalogue import BUILTIN as CATALOGUE
+from integrations.core.catalogue import CAPABILITIES, GOOGLE_SCOPE_PREFIX, CredentialKind
+from integrations.core.provider_definitions import PRESETS
 from integrations.models import Connection, ProviderDefinition, Secret, ServiceAccountKey
-from integrations.provider_presets import PRESETS
-from integrations.providers import provider_definition_set_secret
+from integrations.providers.definitions import provider_definition_set_secret
 from integrations.secrets import secret_set
 from integrations.service_accounts import service_account_key_set
 from tests.integrations.factories import ConnectionFactory

@@ -12,7 +12,7 @@ from apps_registry.runner_client import (
     NotFoundError,
     RunnerAuthenticationError,
 )
-from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
+from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from tests.integrations.factories import ConnectionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -19,7 +19,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from apps_registry.models import App
-from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
+from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.models import Connection
 from integrations.sandbox.models import SandboxTokenRequest
 from integrations.sandbox.services import google_callback_uri, sandbox_client_ensure

@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
 
 from apps_registry import services
 from config.wsgi import application
-from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
+from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.secrets import secret_set
 from tests.integrations.factories import ConnectionFactory
 

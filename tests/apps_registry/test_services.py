@@ -191,7 +191,7 @@ def test_api_token_of_an_inactive_user_is_refused(alice):
 
 def test_readiness_selector_reads_in_two_queries(alice, bob, upload, django_assert_num_queries):
     from integrations import app_settings
-    from integrations.catalogue import BUILTIN
+    from integrations.core.catalogue import BUILTIN
     from integrations.secrets import secret_set
     from tests.integrations.factories import ConnectionFactory
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from apps_registry.manifest import MAX_MANIFEST_BYTES
 from apps_registry.models import App, ManifestVersion
-from integrations.catalogue import BUILTIN as catalogue
+from integrations.core.catalogue import BUILTIN as catalogue
 from integrations.secrets import secret_set
 from tests.integrations.factories import ConnectionFactory
 

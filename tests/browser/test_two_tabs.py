@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
 from apps_registry import services
-from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
+from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.models import Connection
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -5,10 +5,10 @@ from datetime import timedelta
 import factory
 from django.utils import timezone
 
-from integrations.catalogue import BUILTIN
 from integrations.connections.store import store_tokens
+from integrations.core.catalogue import BUILTIN
+from integrations.core.tokens import TokenSet
 from integrations.models import Connection
-from integrations.tokens import TokenSet
 
 
 class ConnectionFactory(factory.django.DjangoModelFactory[Connection]):

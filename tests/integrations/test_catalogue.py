@@ -2,9 +2,9 @@
 
 import pytest
 
-from integrations.catalogue import BUILTIN as catalogue
-from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
-from integrations.catalogue import Capability, ProviderInfo
+from integrations.core.catalogue import BUILTIN as catalogue
+from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
+from integrations.core.catalogue import Capability, ProviderInfo
 
 DESIGN_TABLE = {
     "google.gmail.readonly": "gmail.readonly",

@@ -9,15 +9,15 @@ from django.core.management import call_command
 from django.db import connection as db
 from django.test import override_settings
 
-from integrations import crypto
 from integrations.connections.store import (
     connection_access_token,
     connection_refresh_token,
     store_tokens,
 )
+from integrations.core import crypto
+from integrations.core.tokens import TokenSet, parse_token_response
 from integrations.models import Connection
 from integrations.secrets import secret_set, secret_value
-from integrations.tokens import TokenSet, parse_token_response
 
 KEY_A = Fernet.generate_key().decode()
 KEY_B = Fernet.generate_key().decode()
@@ -139,7 +139,7 @@ def test_every_encrypted_column_is_rotated():
 @pytest.mark.django_db
 def test_client_secrets_rotate_too(alice):
     from integrations.models import ProviderDefinition, UserOAuthClient
-    from integrations.providers import provider_definition_set_secret, user_client_set
+    from integrations.providers.definitions import provider_definition_set_secret, user_client_set
 
     with override_settings(INTEGRATIONS_TOKEN_KEYS=[KEY_A]):
         definition = ProviderDefinition.objects.create(

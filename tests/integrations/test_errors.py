@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # Exceptions of ours that are not answers to a request, each for a reason.
 OUTSIDE_THE_FAMILY = {
     # A configuration error (as ImproperlyConfigured), found by the system check.
-    "integrations.crypto.KeyConfigurationError",
+    "integrations.core.crypto.KeyConfigurationError",
     # Pure parsers' ValueErrors, turned into a family error (or a form error) by their caller.
-    "integrations.tokens.TokenResponseError",
-    "integrations.provider_presets.DefinitionError",
+    "integrations.core.tokens.TokenResponseError",
+    "integrations.core.provider_definitions.DefinitionError",
     # The sandbox provider's own, answered as RFC 7009 says.
     "integrations.sandbox.validators.RevocationTokenUnknownError",
     # DRF's own family (APIException), answered by DRF.

@@ -12,8 +12,8 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
-from integrations.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.connections.store import connection_access_token, connection_refresh_token
+from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.models import AuditEvent, Connection
 
 from .fakes import FakeGoogle

@@ -262,7 +262,7 @@ def test_google_sa_credentials_json_is_the_uploaded_file(alice, bob):
 def test_the_assertion_goes_to_googles_endpoint_whatever_the_key_names():
     # A stored key cannot aim the server's POST anywhere (SSRF): only loopback http is
     # let through, and only where the setting allows it (tests).
-    from integrations.service_account_keys import GOOGLE_TOKEN_URI, mint_token_uri
+    from integrations.core.service_account_keys import GOOGLE_TOKEN_URI, mint_token_uri
 
     for named in ("https://metadata.internal/token", "http://10.0.0.1/t", "", "::bad"):
         assert mint_token_uri(named, allow_loopback_http=True) == GOOGLE_TOKEN_URI

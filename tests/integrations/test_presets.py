@@ -28,10 +28,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations import app_settings
+from integrations.core.provider_definitions import PRESETS
 from integrations.errors import ReauthorizationRequiredError
 from integrations.models import Connection, ProviderDefinition
-from integrations.provider_presets import PRESETS
-from integrations.providers import provider_definition_set_secret
+from integrations.providers.definitions import provider_definition_set_secret
 from integrations.refresh import connection_credentials
 
 pytestmark = pytest.mark.django_db

@@ -17,11 +17,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import app_settings, crypto
+from integrations import app_settings
+from integrations.core import crypto
+from integrations.core.provider_definitions import PRESETS, DefinitionError, validate_definition
 from integrations.errors import ReauthorizationRequiredError
 from integrations.models import Connection, ProviderDefinition, UserOAuthClient
-from integrations.provider_presets import PRESETS, DefinitionError, validate_definition
-from integrations.providers import provider_definition_set_secret, user_client_set
+from integrations.providers.definitions import provider_definition_set_secret, user_client_set
 from integrations.refresh import connection_credentials
 
 pytestmark = pytest.mark.django_db
@@ -498,7 +499,7 @@ def test_check_fails_on_an_unreachable_endpoint_and_keeps_it_disabled(admin_clie
         rsps.add("POST", BASE + "/token", body=requests.ConnectionError("refused"))
         rsps.add("POST", BASE + "/revoke", status=503)
         rsps.add("GET", BASE + "/me", status=401)
-        from integrations.providers import provider_definition_check
+        from integrations.providers.definitions import provider_definition_check
 
         report = provider_definition_check(definition=definition)
     assert not report.ok
@@ -532,7 +533,7 @@ def test_check_fills_endpoints_from_discovery():
         rsps.add("POST", BASE + "/token", status=400)
         rsps.add("POST", BASE + "/revoke", status=400)
         rsps.add("GET", BASE + "/me", status=401)
-        from integrations.providers import provider_definition_check
+        from integrations.providers.definitions import provider_definition_check
 
         report = provider_definition_check(definition=definition)
     assert report.ok, report.lines
@@ -543,7 +544,7 @@ def test_check_fills_endpoints_from_discovery():
 def acme_connection(user) -> Connection:
     """A connection to Acme granting read and write, with a token good for an hour."""
     from integrations.connections.store import store_tokens
-    from integrations.tokens import TokenSet
+    from integrations.core.tokens import TokenSet
 
     conn = Connection(
         user=user, provider="acme", account_uid="4242", scopes=["profile", "read", "write"]

@@ -20,6 +20,8 @@ from integrations.connections.store import (
     connection_refresh_token,
     store_tokens,
 )
+from integrations.core.refresh_policy import BACKOFF_BASE, backoff_delay, next_refresh_at
+from integrations.core.tokens import TokenSet
 from integrations.errors import ProviderUnavailableError, ReauthorizationRequiredError
 from integrations.models import AuditEvent, Connection, ProviderHealth
 from integrations.refresh import (
@@ -27,8 +29,6 @@ from integrations.refresh import (
     connection_refresh_if_due,
     connections_due_claim,
 )
-from integrations.refresh_policy import BACKOFF_BASE, backoff_delay, next_refresh_at
-from integrations.tokens import TokenSet
 
 pytestmark = pytest.mark.django_db
 

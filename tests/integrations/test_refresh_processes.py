@@ -25,14 +25,14 @@ from oauth2_provider.settings import oauth2_settings
 
 from integrations import app_settings
 from integrations.connections.store import connection_access_token, store_tokens
+from integrations.core.provider_definitions import PRESETS
+from integrations.core.refresh_policy import next_refresh_at
+from integrations.core.tokens import TokenSet
 from integrations.models import Connection, ProviderDefinition
-from integrations.provider_presets import PRESETS
-from integrations.providers import provider_definition_set_secret
+from integrations.providers.definitions import provider_definition_set_secret
 from integrations.refresh import connection_credentials
-from integrations.refresh_policy import next_refresh_at
 from integrations.sandbox.models import SandboxTokenRequest
 from integrations.sandbox.services import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
-from integrations.tokens import TokenSet
 from tests.processes import django_env, needs_postgres, start
 from tests.sandbox.conftest import Flow
 

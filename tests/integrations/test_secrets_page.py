@@ -13,9 +13,9 @@ from django.urls import reverse
 from django.views.debug import SafeExceptionReporterFilter
 
 from integrations import secrets as services
+from integrations.core.secret_rules import MAX_VALUE_BYTES
 from integrations.errors import InvalidSecretError
 from integrations.models import AuditEvent, Secret
-from integrations.secret_rules import MAX_VALUE_BYTES
 
 from .test_no_leaks import dump_every_table
 

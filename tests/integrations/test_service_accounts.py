@@ -21,14 +21,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.views.debug import SafeExceptionReporterFilter
 
-from integrations import crypto
-from integrations.errors import InvalidServiceAccountKeyError
-from integrations.models import AuditEvent, ServiceAccountKey
-from integrations.service_account_keys import (
+from integrations.core import crypto
+from integrations.core.service_account_keys import (
     MAX_KEY_BYTES,
     parse_project_number,
     parse_service_account_key,
 )
+from integrations.errors import InvalidServiceAccountKeyError
+from integrations.models import AuditEvent, ServiceAccountKey
 from integrations.service_accounts import google_sa_credentials_json, service_account_key_set
 
 from .gcp_fakes import KEY_ID, key_info, key_json, pem_body_fragment, rsa_key

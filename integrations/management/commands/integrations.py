@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from integrations import catalogue
+from integrations.core import catalogue
 
 
 class Command(BaseCommand):

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from integrations import crypto, key_rotation
+from integrations import key_rotation
+from integrations.core import crypto
 
 
 class Command(BaseCommand):

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from integrations.catalogue import BUILTIN, Capability
+from integrations.core.catalogue import BUILTIN, Capability
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 ENV_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")

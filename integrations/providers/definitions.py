@@ -10,10 +10,12 @@ import requests
 from django.db import transaction
 from django.utils import timezone
 
-from integrations import app_settings, crypto, http
+from integrations import app_settings
+from integrations.core import crypto
+from integrations.core.provider_definitions import PRESETS, DefinitionError, validate_definition
 from integrations.errors import OwnClientNotAllowedError
 from integrations.models import Connection, ProviderDefinition, UserOAuthClient
-from integrations.provider_presets import PRESETS, DefinitionError, validate_definition
+from integrations.providers import client as http
 
 # Fields that change what the check verified: editing one asks for a new check.
 CHECKED_FIELDS = (

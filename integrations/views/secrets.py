@@ -21,8 +21,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from integrations import secrets, selectors, service_accounts
 from integrations.errors import InvalidSecretError, InvalidServiceAccountKeyError
-from integrations.forms import GcpProjectForm, SecretForm, ServiceAccountKeyForm
 from integrations.models import ServiceAccountKey
+from integrations.views.forms import GcpProjectForm, SecretForm, ServiceAccountKeyForm
 
 Purpose = ServiceAccountKey.Purpose
 # URL segment → purpose.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-from integrations.catalogue import BUILTIN
+from integrations.core.catalogue import BUILTIN
 from integrations.errors import InvalidSecretError
 
 KEY_PATTERN = re.compile(r"^[A-Z_][A-Z0-9_]*$")

@@ -5,10 +5,10 @@ from collections.abc import Iterable
 from django import forms
 
 from integrations import app_settings
-from integrations.catalogue import Capability
+from integrations.core.catalogue import Capability
+from integrations.core.secret_rules import check_secret_key, check_secret_value
+from integrations.core.service_account_keys import MAX_KEY_BYTES, parse_project_number
 from integrations.errors import InvalidSecretError, InvalidServiceAccountKeyError
-from integrations.secret_rules import check_secret_key, check_secret_value
-from integrations.service_account_keys import MAX_KEY_BYTES, parse_project_number
 
 
 class CapabilitiesForm(forms.Form):

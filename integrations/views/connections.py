@@ -15,17 +15,18 @@ from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from integrations import app_settings, providers, selectors
+from integrations import app_settings, selectors
 from integrations.app_settings import ProviderConfig
-from integrations.catalogue import Capability
 from integrations.connections.connect import connection_make_default
 from integrations.connections.disconnect import connection_disconnect
+from integrations.core.catalogue import Capability
 from integrations.errors import IntegrationError, ProviderDisabledError, UnknownProviderError
-from integrations.forms import CapabilitiesForm, OwnClientForm
 from integrations.models import Connection, UserOAuthClient
 from integrations.oauth.adapter import safe_next
 from integrations.oauth.flows import connection_start
 from integrations.oauth.provider import IntegrationOAuth2Adapter
+from integrations.providers import definitions as providers
+from integrations.views.forms import CapabilitiesForm, OwnClientForm
 
 
 @dataclass
