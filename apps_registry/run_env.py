@@ -19,7 +19,7 @@ What an app gets (DESIGN.md "Env given to apps"):
 * ``google.sa``: ``GOOGLE_SA_CREDENTIALS``; ``gcp.*``: ``GCP_ACCESS_TOKEN`` and
   ``GCP_PROJECT_NUMBER``; ``discord.bot``: ``DISCORD_BOT_TOKEN``.
 * ``secrets:`` entries: their own keys, never one an integration hands out
-  (``app_settings.reserved_env_names``), which an integration's value always holds.
+  (``registry.reserved_env_names``), which an integration's value always holds.
 
 Optional entries are included when available and skipped otherwise.
 """
@@ -54,6 +54,7 @@ from integrations.errors import (
     ReauthorizationRequiredError,
 )
 from integrations.models import AuditEvent, Connection, Secret, ServiceAccountKey
+from integrations.providers import registry
 from integrations.secrets import secret_value
 
 
@@ -251,7 +252,7 @@ def run_environment_build(
     app = manifest.app.slug if hasattr(manifest.app, "slug") else str(manifest.app)
     integrations = requirements_from_json(manifest.parsed, "integrations")
     secrets = requirements_from_json(manifest.parsed, "secrets")
-    cat = app_settings.catalogue()
+    cat = registry.catalogue()
     account, conns = _user_and_connections(user)
     declared_secrets = [r.key for r in secrets]
     wants_bot = any(r.key == "discord.bot" for r in integrations)
@@ -282,7 +283,7 @@ def run_environment_build(
         secrets=secrets,
         grants=[grant_of(c, cat) for c in conns],
         secret_keys=set(secret_rows),
-        connectable=app_settings.connectable_ids(),
+        connectable=registry.connectable_ids(),
         credentials=have,
         cat=cat,
         now=now,
@@ -329,7 +330,7 @@ def run_environment_build(
                 for c in Connection.objects.filter(user=account).order_by("created_at", "id")
             ],
             secret_keys=set(secret_rows),
-            connectable=app_settings.connectable_ids(),
+            connectable=registry.connectable_ids(),
             credentials=have,
             cat=cat,
             now=now,
@@ -366,7 +367,7 @@ def run_environment_build(
         env[DISCORD_BOT_TOKEN_KEY] = secret_value(secret=secret_rows[DISCORD_BOT_TOKEN_KEY])
     # Under an integration's env name (a secret stored, or a manifest uploaded, before
     # such names were refused) a secret is never used: the integration's value stands.
-    reserved = app_settings.reserved_env_names() if declared_secrets else frozenset()
+    reserved = registry.reserved_env_names() if declared_secrets else frozenset()
     for key in declared_secrets:
         if key in secret_rows and key not in reserved and key not in env:
             env[key] = secret_value(secret=secret_rows[key])
@@ -477,7 +478,7 @@ def _chosen_connections(
 
 
 def _oauth_env(provider: str, creds: refresh.Credentials, keys: list[str]) -> dict[str, str]:
-    config = app_settings.provider_config(provider)
+    config = registry.provider_config(provider)
     names = config.env
     env: dict[str, str] = {}
     if "access_token" in names:

@@ -25,10 +25,10 @@ from apps_registry.models import ApiToken, App, ManifestVersion
 from apps_registry.readiness import Grant, Readiness, assess_readiness
 from apps_registry.serialization import requirements_from_json
 from apps_registry.tokens import hash_api_token
-from integrations import app_settings as integrations_settings
 from integrations import selectors as integrations_selectors
 from integrations.core.catalogue import Catalogue, CredentialKind
 from integrations.core.secret_rules import DISCORD_BOT_TOKEN_KEY
+from integrations.providers import registry as integrations_registry
 
 
 def user_can_change_app(*, user: Any, app: App) -> bool:
@@ -94,7 +94,7 @@ def grant_of(connection: Any, cat: Catalogue) -> Grant:
 
 def grants_for_user(*, user: Any, cat: Catalogue | None = None) -> list[Grant]:
     """The user's connections as readiness sees them (one query, no token columns);
-    ``cat`` the catalogue (default: ``integrations.app_settings.catalogue()``)."""
+    ``cat`` the catalogue (default: ``integrations.registry.catalogue()``)."""
     connections = integrations_selectors.connections_for_user(user=user).only(
         "id",
         "provider",
@@ -108,7 +108,7 @@ def grants_for_user(*, user: Any, cat: Catalogue | None = None) -> list[Grant]:
         "last_error_code",
     )
     if cat is None:
-        cat = integrations_settings.catalogue()
+        cat = integrations_registry.catalogue()
     return [grant_of(c, cat) for c in connections]
 
 
@@ -148,13 +148,13 @@ def readiness_for(*, user: Any, app: App) -> Readiness | None:
         return None
     integrations = requirements_from_json(version.parsed, "integrations")
     secret_keys = integrations_selectors.secret_keys_for_user(user=user)
-    cat = integrations_settings.catalogue()
+    cat = integrations_registry.catalogue()
     return assess_readiness(
         integrations=integrations,
         secrets=requirements_from_json(version.parsed, "secrets"),
         grants=grants_for_user(user=user, cat=cat),
         secret_keys=secret_keys,
-        connectable=integrations_settings.connectable_ids(),
+        connectable=integrations_registry.connectable_ids(),
         credentials=credentials_for_user(
             user=user, integrations=integrations, secret_keys=secret_keys, cat=cat
         ),

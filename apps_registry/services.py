@@ -39,11 +39,12 @@ from apps_registry.tokens import (
     prefix_of,
     runner_prefix_of,
 )
-from integrations import app_settings, refresh
+from integrations import refresh
 from integrations import selectors as integrations_selectors
 from integrations.core.crypto import DecryptionError
 from integrations.errors import IntegrationError
 from integrations.models import Connection
+from integrations.providers import registry
 
 # --- namespaces -------------------------------------------------------------------------
 
@@ -98,8 +99,8 @@ def manifest_upload(*, user: Any, text: str | bytes, app: App | None = None) -> 
         root = compose_manifest(decoded)
         manifest = validate_manifest_tree(
             root,
-            reserved_env_names=app_settings.reserved_env_names(),
-            catalogue=app_settings.catalogue(),
+            reserved_env_names=registry.reserved_env_names(),
+            catalogue=registry.catalogue(),
         )
     except ManifestError as exc:
         errors = list(exc.problems)

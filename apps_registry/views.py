@@ -26,7 +26,7 @@ from apps_registry.limits import MAX_ENVELOPE_BYTES, MAX_MANIFEST_BYTES, content
 from apps_registry.manifest import ManifestProblem
 from apps_registry.models import ManifestVersion
 from apps_registry.serialization import problems_from_json, requirements_from_json
-from integrations import app_settings as integrations_settings
+from integrations.providers import registry as integrations_registry
 
 
 @login_required
@@ -77,7 +77,7 @@ def retry_now(request: HttpRequest, namespace: str, name: str, connection_id: in
     (``services.connection_retry_now``); back to the app page with what happened."""
     app = selectors.app_for_user(user=request.user, namespace=namespace, name=name)
     outcome = services.connection_retry_now(user=request.user, connection_id=connection_id)
-    provider = integrations_settings.catalogue().provider_name(outcome.provider)
+    provider = integrations_registry.catalogue().provider_name(outcome.provider)
     if outcome.ok:
         messages.success(request, f"{provider} answered: the connection works again.")
     elif outcome.limited_until is not None:

@@ -614,8 +614,12 @@ class Bench:
 # building nor running the SQL statements.
 LOGIC = [
     ("apps_registry/serialization.py", "requirements_from_json", "requirements_from_json (x2)"),
-    ("integrations/app_settings.py", "catalogue", "app_settings.catalogue"),
-    ("integrations/app_settings.py", "connectable_providers", "app_settings.connectable_providers"),
+    ("integrations/providers/registry.py", "catalogue", "registry.catalogue"),
+    (
+        "integrations/providers/registry.py",
+        "connectable_providers",
+        "registry.connectable_providers",
+    ),
     ("apps_registry/selectors.py", "grant_of", "grant_of (per connection)"),
     ("apps_registry/readiness.py", "assess_readiness", "assess_readiness"),
     ("apps_registry/run_env.py", "_chosen_connections", "_chosen_connections"),

@@ -20,6 +20,7 @@ from integrations.models import (
     ServiceAccountKey,
     UserOAuthClient,
 )
+from integrations.providers import registry
 from integrations.providers.definitions import (
     CHECKED_FIELDS,
     provider_definition_check,
@@ -84,7 +85,7 @@ class ConnectionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Capabilities")
     def capabilities(self, obj: Connection) -> str:
-        cat = app_settings.catalogue()
+        cat = registry.catalogue()
         keys = cat.granted_capabilities(obj.provider, obj.scopes)
         return ", ".join(cat.effective_capabilities(keys)) or "—"
 
@@ -242,7 +243,7 @@ class ProviderDefinitionAdmin(admin.ModelAdmin):
         secret = form.cleaned_data.get("client_secret")
         if secret:
             provider_definition_set_secret(definition=obj, secret=secret)
-        app_settings.definitions_changed()
+        registry.definitions_changed()
 
     @admin.action(description="Check the selected definitions (discovery, endpoints)")
     def run_check(self, request: HttpRequest, queryset: Any) -> None:

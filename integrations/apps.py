@@ -9,14 +9,12 @@ class IntegrationsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from integrations import (
-            app_settings,
-            checks,  # noqa: F401  registers the checks
-        )
+        from integrations import checks  # noqa: F401  registers the checks
         from integrations.models import ProviderDefinition
+        from integrations.providers import registry
 
         def changed(**kwargs: object) -> None:
-            app_settings.definitions_changed()
+            registry.definitions_changed()
 
         post_save.connect(changed, sender=ProviderDefinition, weak=False)
         post_delete.connect(changed, sender=ProviderDefinition, weak=False)

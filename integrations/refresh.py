@@ -38,10 +38,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations import app_settings
-from integrations.app_settings import ProviderConfig
 from integrations.audit import audit_record
 from integrations.connections.store import store_tokens
 from integrations.core import crypto
+from integrations.core.provider_config import ProviderConfig
 from integrations.core.refresh_policy import (
     ATTEMPTS_WINDOW,
     BACKOFF_CAP,
@@ -60,6 +60,7 @@ from integrations.errors import (
 )
 from integrations.models import AuditEvent, Connection, ProviderHealth
 from integrations.providers import client as http
+from integrations.providers import registry
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def connection_credentials(
     reached (the token is served while still valid, even inside the margin).
     """
     now = now or timezone.now()
-    config = app_settings.connection_config(connection)
+    config = registry.connection_config(connection)
     margin = config.refresh_margin if margin is None else margin
     if connection.status in (Connection.Status.NEEDS_RECONNECT, Connection.Status.REVOKED):
         raise ReauthorizationRequiredError(
@@ -281,7 +282,7 @@ def connection_refresh(
     notify = False
     with transaction.atomic():
         conn = Connection.objects.select_for_update().get(pk=connection_id)
-        config = app_settings.connection_config(conn)
+        config = registry.connection_config(conn)
         margin = config.refresh_margin if margin is None else margin
         if conn.status in (Connection.Status.NEEDS_RECONNECT, Connection.Status.REVOKED):
             raise ReauthorizationRequiredError(
@@ -355,7 +356,7 @@ def connection_narrowed_credentials(
     hold). Falls back to the connection's own credentials otherwise.
     """
     now = now or timezone.now()
-    config = app_settings.connection_config(connection)
+    config = registry.connection_config(connection)
     full = connection_credentials(connection=connection, now=now, verify=verify)
     if not config.narrow_scope_on_refresh or config.rotates_refresh_tokens:
         return full

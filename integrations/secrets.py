@@ -14,6 +14,7 @@ from integrations.audit import audit_record
 from integrations.core import crypto
 from integrations.core.secret_rules import check_secret_key, check_secret_value
 from integrations.models import AuditEvent, Secret
+from integrations.providers import registry
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ def secret_set(*, user: Any, key: str, value: str) -> SecretSetResult:
     non-empty value of at most 16 KiB, a key no integration hands out; ``InvalidSecretError``
     otherwise). The value is encrypted; only its fingerprint is kept in clear. Audited
     (key and fingerprint, never the value)."""
-    check_secret_key(key, reserved=app_settings.reserved_env_names())
+    check_secret_key(key, reserved=registry.reserved_env_names())
     check_secret_value(value, key=key)
     secret, created = Secret.objects.update_or_create(
         user=user,

@@ -6,16 +6,16 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import override_settings
 
+from integrations.providers import registry
 from integrations.sandbox.services import google_callback_uri, sandbox_client_ensure
 
 
 @pytest.fixture(autouse=True)
 def _fresh_provider_definitions():
-    from integrations import app_settings
 
-    app_settings.definitions_changed()
+    registry.definitions_changed()
     yield
-    app_settings.definitions_changed()
+    registry.definitions_changed()
 
 
 @pytest.fixture

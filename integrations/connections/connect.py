@@ -10,13 +10,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from integrations import app_settings
 from integrations.audit import audit_record
 from integrations.connections.store import store_tokens
 from integrations.core.refresh_policy import next_refresh_at
 from integrations.core.tokens import TokenSet
 from integrations.errors import AccountMismatchError
 from integrations.models import AuditEvent, Connection
+from integrations.providers import registry
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,8 @@ def connection_save_from_callback(
     the token response's ``scope``; only when the response has none are they the
     requested ones (RFC 6749 §5.1).
     """
-    config = app_settings.flow_config(provider_id, user=user)
-    cat = app_settings.catalogue()
+    config = registry.flow_config(provider_id, user=user)
+    cat = registry.catalogue()
     asked_scopes = list(config.identity_scopes) + cat.scopes_for(requested)
     if connection_id is not None:
         current = Connection.objects.filter(

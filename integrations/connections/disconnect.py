@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import requests
 from django.db import transaction
 
-from integrations import app_settings
 from integrations.audit import audit_record
 from integrations.connections.connect import connection_make_default
 from integrations.connections.store import connection_access_token, connection_refresh_token
@@ -16,6 +15,7 @@ from integrations.core import crypto
 from integrations.errors import UnknownProviderError
 from integrations.models import AuditEvent, Connection
 from integrations.providers import client as http
+from integrations.providers import registry
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def _revoke_at_provider(connection: Connection) -> RevocationOutcome:
     or of the access token when there is none. Never raises: what went wrong is the
     outcome's ``error_code``."""
     try:
-        config = app_settings.connection_config(connection)
+        config = registry.connection_config(connection)
     except UnknownProviderError:
         # Staff deleted the provider's definition: nowhere to revoke at.
         return RevocationOutcome(ok=False, error_code="unknown_provider")

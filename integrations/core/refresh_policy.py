@@ -7,7 +7,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from integrations.app_settings import ProviderConfig
+from integrations.core.provider_config import ProviderConfig
 
 # Backoff after the n-th consecutive transient failure: base * 2**(n-1), capped, with
 # "equal jitter" (half fixed, half random) so that a provider outage does not end in a

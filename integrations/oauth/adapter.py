@@ -24,11 +24,11 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from integrations import app_settings
 from integrations.connections import connect
 from integrations.errors import AccountMismatchError, ProviderDisabledError, UnknownProviderError
 from integrations.oauth.provider import ALLAUTH_PREFIX, IntegrationProvider
 from integrations.providers import client as http
+from integrations.providers import registry
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def safe_next(request: HttpRequest, url: str | None) -> str | None:
 
 
 def _labels(keys: list[str]) -> str:
-    by_key = app_settings.catalogue().by_key
+    by_key = registry.catalogue().by_key
     return ", ".join(by_key[k].label if k in by_key else k for k in keys)
 
 
@@ -59,7 +59,7 @@ class IntegrationSocialAccountAdapter(DefaultSocialAccountAdapter):
         # not from allauth's SOCIALACCOUNT_PROVIDERS or its SocialApp table.
         if provider and provider.startswith(ALLAUTH_PREFIX):
             try:
-                config = app_settings.flow_config(
+                config = registry.flow_config(
                     provider.removeprefix(ALLAUTH_PREFIX), user=getattr(request, "user", None)
                 )
             except (UnknownProviderError, ProviderDisabledError):

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 from allauth.socialaccount.adapter import get_adapter as get_social_adapter
 from django.http import HttpRequest, HttpResponse
 
-from integrations import app_settings
 from integrations.errors import IntegrationError
 from integrations.models import Connection
 from integrations.oauth.provider import allauth_provider_id
+from integrations.providers import registry
 
 
 def _validate_capabilities(provider_id: str, capabilities: Sequence[str]) -> list[str]:
-    allowed = {c.key for c in app_settings.catalogue().oauth_capabilities_of(provider_id)}
+    allowed = {c.key for c in registry.catalogue().oauth_capabilities_of(provider_id)}
     keys = list(dict.fromkeys(capabilities))
     unknown = [k for k in keys if k not in allowed]
     if unknown:
@@ -43,9 +43,9 @@ def connection_start(
     (https://developers.google.com/identity/protocols/oauth2/web-server#incrementalAuth);
     ``prompt=consent`` whenever we hold no refresh token, as Google sends one only then.
     """
-    config = app_settings.flow_config(provider_id, user=request.user)
+    config = registry.flow_config(provider_id, user=request.user)
     keys = _validate_capabilities(provider_id, capabilities)
-    scopes = list(config.identity_scopes) + app_settings.catalogue().scopes_for(keys)
+    scopes = list(config.identity_scopes) + registry.catalogue().scopes_for(keys)
     auth_params = dict(config.auth_params)
     if connection is None or not connection.has_refresh_token or reconnect:
         auth_params["prompt"] = "consent"

@@ -1,7 +1,7 @@
 """The allauth provider and OAuth2 adapter behind every integration.
 
 allauth does the handshake (``state`` bound to the session and the provider, PKCE
-S256, code exchange). Endpoints come from ``app_settings.provider_config`` at run
+S256, code exchange). Endpoints come from ``registry.provider_config`` at run
 time, not at import. The token response is kept whole (allauth's ``parse_token``
 drops the granted ``scope``) and handed to our adapter's ``pre_social_login``.
 """
@@ -25,6 +25,7 @@ from integrations import app_settings
 from integrations.core.provider_definitions import lookup
 from integrations.core.tokens import parse_token_response
 from integrations.providers import client as http
+from integrations.providers import registry
 
 ALLAUTH_PREFIX = "integration_"
 
@@ -43,7 +44,7 @@ class IntegrationAccount(ProviderAccount):
 class IntegrationOAuth2Adapter(OAuth2Adapter):
     def __init__(self, request: HttpRequest, provider_id: str) -> None:
         self.provider_id = allauth_provider_id(provider_id)
-        self.config = app_settings.flow_config(provider_id, user=getattr(request, "user", None))
+        self.config = registry.flow_config(provider_id, user=getattr(request, "user", None))
         super().__init__(request)
 
     @property
@@ -125,9 +126,7 @@ class IntegrationProvider(OAuth2Provider):
 
     def __init__(self, request: HttpRequest, app: Any = None) -> None:
         super().__init__(request, app=app)
-        self.config = app_settings.flow_config(
-            self.integration_id, user=getattr(request, "user", None)
-        )
+        self.config = registry.flow_config(self.integration_id, user=getattr(request, "user", None))
         self.name = self.config.name
 
     @property

@@ -16,6 +16,7 @@ from integrations.core.provider_definitions import PRESETS, DefinitionError, val
 from integrations.errors import OwnClientNotAllowedError
 from integrations.models import Connection, ProviderDefinition, UserOAuthClient
 from integrations.providers import client as http
+from integrations.providers import registry
 
 # Fields that change what the check verified: editing one asks for a new check.
 CHECKED_FIELDS = (
@@ -129,7 +130,7 @@ def provider_definition_check(*, definition: ProviderDefinition) -> CheckReport:
     if not report.ok:
         definition.enabled = False
     definition.save()
-    app_settings.definitions_changed()
+    registry.definitions_changed()
     return report
 
 
@@ -143,7 +144,7 @@ def user_client_set(*, user: Any, provider: str, client_id: str, client_secret: 
     grant belongs to the client that obtained it, so replacing the client asks the
     user to connect again.
     """
-    config = app_settings.provider_info(provider)
+    config = registry.provider_info(provider)
     if not config.allow_user_clients:
         raise OwnClientNotAllowedError(f"{config.name} does not take users' own clients")
     with transaction.atomic():

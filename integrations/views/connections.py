@@ -16,16 +16,17 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from integrations import app_settings, selectors
-from integrations.app_settings import ProviderConfig
 from integrations.connections.connect import connection_make_default
 from integrations.connections.disconnect import connection_disconnect
 from integrations.core.catalogue import Capability
+from integrations.core.provider_config import ProviderConfig
 from integrations.errors import IntegrationError, ProviderDisabledError, UnknownProviderError
 from integrations.models import Connection, UserOAuthClient
 from integrations.oauth.adapter import safe_next
 from integrations.oauth.flows import connection_start
 from integrations.oauth.provider import IntegrationOAuth2Adapter
 from integrations.providers import definitions as providers
+from integrations.providers import registry
 from integrations.views.forms import CapabilitiesForm, OwnClientForm
 
 
@@ -60,17 +61,17 @@ class ProviderSection:
 def _config_or_404(provider_id: str, *, user: Any) -> ProviderConfig:
     """The configuration of a flow of ``user``'s: 404 for an unknown or disabled provider."""
     try:
-        return app_settings.flow_config(provider_id, user=user)
+        return registry.flow_config(provider_id, user=user)
     except (UnknownProviderError, ProviderDisabledError):
         raise Http404("No such provider.") from None
 
 
 @login_required
 def integrations_page(request: HttpRequest) -> HttpResponse:
-    cat = app_settings.catalogue()
+    cat = registry.catalogue()
     sections = {
         config.id: ProviderSection(config=config, capabilities=cat.oauth_capabilities_of(config.id))
-        for config in app_settings.connectable_providers()
+        for config in registry.connectable_providers()
     }
     for client in selectors.own_clients_for_user(user=request.user):
         if client.provider in sections:
@@ -134,7 +135,7 @@ def own_client_set(request: HttpRequest, provider_id: str) -> HttpResponse:
     """Your-own mode: the user's client ID and secret for this provider."""
     # Not the flow's configuration: that would decrypt the client being replaced.
     try:
-        config = app_settings.provider_info(provider_id)
+        config = registry.provider_info(provider_id)
     except UnknownProviderError:
         raise Http404("No such provider.") from None
     form = OwnClientForm(request.POST)
@@ -185,7 +186,7 @@ def connect(request: HttpRequest, provider_id: str) -> HttpResponse:
     return _start(
         request,
         provider_id=config.id,
-        offered=app_settings.catalogue().oauth_capabilities_of(config.id),
+        offered=registry.catalogue().oauth_capabilities_of(config.id),
     )
 
 
@@ -194,7 +195,7 @@ def connect(request: HttpRequest, provider_id: str) -> HttpResponse:
 def add_permissions(request: HttpRequest, id: int) -> HttpResponse:
     conn = selectors.connection_for_user(user=request.user, id=id)
     _config_or_404(conn.provider, user=request.user)  # unknown or disabled: 404
-    cat = app_settings.catalogue()
+    cat = registry.catalogue()
     granted = cat.granted_capabilities(conn.provider, conn.scopes)
     offered = [
         c for c in cat.oauth_capabilities_of(conn.provider) if not cat.is_satisfied(c.key, granted)
@@ -208,7 +209,7 @@ def reconnect(request: HttpRequest, id: int) -> HttpResponse:
     """Connect again for the same account and capabilities, after the grant died."""
     conn = selectors.connection_for_user(user=request.user, id=id)
     _config_or_404(conn.provider, user=request.user)  # unknown or disabled: 404
-    cat = app_settings.catalogue()
+    cat = registry.catalogue()
     granted = cat.granted_capabilities(conn.provider, conn.scopes)
     try:
         return connection_start(
@@ -239,7 +240,7 @@ def make_default(request: HttpRequest, id: int) -> HttpResponse:
 def disconnect(request: HttpRequest, id: int) -> HttpResponse:
     conn = selectors.connection_for_user(user=request.user, id=id)
     try:
-        name = app_settings.provider_info(conn.provider).name
+        name = registry.provider_info(conn.provider).name
     except UnknownProviderError:
         name = conn.provider  # its definition was deleted: the connection still goes
     if request.method == "GET":

@@ -4,11 +4,11 @@ from collections.abc import Iterable
 
 from django import forms
 
-from integrations import app_settings
 from integrations.core.catalogue import Capability
 from integrations.core.secret_rules import check_secret_key, check_secret_value
 from integrations.core.service_account_keys import MAX_KEY_BYTES, parse_project_number
 from integrations.errors import InvalidSecretError, InvalidServiceAccountKeyError
+from integrations.providers import registry
 
 
 class CapabilitiesForm(forms.Form):
@@ -57,7 +57,7 @@ class SecretForm(forms.Form):
     def clean_key(self) -> str:
         try:
             return check_secret_key(
-                self.cleaned_data["key"], reserved=app_settings.reserved_env_names()
+                self.cleaned_data["key"], reserved=registry.reserved_env_names()
             )
         except InvalidSecretError as exc:
             raise forms.ValidationError(str(exc)) from None

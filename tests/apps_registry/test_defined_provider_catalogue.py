@@ -15,10 +15,10 @@ from django.utils import timezone
 
 from apps_registry import selectors
 from apps_registry.manifest import parse_manifest
-from integrations import app_settings
 from integrations.core.catalogue import BUILTIN
 from integrations.core.provider_definitions import PRESETS
 from integrations.models import Connection, ProviderDefinition
+from integrations.providers import registry
 from integrations.providers.definitions import provider_definition_set_secret
 from tests.integrations.factories import ConnectionFactory
 
@@ -44,7 +44,7 @@ def slack() -> ProviderDefinition:
         **PRESETS["slack"], client_id="slack-client", enabled=True, last_check_ok=True
     )
     provider_definition_set_secret(definition=definition, secret="slack-secret")
-    app_settings.definitions_changed()
+    registry.definitions_changed()
     return definition
 
 
@@ -53,7 +53,7 @@ def unknown_warnings(problems) -> list:
 
 
 def test_the_catalogue_knows_the_defined_provider(slack):
-    cat = app_settings.catalogue()
+    cat = registry.catalogue()
     assert cat.provider_name("slack") == "Slack"
     assert cat.providers["slack"].env == {"access_token": "SLACK_BOT_TOKEN"}
     assert cat.label("slack.chat.write") == "Slack: post messages"
@@ -70,7 +70,7 @@ def test_upload_knows_the_defined_providers_capability_keys(alice, upload, slack
         "unknown integration 'slack.chat.write'",
         "unknown integration 'slack.channels.read'",
     ]
-    assert parse_manifest(NOTIFY, catalogue=app_settings.catalogue()).warnings == ()
+    assert parse_manifest(NOTIFY, catalogue=registry.catalogue()).warnings == ()
 
 
 def test_app_page_names_the_defined_provider_and_its_capabilities(

@@ -18,10 +18,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps_registry import services
-from integrations import app_settings
 from integrations.connections.store import connection_access_token
 from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.models import Connection, Secret
+from integrations.providers import registry
 from integrations.secrets import secret_set
 from tests.integrations.factories import ConnectionFactory
 
@@ -58,7 +58,7 @@ def ask(token: str, **body: object):
 
 
 def token_url() -> str:
-    return app_settings.provider_config("google").token_url
+    return registry.provider_config("google").token_url
 
 
 def failing(user, *, backoff: timedelta | None = timedelta(minutes=10), **fields) -> Connection:

@@ -19,6 +19,7 @@ from integrations.connections.store import connection_access_token
 from integrations.core import crypto
 from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.models import Secret
+from integrations.providers import registry
 from integrations.secrets import secret_set
 from tests.integrations.factories import ConnectionFactory
 
@@ -60,7 +61,7 @@ def test_upload_refuses_a_staff_defined_providers_env_name(alice, upload):
     from tests.integrations.test_provider_definitions import make_acme
 
     make_acme()
-    app_settings.definitions_changed()
+    registry.definitions_changed()
     text = "namespace: acme\nname: sneaky\nsecrets:\n  - key: ACME_TOKEN\n"
     version = upload(alice, text)
 

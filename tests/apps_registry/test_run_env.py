@@ -16,10 +16,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps_registry import services
-from integrations import app_settings
 from integrations.connections.store import connection_access_token
 from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.models import AuditEvent, Connection
+from integrations.providers import registry
 from integrations.secrets import secret_set
 from tests.integrations.factories import ConnectionFactory
 from tests.processes import needs_postgres
@@ -137,7 +137,7 @@ def test_a_dead_grant_answers_409_with_reconnect_not_a_dead_token(runner, app, b
     with responses.RequestsMock() as rsps:
         rsps.add(
             "POST",
-            app_settings.provider_config("google").token_url,
+            registry.provider_config("google").token_url,
             status=400,
             json={"error": "invalid_grant"},
         )
@@ -162,7 +162,7 @@ def test_an_expiring_token_is_refreshed_first(runner, app, bob):
     with responses.RequestsMock() as rsps:
         rsps.add(
             "POST",
-            app_settings.provider_config("google").token_url,
+            registry.provider_config("google").token_url,
             json={"access_token": "ya29.fresh", "expires_in": 3599},
         )
         resp = ask(runner, user="bob@example.com", app="acme/digest")
@@ -326,7 +326,7 @@ def test_other_refusals_of_a_refresh_are_a_502_with_the_code_only(runner, app, b
     with responses.RequestsMock() as rsps:
         rsps.add(
             "POST",
-            app_settings.provider_config("google").token_url,
+            registry.provider_config("google").token_url,
             status=400,
             json={"error": "invalid_scope", "error_description": "echoes 1//secret-ish"},
         )

@@ -190,8 +190,8 @@ def test_api_token_of_an_inactive_user_is_refused(alice):
 
 
 def test_readiness_selector_reads_in_two_queries(alice, bob, upload, django_assert_num_queries):
-    from integrations import app_settings
     from integrations.core.catalogue import BUILTIN
+    from integrations.providers import registry
     from integrations.secrets import secret_set
     from tests.integrations.factories import ConnectionFactory
 
@@ -202,7 +202,7 @@ def test_readiness_selector_reads_in_two_queries(alice, bob, upload, django_asse
             user=bob, scopes=["openid", "email", *BUILTIN.scopes_for(["google.sheets.readonly"])]
         )
         secret_set(user=bob, key=f"KEY_{i}", value="v")
-    app_settings.connectable_providers()  # its provider definitions are cached
+    registry.connectable_providers()  # its provider definitions are cached
     with django_assert_num_queries(2):  # connections, secret keys
         readiness = selectors.readiness_for(user=bob, app=app)
     assert readiness is not None and readiness.ready

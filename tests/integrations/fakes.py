@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 import responses
 
-from integrations import app_settings
+from integrations.providers import registry
 
 
 @dataclass
@@ -36,7 +36,7 @@ class FakeGoogle:
     token_requests: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        config = app_settings.provider_config("google")
+        config = registry.provider_config("google")
         self.rsps.add_callback(responses.POST, config.token_url, callback=self._token)
         self.rsps.add_callback(responses.GET, config.userinfo_url, callback=self._userinfo)
         self.rsps.add_callback(responses.POST, config.revoke_url, callback=self._revoke)

@@ -93,8 +93,8 @@ def test_googles_endpoints_and_client_come_from_the_environment():
         "GOOGLE_CLIENT_SECRET": "env-secret",
     }
     code = (
-        "import django, json; django.setup(); from integrations import app_settings; "
-        "c = app_settings.provider_config('google'); print(json.dumps([c.authorize_url, "
+        "import django, json; django.setup(); from integrations.providers import registry; "
+        "c = registry.provider_config('google'); print(json.dumps([c.authorize_url, "
         "c.token_url, c.revoke_url, c.userinfo_url, c.client_id, c.client_secret]))"
     )
     out = subprocess.run(

@@ -27,10 +27,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import app_settings
 from integrations.core.provider_definitions import PRESETS
 from integrations.errors import ReauthorizationRequiredError
 from integrations.models import Connection, ProviderDefinition
+from integrations.providers import registry
 from integrations.providers.definitions import provider_definition_set_secret
 from integrations.refresh import connection_credentials
 
@@ -73,7 +73,7 @@ def add_preset(slug: str) -> dict[str, Any]:
         **preset, client_id=f"{slug}-client", enabled=True, last_check_ok=True
     )
     provider_definition_set_secret(definition=definition, secret=f"{slug}-secret")
-    app_settings.definitions_changed()
+    registry.definitions_changed()
     return preset
 
 

@@ -17,11 +17,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import app_settings
 from integrations.core import crypto
 from integrations.core.provider_definitions import PRESETS, DefinitionError, validate_definition
 from integrations.errors import ReauthorizationRequiredError
 from integrations.models import Connection, ProviderDefinition, UserOAuthClient
+from integrations.providers import registry
 from integrations.providers.definitions import provider_definition_set_secret, user_client_set
 from integrations.refresh import connection_credentials
 
@@ -87,21 +87,21 @@ def test_broken_definitions_say_what_is_wrong(change, message):
 
 def test_definition_config_and_catalogue():
     make_acme()
-    config = app_settings.provider_config("acme")
+    config = registry.provider_config("acme")
     assert config.client_id == "platform-id" and config.client_secret == "platform-secret"
     assert "platform-secret" not in repr(config)
     assert config.scope_separator == "," and config.client_auth == "basic"
     assert config.env == {"access_token": "ACME_TOKEN"}
-    cat = app_settings.catalogue()
+    cat = registry.catalogue()
     assert cat.granted_capabilities("acme", ["write", "profile"]) == ["acme.write"]
     assert cat.is_satisfied("acme.read", ["acme.write"])
     assert "google.sheets" in cat.by_key  # the built-in ones are still there
-    assert [c.id for c in app_settings.connectable_providers()] == ["google", "acme"]
+    assert [c.id for c in registry.connectable_providers()] == ["google", "acme"]
 
 
 def test_disabled_definitions_are_not_offered():
     make_acme(enabled=False)
-    assert [c.id for c in app_settings.connectable_providers()] == ["google"]
+    assert [c.id for c in registry.connectable_providers()] == ["google"]
 
 
 class FakeAcme:
@@ -200,7 +200,7 @@ def test_disabled_provider_takes_no_new_flows_but_its_connections_keep_working(
     conn = Connection.objects.get(user=alice, provider="acme")
     definition.enabled = False
     definition.save()
-    app_settings.definitions_changed()
+    registry.definitions_changed()
 
     # No Connect, no Add Permissions, no callback: a disabled provider takes no grant.
     connect_url = reverse("integrations:connect", kwargs={"provider_id": "acme"})
@@ -236,7 +236,7 @@ def test_disconnect_after_the_definition_was_deleted(alice_client, alice, acme_s
     connect_acme(alice_client, acme_server)
     conn = Connection.objects.get(user=alice, provider="acme")
     definition.delete()
-    app_settings.definitions_changed()
+    registry.definitions_changed()
     url = reverse("integrations:disconnect", kwargs={"id": conn.pk})
     assert alice_client.get(url).status_code == 200
     alice_client.post(url)
@@ -314,7 +314,7 @@ def test_a_grant_made_with_the_platform_client_stops_using_the_own_one(
     # Staff stop taking users' own clients: the next grant is the platform client's,
     # and its refreshes must use the platform client too.
     ProviderDefinition.objects.filter(slug="acme").update(allow_user_clients=False)
-    app_settings.definitions_changed()
+    registry.definitions_changed()
     connect_acme(alice_client, acme_server)
     conn.refresh_from_db()
     assert conn.oauth_client_id is None
@@ -364,7 +364,7 @@ def test_a_platform_secret_that_no_longer_decrypts_does_not_break_pages(
     ProviderDefinition.objects.filter(slug="acme").update(
         client_secret_encrypted=crypto.encrypt("x", keys=[Fernet.generate_key().decode()])
     )
-    app_settings.definitions_changed()
+    registry.definitions_changed()
     assert alice_client.get(reverse("integrations:page")).status_code == 200
     conn = Connection.objects.get(user=alice, provider="acme")
     assert (
@@ -376,7 +376,7 @@ def test_a_platform_secret_that_no_longer_decrypts_does_not_break_pages(
 def test_connect_without_an_own_client_says_to_add_one(alice_client):
     make_acme(client_id="")
     ProviderDefinition.objects.filter(slug="acme").update(client_secret_encrypted=None)
-    app_settings.definitions_changed()
+    registry.definitions_changed()
     resp = alice_client.post(
         reverse("integrations:connect", kwargs={"provider_id": "acme"}),
         {"capabilities": ["acme.read"]},
@@ -463,7 +463,7 @@ def test_admin_add_from_preset_check_then_enable(admin_client):
     resp = admin_client.post(url, admin_form(client_id="cid", client_secret="csec"))
     assert resp.status_code == 302, resp.content.decode()[:3000]
     definition = ProviderDefinition.objects.get(slug="acme")
-    assert app_settings.provider_config("acme").client_secret == "csec"
+    assert registry.provider_config("acme").client_secret == "csec"
     change = admin_client.get(
         reverse("admin:integrations_providerdefinition_change", args=[definition.pk])
     ).content.decode()
@@ -489,7 +489,7 @@ def test_admin_add_from_preset_check_then_enable(admin_client):
     assert resp.status_code == 302
     definition.refresh_from_db()
     assert definition.enabled
-    assert app_settings.provider_config("acme").client_secret == "csec"  # kept
+    assert registry.provider_config("acme").client_secret == "csec"  # kept
 
 
 def test_check_fails_on_an_unreachable_endpoint_and_keeps_it_disabled(admin_client):
@@ -591,7 +591,7 @@ def test_the_run_api_hands_out_the_narrowed_token_and_google_is_not_narrowed(
     from apps_registry import services as apps
 
     make_acme(narrow_scope_on_refresh=True, rotates_refresh_tokens=False)
-    assert not app_settings.provider_config("google").narrow_scope_on_refresh
+    assert not registry.provider_config("google").narrow_scope_on_refresh
     acme_connection(bob)
     apps.manifest_upload(
         user=alice,
@@ -692,15 +692,15 @@ def test_a_run_with_an_own_client_connection_costs_no_extra_query(alice, bob, ac
 def test_configurations_are_built_once_per_read_of_the_definitions(alice):
     # The run and refresh paths ask for them on every call: no decryption each time.
     make_acme()
-    first = app_settings.provider_config("acme")
-    assert app_settings.provider_config("acme") is first
+    first = registry.provider_config("acme")
+    assert registry.provider_config("acme") is first
     user_client_set(user=alice, provider="acme", client_id="a", client_secret="s1")
     client = UserOAuthClient.objects.get(user=alice)
-    own = app_settings.provider_config("acme", client=client)
-    assert app_settings.provider_config("acme", client=client) is own
+    own = registry.provider_config("acme", client=client)
+    assert registry.provider_config("acme", client=client) is own
     assert own.client_secret == "s1"
     user_client_set(user=alice, provider="acme", client_id="a", client_secret="s2")
     replaced = UserOAuthClient.objects.get(user=alice)
-    assert app_settings.provider_config("acme", client=replaced).client_secret == "s2"
-    app_settings.definitions_changed()
-    assert app_settings.provider_config("acme") is not first
+    assert registry.provider_config("acme", client=replaced).client_secret == "s2"
+    registry.definitions_changed()
+    assert registry.provider_config("acme") is not first

@@ -14,7 +14,6 @@ import responses
 from django.core import mail
 from django.urls import reverse
 
-from integrations import app_settings
 from integrations.connections.store import (
     connection_access_token,
     connection_refresh_token,
@@ -24,6 +23,7 @@ from integrations.core.refresh_policy import BACKOFF_BASE, backoff_delay, next_r
 from integrations.core.tokens import TokenSet
 from integrations.errors import ProviderUnavailableError, ReauthorizationRequiredError
 from integrations.models import AuditEvent, Connection, ProviderHealth
+from integrations.providers import registry
 from integrations.refresh import (
     connection_credentials,
     connection_refresh_if_due,
@@ -55,7 +55,7 @@ def make_connection(
         ),
     )
     conn.next_refresh_at = next_refresh_at(
-        connection=conn, config=app_settings.provider_config("google"), now=T0
+        connection=conn, config=registry.provider_config("google"), now=T0
     )
     conn.save()
     return conn
@@ -69,7 +69,7 @@ class TokenEndpoint:
         self.script: list[object] = []
         self.default: object = (200, {"access_token": "ya29.new", "expires_in": 3599})
         rsps.add_callback(
-            responses.POST, app_settings.provider_config("google").token_url, callback=self._answer
+            responses.POST, registry.provider_config("google").token_url, callback=self._answer
         )
 
     def _answer(self, request):
@@ -104,7 +104,7 @@ def test_token_inside_the_margin_is_refreshed(alice, endpoint):
     assert creds.expires_at == T0 + timedelta(seconds=3599)
     (call,) = endpoint.calls
     assert call["grant_type"] == "refresh_token" and call["refresh_token"] == "1//rt-0"
-    assert call["client_id"] == app_settings.provider_config("google").client_id
+    assert call["client_id"] == registry.provider_config("google").client_id
     conn.refresh_from_db()
     assert connection_access_token(connection=conn) == "ya29.new"
     # No refresh token in the response: the stored one is kept.
@@ -375,7 +375,7 @@ def test_idle_connection_gets_a_keepalive_not_hourly_refreshes(alice, endpoint):
     conn = make_connection(alice, expires_at=T0 + timedelta(hours=1))
     Connection.objects.filter(pk=conn.pk).update(last_used_at=T0 - timedelta(days=3))
     conn.refresh_from_db()
-    config = app_settings.provider_config("google")
+    config = registry.provider_config("google")
     due = next_refresh_at(connection=conn, config=config, now=T0)
     assert conn.last_refreshed_at is not None
     assert due == conn.last_refreshed_at + timedelta(seconds=config.keepalive_interval)
@@ -447,7 +447,7 @@ def test_a_provider_may_have_its_own_margin_and_keepalive(alice, endpoint, setti
     idle_since = T0 - timedelta(days=2)
     Connection.objects.filter(pk=conn.pk).update(last_used_at=idle_since)
     conn.refresh_from_db()
-    config = app_settings.provider_config("google")
+    config = registry.provider_config("google")
     assert config.keepalive_interval == 86400
     due = next_refresh_at(connection=conn, config=config, now=T0 + timedelta(hours=2))
     assert due == T0 + timedelta(days=1)
@@ -493,7 +493,7 @@ class Userinfo:
         self.tokens: list[str] = []
         rsps.add_callback(
             responses.GET,
-            app_settings.provider_config("google").userinfo_url,
+            registry.provider_config("google").userinfo_url,
             callback=self._answer,
         )
 

@@ -23,12 +23,12 @@ from django.test import Client, override_settings
 from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
-from integrations import app_settings
 from integrations.connections.store import connection_access_token, store_tokens
 from integrations.core.provider_definitions import PRESETS
 from integrations.core.refresh_policy import next_refresh_at
 from integrations.core.tokens import TokenSet
 from integrations.models import Connection, ProviderDefinition
+from integrations.providers import registry
 from integrations.providers.definitions import provider_definition_set_secret
 from integrations.refresh import connection_credentials
 from integrations.sandbox.models import SandboxTokenRequest
@@ -72,8 +72,8 @@ def x_preset_on_the_sandbox(site: str) -> str:
         }
     )
     provider_definition_set_secret(definition=definition, secret=SANDBOX_CLIENT_SECRET)
-    app_settings.definitions_changed()
-    config = app_settings.provider_config("x")
+    registry.definitions_changed()
+    config = registry.provider_config("x")
     assert config.client_auth == "basic" and config.rotates_refresh_tokens
     return "x"
 
@@ -104,7 +104,7 @@ def sandbox_connection(user, *, expires_in: timedelta, provider: str = "google")
         ),
     )
     conn.next_refresh_at = next_refresh_at(
-        connection=conn, config=app_settings.provider_config(provider), now=now
+        connection=conn, config=registry.provider_config(provider), now=now
     )
     conn.save()
     return conn

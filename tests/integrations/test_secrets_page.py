@@ -16,6 +16,7 @@ from integrations import secrets as services
 from integrations.core.secret_rules import MAX_VALUE_BYTES
 from integrations.errors import InvalidSecretError
 from integrations.models import AuditEvent, Secret
+from integrations.providers import registry
 
 from .test_no_leaks import dump_every_table
 
@@ -238,12 +239,11 @@ def test_the_service_refuses_a_reserved_name_too(alice):
 
 
 def test_a_staff_defined_providers_env_name_is_refused(alice_client, alice):
-    from integrations import app_settings
 
     from .test_provider_definitions import make_acme
 
     make_acme()
-    app_settings.definitions_changed()
+    registry.definitions_changed()
     resp = alice_client.post(PAGE, {"key": "ACME_TOKEN", "value": VALUE})
     assert "ACME_TOKEN is a name integrations hand to apps" in resp.content.decode()
     assert not Secret.objects.filter(user=alice).exists()
