@@ -21,7 +21,7 @@ from django.http import Http404
 
 from apps_registry.errors import AppOwnershipError
 from apps_registry.manifest import Requirement
-from apps_registry.models import ApiToken, App, ManifestVersion
+from apps_registry.models import ApiToken, App, ManifestVersion, RunnerToken
 from apps_registry.readiness import Grant, Readiness, assess_readiness
 from apps_registry.serialization import requirements_from_json
 from apps_registry.tokens import hash_api_token
@@ -172,6 +172,16 @@ def api_token_for(*, token: str) -> ApiToken | None:
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
     if not row.user.is_active:
+        return None
+    return row
+
+
+def runner_token_for(*, token: str) -> RunnerToken | None:
+    """The live (not revoked) runner token whose hash matches ``token``, or None; looked
+    up by hash, then compared in constant time."""
+    digest = hash_api_token(token)
+    row = RunnerToken.objects.filter(token_hash=digest, revoked_at__isnull=True).first()
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
     return row
 

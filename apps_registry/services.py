@@ -213,6 +213,14 @@ def api_token_touch(*, api_token: ApiToken) -> None:
         api_token.last_used_at = now
 
 
+def runner_token_touch(*, runner_token: RunnerToken) -> None:
+    """Record that ``runner_token`` was used (at most once a minute)."""
+    now = timezone.now()
+    if runner_token.last_used_at is None or now - runner_token.last_used_at >= _TOUCH_EVERY:
+        RunnerToken.objects.filter(pk=runner_token.pk).update(last_used_at=now)
+        runner_token.last_used_at = now
+
+
 def runner_token_create(*, name: str, created_by: Any = None) -> tuple[RunnerToken, str]:
     """Make a runner token; return the row and the token, shown once (only its hash
     is stored)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -24,9 +24,11 @@ from apps_registry.errors import AppOwnershipError, ManifestRejectedError
 from apps_registry.forms import ManifestUploadForm
 from apps_registry.limits import MAX_ENVELOPE_BYTES, MAX_MANIFEST_BYTES, content_length
 from apps_registry.manifest import ManifestProblem
-from apps_registry.models import ManifestVersion
 from apps_registry.serialization import problems_from_json, requirements_from_json
 from integrations.providers import registry as integrations_registry
+
+if TYPE_CHECKING:
+    from apps_registry.models import ManifestVersion
 
 
 @login_required

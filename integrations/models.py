@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from integrations.core.service_account_keys import PURPOSE_GCP, PURPOSE_GOOGLE_SA
 from integrations.errors import AuditEventImmutableError
 
 
@@ -86,6 +87,11 @@ class Connection(models.Model):
     @property
     def has_refresh_token(self) -> bool:
         return bool(self.refresh_token_encrypted)
+
+    @property
+    def needs_reconnect(self) -> bool:
+        """The grant has ended (``invalid_grant``): only a Reconnect brings it back."""
+        return self.status == self.Status.NEEDS_RECONNECT
 
 
 class AuditEvent(models.Model):
@@ -291,8 +297,8 @@ class ServiceAccountKey(models.Model):
     """
 
     class Purpose(models.TextChoices):
-        GOOGLE_SA = "google_sa", "Google service account"
-        GCP = "gcp", "GCP project"
+        GOOGLE_SA = PURPOSE_GOOGLE_SA, "Google service account"
+        GCP = PURPOSE_GCP, "GCP project"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="service_account_keys"

@@ -7,10 +7,8 @@ and compared in constant time.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
-from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -28,13 +26,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps_registry import selectors, services
 from apps_registry.api.authentication import bearer_token
 from apps_registry.api.parsers import BoundedJSONParser
-from apps_registry.models import RunnerToken
 from apps_registry.run_env import run_environment_build, run_target
-from apps_registry.tokens import RUNNER_TOKEN_PREFIX, hash_api_token
-
-_TOUCH_EVERY = 60  # seconds between last_used_at writes
+from apps_registry.tokens import RUNNER_TOKEN_PREFIX
 
 
 class RunnerAuthentication(BaseAuthentication):
@@ -46,13 +42,10 @@ class RunnerAuthentication(BaseAuthentication):
             return None
         if not token.startswith(RUNNER_TOKEN_PREFIX):
             raise AuthenticationFailed("Invalid or revoked runner token.")
-        digest = hash_api_token(token)
-        row = RunnerToken.objects.filter(token_hash=digest, revoked_at__isnull=True).first()
-        if row is None or not hmac.compare_digest(row.token_hash, digest):
+        row = selectors.runner_token_for(token=token)
+        if row is None:
             raise AuthenticationFailed("Invalid or revoked runner token.")
-        now = timezone.now()
-        if row.last_used_at is None or (now - row.last_used_at).total_seconds() >= _TOUCH_EVERY:
-            RunnerToken.objects.filter(pk=row.pk).update(last_used_at=now)
+        services.runner_token_touch(runner_token=row)
         return (None, row)
 
     def authenticate_header(self, request: Request) -> str:
@@ -61,7 +54,8 @@ class RunnerAuthentication(BaseAuthentication):
 
 class IsRunner(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
-        return isinstance(request.auth, RunnerToken)
+        # Authenticated by a runner token (the view's only authenticator sets it).
+        return isinstance(request.successful_authenticator, RunnerAuthentication)
 
 
 class RunnerTokenScheme(OpenApiAuthenticationExtension):

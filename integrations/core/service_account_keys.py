@@ -46,6 +46,12 @@ _PROJECT_ID = re.compile(r"^[a-z0-9][a-z0-9.:-]{0,127}$")
 _PROJECT_NUMBER = re.compile(r"^[0-9]{1,20}$")
 
 
+# What a stored service-account key is for (``ServiceAccountKey.purpose``): ``google.sa``
+# hands the key itself to runs; ``gcp.*`` mints tokens in the user's own project.
+PURPOSE_GOOGLE_SA = "google_sa"
+PURPOSE_GCP = "gcp"
+
+
 @dataclass(frozen=True)
 class ServiceAccountKeyInfo:
     """A checked key file. ``text`` (the whole JSON, private key included) is hidden

@@ -4,7 +4,7 @@ redirect; every user object comes through ``selectors.connection_for_user``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from allauth.socialaccount.providers.oauth2.views import OAuth2CallbackView
 from django.contrib import messages
@@ -21,13 +21,15 @@ from integrations.connections.disconnect import connection_disconnect
 from integrations.core.catalogue import Capability
 from integrations.core.provider_config import ProviderConfig
 from integrations.errors import IntegrationError, ProviderDisabledError, UnknownProviderError
-from integrations.models import Connection, UserOAuthClient
 from integrations.oauth.adapter import safe_next
 from integrations.oauth.flows import connection_start
 from integrations.oauth.provider import IntegrationOAuth2Adapter
 from integrations.providers import definitions as providers
 from integrations.providers import registry
 from integrations.views.forms import CapabilitiesForm, OwnClientForm
+
+if TYPE_CHECKING:
+    from integrations.models import Connection, UserOAuthClient
 
 
 @dataclass
@@ -93,7 +95,7 @@ def integrations_page(request: HttpRequest) -> HttpResponse:
         row
         for section in sections.values()
         for row in section.connections
-        if row.connection.status == Connection.Status.NEEDS_RECONNECT
+        if row.connection.needs_reconnect
     ]
     return render(
         request,

@@ -20,13 +20,12 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from integrations import secrets, selectors, service_accounts
+from integrations.core.service_account_keys import PURPOSE_GCP, PURPOSE_GOOGLE_SA
 from integrations.errors import InvalidSecretError, InvalidServiceAccountKeyError
-from integrations.models import ServiceAccountKey
 from integrations.views.forms import GcpProjectForm, SecretForm, ServiceAccountKeyForm
 
-Purpose = ServiceAccountKey.Purpose
 # URL segment → purpose.
-_PURPOSES = {"google-sa": Purpose.GOOGLE_SA, "gcp": Purpose.GCP}
+_PURPOSES = {"google-sa": PURPOSE_GOOGLE_SA, "gcp": PURPOSE_GCP}
 
 
 # --- Secrets ---------------------------------------------------------------------------
@@ -109,8 +108,8 @@ def _service_accounts_page(
         "integrations/service_accounts.html",
         {
             "settings_tab": "service_accounts",
-            "google_sa": keys.get(Purpose.GOOGLE_SA),
-            "gcp": keys.get(Purpose.GCP),
+            "google_sa": keys.get(PURPOSE_GOOGLE_SA),
+            "gcp": keys.get(PURPOSE_GCP),
             "google_sa_form": google_sa_form or ServiceAccountKeyForm(),
             "gcp_form": gcp_form or GcpProjectForm(),
         },
@@ -130,7 +129,7 @@ def service_account_upload(request: HttpRequest, purpose: str) -> HttpResponse:
     kind = _PURPOSES.get(purpose)
     if kind is None:
         raise Http404("No such service-account purpose.")
-    form: Any = (GcpProjectForm if kind == Purpose.GCP else ServiceAccountKeyForm)(
+    form: Any = (GcpProjectForm if kind == PURPOSE_GCP else ServiceAccountKeyForm)(
         request.POST, request.FILES
     )
     if form.is_valid():
@@ -144,7 +143,7 @@ def service_account_upload(request: HttpRequest, purpose: str) -> HttpResponse:
         except InvalidServiceAccountKeyError as exc:
             form.add_error(None, str(exc))
         else:
-            what = "Google service account" if kind == Purpose.GOOGLE_SA else "GCP project"
+            what = "Google service account" if kind == PURPOSE_GOOGLE_SA else "GCP project"
             messages.success(
                 request,
                 f"{'Replaced' if result.replaced else 'Added'} the {what} "
@@ -152,7 +151,7 @@ def service_account_upload(request: HttpRequest, purpose: str) -> HttpResponse:
             )
             return redirect("integrations:service_accounts")
     messages.error(request, "The key was not saved: see the form below.")
-    if kind == Purpose.GCP:
+    if kind == PURPOSE_GCP:
         return _service_accounts_page(request, gcp_form=form)
     return _service_accounts_page(request, google_sa_form=form)
 
@@ -162,7 +161,7 @@ def service_account_upload(request: HttpRequest, purpose: str) -> HttpResponse:
 def service_account_delete(request: HttpRequest, id: int) -> HttpResponse:
     """GET: the confirmation; POST: delete."""
     key = selectors.service_account_key_for_user(user=request.user, id=id)
-    what = "Google service account" if key.purpose == Purpose.GOOGLE_SA else "GCP project"
+    what = "Google service account" if key.purpose == PURPOSE_GOOGLE_SA else "GCP project"
     if request.method == "GET":
         return render(
             request,
