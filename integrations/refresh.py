@@ -28,7 +28,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import requests
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -49,14 +48,13 @@ from integrations.core.refresh_policy import (
     backoff_delay,
     next_refresh_at,
 )
-from integrations.core.tokens import TokenResponseError, TokenSet, parse_token_response
+from integrations.core.tokens import TokenSet
 from integrations.errors import (
     IntegrationError,
     ProviderMisconfiguredError,
     ProviderUnavailableError,
     ReauthorizationRequiredError,
     UnknownProviderError,
-    error_from_response,
 )
 from integrations.models import AuditEvent, Connection, ProviderHealth
 from integrations.providers import client as http
@@ -169,29 +167,11 @@ def _verification_claim(connection: Connection, *, now: datetime) -> bool:
     return claimed
 
 
-# The check must not hold a run up for long: an unanswered one counts as accepted.
-_VERIFY_TIMEOUT = (2.0, 5.0)
-
-
 def _provider_accepts(
     connection: Connection, creds: Credentials, *, config: ProviderConfig
 ) -> bool:
-    """Whether the provider's userinfo endpoint accepts the token. Only a 401 is a no:
-    a 403 (a scope the endpoint wants and the grant lacks), a timeout or a 5xx is not a
-    reason to withhold a token."""
-    try:
-        resp = http.session().get(
-            config.userinfo_url,
-            headers={"Authorization": f"Bearer {creds.access_token}"},
-            timeout=_VERIFY_TIMEOUT,
-        )
-    except requests.RequestException:
-        logger.info("could not verify connection %s: provider unreachable", connection.pk)
-        return True
-    if resp.status_code == 401:
-        logger.info("provider %s refused the token of connection %s", config.id, connection.pk)
-        return False
-    return True
+    """Whether the provider's userinfo endpoint accepts the token (only a 401 is a no)."""
+    return http.token_accepted(config, creds.access_token, connection_id=connection.pk)
 
 
 def _record_use(connection: Connection, *, config: ProviderConfig, now: datetime) -> None:
@@ -217,40 +197,7 @@ def _request_refresh(
     config: ProviderConfig, refresh_token: str, *, now: datetime, scope: str | None = None
 ) -> TokenSet:
     """One refresh request (RFC 6749 §6); raises the classified ``IntegrationError``."""
-    data = {**config.refresh_params, "grant_type": "refresh_token", "refresh_token": refresh_token}
-    if scope:
-        data["scope"] = scope
-    auth = config.authenticate(data)
-    try:
-        resp = http.session().post(
-            config.token_url, data=data, auth=auth, headers={"Accept": "application/json"}
-        )
-    except requests.Timeout as exc:
-        raise ProviderUnavailableError("token endpoint timed out", code="timeout") from exc
-    except requests.RequestException as exc:
-        raise ProviderUnavailableError(
-            "token endpoint unreachable", code="connection_error"
-        ) from exc
-    try:
-        body = resp.json()
-    except ValueError:
-        body = None
-    if resp.status_code != 200:
-        raise error_from_response(resp.status_code, body)
-    if isinstance(body, dict) and "error" in body and "access_token" not in body:
-        # Slack answers errors with HTTP 200 ({"ok": false, "error": ...}).
-        raise error_from_response(400, body)
-    if not isinstance(body, dict):
-        raise ProviderUnavailableError("token endpoint answered no JSON", code="bad_response")
-    try:
-        return parse_token_response(
-            body,
-            now=now,
-            scope_separator=config.scope_separator,
-            default_lifetime=config.default_lifetime,
-        )
-    except TokenResponseError as exc:
-        raise ProviderUnavailableError(str(exc), code="bad_response") from exc
+    return http.refresh_grant(config, refresh_token, now=now, scope=scope)
 
 
 def connection_refresh(

@@ -24,8 +24,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import google.auth.exceptions
-import google.auth.transport
-import requests
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
@@ -234,62 +232,6 @@ def gcp_credentials(
 # --- minting ------------------------------------------------------------------------------
 
 
-class _Response(google.auth.transport.Response):
-    def __init__(self, response: requests.Response) -> None:
-        self._response = response
-
-    @property
-    def status(self) -> int:
-        return self._response.status_code
-
-    @property
-    def headers(self) -> Any:
-        return self._response.headers
-
-    @property
-    def data(self) -> bytes:
-        return self._response.content
-
-
-class _PooledRequest(google.auth.transport.Request):
-    """google-auth's transport over ``integrations.providers.client.session()``.
-
-    Not ``google.auth.transport.requests.Request(session=...)``: that one passes its
-    own 120 s timeout (ours would not apply), closes the session it was given when
-    garbage-collected (our pool would go with it), and at DEBUG logs the request body,
-    which holds the signed assertion. This one applies our timeouts, logs nothing, and
-    remembers the last status (google-auth's errors do not carry it).
-    """
-
-    def __init__(self) -> None:
-        self.last_status: int | None = None
-
-    def __call__(
-        self,
-        url: str,
-        method: str = "GET",
-        body: Any = None,
-        headers: Any = None,
-        timeout: Any = None,
-        **kwargs: Any,
-    ) -> _Response:
-        try:
-            response = http.session().request(
-                method,
-                url,
-                data=body,
-                headers=headers,
-                timeout=timeout or app_settings.http_timeout(),
-                allow_redirects=False,
-                **kwargs,
-            )
-        except requests.RequestException as exc:
-            # The exception's class only: its text could hold the URL and more.
-            raise google.auth.exceptions.TransportError(type(exc).__name__) from None
-        self.last_status = response.status_code
-        return _Response(response)
-
-
 @sensitive_variables()
 def _mint(key: ServiceAccountKey) -> tuple[str, datetime]:
     """One JWT bearer grant (RFC 7523 §2.1) with google-auth: it signs the assertion
@@ -309,7 +251,7 @@ def _mint(key: ServiceAccountKey) -> tuple[str, datetime]:
         raise InvalidServiceAccountKeyError(
             "the stored service-account key does not load; upload it again"
         ) from None
-    transport = _PooledRequest()
+    transport = http.GoogleAuthTransport()
     try:
         credentials.refresh(transport)
     except google.auth.exceptions.TransportError as exc:

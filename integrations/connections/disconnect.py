@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
-import requests
 from django.db import transaction
 
 from integrations.audit import audit_record
@@ -16,14 +14,9 @@ from integrations.errors import UnknownProviderError
 from integrations.models import AuditEvent, Connection
 from integrations.providers import client as http
 from integrations.providers import registry
+from integrations.providers.client import RevocationOutcome
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RevocationOutcome:
-    ok: bool
-    error_code: str = ""
 
 
 def _revoke_at_provider(connection: Connection) -> RevocationOutcome:
@@ -45,24 +38,11 @@ def _revoke_at_provider(connection: Connection) -> RevocationOutcome:
         access = connection_access_token(connection=connection)
     except crypto.DecryptionError:
         return RevocationOutcome(ok=False, error_code="undecryptable")
-    data = {
-        "token": refresh or access,
-        "token_type_hint": "refresh_token" if refresh else "access_token",
-    }
-    auth = config.authenticate(data)
-    try:
-        resp = http.session().post(config.revoke_url, data=data, auth=auth)
-    except requests.RequestException as exc:
-        return RevocationOutcome(ok=False, error_code=type(exc).__name__)
-    if resp.status_code == 200:
-        return RevocationOutcome(ok=True)
-    code = ""
-    try:
-        body = resp.json()
-        code = str(body.get("error", "")) if isinstance(body, dict) else ""
-    except ValueError:
-        pass
-    return RevocationOutcome(ok=False, error_code=code[:40] or f"http_{resp.status_code}")
+    return http.revoke(
+        config,
+        token=refresh or access,
+        token_type_hint="refresh_token" if refresh else "access_token",
+    )
 
 
 def connection_disconnect(*, connection: Connection) -> RevocationOutcome:

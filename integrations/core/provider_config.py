@@ -58,6 +58,9 @@ class ProviderConfig:
     enabled: bool = True
     # Its endpoints are this site's built-in sandbox (development and tests).
     is_sandbox: bool = False
+    # Known quirks of its server (e.g. "slack"): the keys its compliance hooks are
+    # registered under (``integrations.providers.client``), besides its id.
+    quirks: tuple[str, ...] = ()
 
     def authenticate(self, data: dict[str, str]) -> tuple[str, str] | None:
         """Client authentication for a token or revocation request (RFC 6749 §2.3.1):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from integrations.core.catalogue import BUILTIN, Capability
 
@@ -204,6 +205,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         "allow_user_clients": True,
     },
 }
+
+
+# Servers with known quirks, by the host of their token endpoint: a provider defined from
+# a preset keeps them whatever slug staff give it. Their hooks: integrations.providers.client.
+QUIRKS_BY_HOST: dict[str, tuple[str, ...]] = {"slack.com": ("slack",)}
+
+
+def quirks_of(token_url: str) -> tuple[str, ...]:
+    """The quirks of the server whose token endpoint is ``token_url`` (``("slack",)``)."""
+    host = (urlsplit(token_url).hostname or "").lower()
+    for known, quirks in QUIRKS_BY_HOST.items():
+        if host == known or host.endswith("." + known):
+            return quirks
+    return ()
 
 
 def lookup(data: Mapping[str, Any], path: str) -> Any:

@@ -86,17 +86,13 @@ class IntegrationOAuth2Adapter(OAuth2Adapter):
     ) -> SocialLogin:
         response = kwargs["response"]
         if self.config.userinfo_url:
-            resp = http.session().get(
-                self.config.userinfo_url, headers={"Authorization": f"Bearer {token.token}"}
-            )
-            resp.raise_for_status()
-            identity = resp.json()
+            identity = http.fetch_userinfo(self.config, token.token)
         else:
             # No userinfo endpoint: the token response names the account (Slack's
             # `team`, Notion's `owner` and `workspace_id`).
-            identity = response
-        if not isinstance(identity, dict) or identity.get("ok") is False:
-            # Slack answers errors with HTTP 200 and {"ok": false, "error": ...}.
+            identity = http.accepted_token_response(self.config, response)
+        if not isinstance(identity, dict):
+            # Not an object, or an error answer (the provider's compliance hooks).
             raise OAuth2Error("the provider did not say which account this is")
         login = self.get_provider().sociallogin_from_response(request, identity)
         # Kept whole: the granted scopes, the refresh token, the expiry.

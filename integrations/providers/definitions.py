@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
 from django.db import transaction
 from django.utils import timezone
 
@@ -58,16 +57,14 @@ class CheckReport:
 
 
 def _reach(report: CheckReport, name: str, method: str, url: str) -> None:
-    try:
-        resp = http.session().request(method, app_settings.absolute(url))
-    except requests.RequestException as exc:
-        report.fail(f"{name} {url}: unreachable ({type(exc).__name__})")
-        return
-    if resp.status_code >= 500:
-        report.fail(f"{name} {url}: answered {resp.status_code}")
+    answer = http.reach(method, app_settings.absolute(url))
+    if answer.status is None:
+        report.fail(f"{name} {url}: unreachable ({answer.error})")
+    elif answer.status >= 500:
+        report.fail(f"{name} {url}: answered {answer.status}")
     else:
         # Without credentials a 400 or 401 is the expected answer: the server is there.
-        report.good(f"{name} {url}: answered {resp.status_code}")
+        report.good(f"{name} {url}: answered {answer.status}")
 
 
 def provider_definition_check(*, definition: ProviderDefinition) -> CheckReport:
@@ -76,12 +73,10 @@ def provider_definition_check(*, definition: ProviderDefinition) -> CheckReport:
     definition can be enabled only after a successful check."""
     report = CheckReport()
     if definition.discovery_url:
-        try:
-            resp = http.session().get(app_settings.absolute(definition.discovery_url))
-            resp.raise_for_status()
-            meta = resp.json()
-        except (requests.RequestException, ValueError) as exc:
-            report.fail(f"discovery {definition.discovery_url}: {type(exc).__name__}")
+        discovery = http.fetch_discovery(app_settings.absolute(definition.discovery_url))
+        meta = discovery.body
+        if discovery.error:
+            report.fail(f"discovery {definition.discovery_url}: {discovery.error}")
             meta = {}
         if meta:
             report.good(f"discovery: issuer {meta.get('issuer', '?')}")

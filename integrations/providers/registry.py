@@ -16,7 +16,11 @@ from integrations import app_settings
 from integrations.core.catalogue import BUILTIN, Catalogue
 from integrations.core.catalogue import ProviderInfo as CatalogueProvider
 from integrations.core.provider_config import ProviderConfig
-from integrations.core.provider_definitions import DefinitionError, capabilities_from_data
+from integrations.core.provider_definitions import (
+    DefinitionError,
+    capabilities_from_data,
+    quirks_of,
+)
 from integrations.errors import ProviderDisabledError, UnknownProviderError
 
 logger = logging.getLogger(__name__)
@@ -132,6 +136,7 @@ def _definition_config(definition: Any, client: Any = None) -> ProviderConfig:
         user_client_id=client.pk if client is not None else None,
         enabled=definition.enabled,
         is_sandbox=_sandboxed(app_settings.absolute(definition.authorize_url)),
+        quirks=quirks_of(definition.token_url),
     )
 
 
