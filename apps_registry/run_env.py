@@ -130,7 +130,9 @@ class AppNotReadyError(RunEnvironmentError):
         self.readiness = readiness
 
     def payload(self) -> dict[str, Any]:
-        return not_ready_payload(self, app_url=app_settings.site_url() + f"/apps/{self.app}/")
+        namespace, _, name = self.app.partition("/")
+        app_url = reverse("apps_registry:app", kwargs={"namespace": namespace, "name": name})
+        return not_ready_payload(self, app_url=app_settings.site_url() + app_url)
 
 
 @dataclass(frozen=True)
@@ -641,7 +643,7 @@ def not_ready_payload(error: AppNotReadyError, *, app_url: str) -> dict[str, Any
                 "provider": None,
                 "connection_id": None,
                 "capabilities": [],
-                "url": app_settings.site_url() + "/settings/secrets/",
+                "url": app_settings.site_url() + reverse("integrations:secrets"),
             }
         )
     return {
