@@ -5,10 +5,12 @@ Pure: no models, no database. ``apps_registry.selectors.readiness_for`` gathers 
 inputs; :func:`assess_readiness` decides. The rules:
 
 * An app runs with **one account per provider** (it gets one
-  ``GOOGLE_OAUTH_ACCESS_TOKEN``), so per provider one connection is measured: the
-  usable one (status ``active`` or ``refresh_failing``) that already satisfies the
-  most required, then optional, capabilities of the app; on a tie, the first given
-  (the oldest). Every capability of that provider is granted or missing on it.
+  ``GOOGLE_OAUTH_ACCESS_TOKEN``), so per provider one connection is measured, by the
+  rule the run environment chooses with (:func:`choose_connection`): the user's
+  default one when it serves the app, else the usable one (status ``active`` or
+  ``refresh_failing``) that already satisfies the most required, then optional,
+  capabilities of the app; on a tie, the first given (the oldest). Every capability
+  of that provider is granted or missing on it.
 * Coverage is the catalogue's data: a granted ``google.sheets`` satisfies a required
   ``google.sheets.readonly`` (``Catalogue.is_satisfied``).
 * A connection that ``needs_reconnect`` (or was revoked) satisfies nothing; with no
@@ -48,10 +50,10 @@ from enum import StrEnum
 from typing import Literal
 
 from apps_registry.manifest import Requirement
+from integrations.core import statuses
 from integrations.core.catalogue import BUILTIN, Capability, Catalogue, CredentialKind
 
 __all__ = [
-    "USABLE_STATUSES",
     "Action",
     "Grant",
     "Item",
@@ -59,11 +61,10 @@ __all__ = [
     "Readiness",
     "Reason",
     "assess_readiness",
+    "choose_connection",
     "grant_outage",
+    "grant_serves",
 ]
-
-# Connection statuses whose grant still works (``refresh_failing`` is transient).
-USABLE_STATUSES = frozenset({"active", "refresh_failing"})
 
 
 class Reason(StrEnum):
@@ -115,7 +116,7 @@ class Grant:
 
     @property
     def usable(self) -> bool:
-        return self.status in USABLE_STATUSES
+        return self.status in statuses.USABLE
 
 
 # Error codes that mean "the provider did not answer" (integrations.refresh and
@@ -166,7 +167,7 @@ def grant_outage(grant: Grant, *, now: datetime, cat: Catalogue = BUILTIN) -> Ou
     if not grant.usable or grant.expires_at is None or grant.expires_at > now:
         return None
     backing_off = grant.backoff_until is not None and grant.backoff_until > now
-    if grant.status != "refresh_failing" and not backing_off:
+    if grant.status != statuses.REFRESH_FAILING and not backing_off:
         return None
     return Outage(
         provider=grant.provider,
@@ -370,7 +371,7 @@ def assess_readiness(
     measured: dict[str, Grant | None] = {}
     ended: dict[str, Grant | None] = {}
     for provider, reqs in oauth.items():
-        measured[provider] = _measured_connection(reqs, grants, provider, cat)
+        measured[provider] = choose_connection(reqs, grants, provider, cat)
         ended[provider] = next((g for g in grants if g.provider == provider and not g.usable), None)
 
     items: list[Item] = []
@@ -440,20 +441,42 @@ def assess_readiness(
     return Readiness(items=tuple(items), actions=tuple(actions), outages=tuple(outages))
 
 
-def _measured_connection(
-    reqs: Sequence[Requirement], grants: Sequence[Grant], provider: str, cat: Catalogue
+def grant_serves(grant: Grant, reqs: Sequence[Requirement], cat: Catalogue = BUILTIN) -> bool:
+    """Whether a run may take its token from ``grant`` for ``reqs`` (the app's entries
+    at ``grant``'s provider): the grant is usable, satisfies every required entry and
+    at least one entry."""
+    return (
+        grant.usable
+        and all(cat.is_satisfied(r.key, grant.capabilities) for r in reqs if not r.optional)
+        and any(cat.is_satisfied(r.key, grant.capabilities) for r in reqs)
+    )
+
+
+def choose_connection(
+    reqs: Sequence[Requirement],
+    grants: Sequence[Grant],
+    provider: str,
+    cat: Catalogue = BUILTIN,
+    *,
+    named: int | None = None,
 ) -> Grant | None:
-    """The connection a run would use: the user's default one at ``provider`` when it
-    is usable and satisfies every required entry of ``reqs`` (as the run environment
-    chooses), else the usable one that satisfies the most (required first, then
-    optional; the first given on a tie)."""
+    """The one rule that picks the connection at ``provider`` for the app's entries
+    ``reqs`` there, shared by readiness (the measured connection) and the run
+    environment (whose token a run gets).
+
+    ``named``: the connection id the runner names, then that grant when it serves
+    (:func:`grant_serves`), else ``None``: never another one. Otherwise the user's
+    default connection at ``provider`` when it serves, else the usable one that
+    satisfies the most entries (required first, then optional; the first given on a
+    tie), even one that satisfies none (readiness asks for more on it); ``None`` when
+    no connection at ``provider`` is usable. ``grants`` oldest first.
+    """
+    if named is not None:
+        chosen = next((g for g in grants if g.connection_id == named), None)
+        ok = chosen is not None and chosen.provider == provider and grant_serves(chosen, reqs, cat)
+        return chosen if ok else None
     default = next((g for g in grants if g.provider == provider and g.is_default), None)
-    if (
-        default is not None
-        and default.usable
-        and all(cat.is_satisfied(r.key, default.capabilities) for r in reqs if not r.optional)
-        and any(cat.is_satisfied(r.key, default.capabilities) for r in reqs)
-    ):
+    if default is not None and grant_serves(default, reqs, cat):
         return default
     best: Grant | None = None
     best_score = (-1, -1)

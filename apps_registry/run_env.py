@@ -14,8 +14,10 @@ What an app gets (DESIGN.md "Env given to apps"):
   ``GOOGLE_OAUTH_ACCESS_TOKEN``, ``GOOGLE_OAUTH_TOKEN_EXPIRES_AT``,
   ``GOOGLE_OAUTH_CREDENTIALS``; X: ``X_ACCESS_TOKEN``; a provider defined as data: its
   ``env``), from one connection: the one the runner names, else the user's default,
-  else the one that grants the most of what the app declares. A token goes to an app
-  only if the manifest declares a capability of that provider and the grant covers it.
+  else the one that grants the most of what the app declares
+  (``readiness.choose_connection``: the app page measures the same one). A token goes
+  to an app only if the manifest declares a capability of that provider and the grant
+  covers it.
 * ``google.sa``: ``GOOGLE_SA_CREDENTIALS``; ``gcp.*``: ``GCP_ACCESS_TOKEN`` and
   ``GCP_PROJECT_NUMBER``; ``discord.bot``: ``DISCORD_BOT_TOKEN``.
 * ``secrets:`` entries: their own keys, never one an integration hands out
@@ -40,7 +42,16 @@ from django.utils import timezone
 
 from apps_registry.manifest import Requirement
 from apps_registry.models import App, ManifestVersion
-from apps_registry.readiness import Outage, Readiness, assess_readiness, grant_outage
+from apps_registry.readiness import (
+    Grant,
+    Outage,
+    Readiness,
+    Reason,
+    assess_readiness,
+    choose_connection,
+    grant_outage,
+    grant_serves,
+)
 from apps_registry.selectors import grant_of
 from apps_registry.serialization import requirements_from_json
 from integrations import app_settings, refresh, service_accounts
@@ -119,7 +130,9 @@ class AppNotReadyError(RunEnvironmentError):
         self.readiness = readiness
 
     def payload(self) -> dict[str, Any]:
-        return not_ready_payload(self, app_url=app_settings.site_url() + f"/apps/{self.app}/")
+        namespace, _, name = self.app.partition("/")
+        app_url = reverse("apps_registry:app", kwargs={"namespace": namespace, "name": name})
+        return not_ready_payload(self, app_url=app_settings.site_url() + app_url)
 
 
 @dataclass(frozen=True)
@@ -278,10 +291,11 @@ def run_environment_build(
         have.add(CredentialKind.SERVICE_ACCOUNT)
     if "gcp" in sa_keys:
         have.add(CredentialKind.GCP_PROJECT)
+    grants = [grant_of(c, cat) for c in conns]
     readiness = assess_readiness(
         integrations=integrations,
         secrets=secrets,
-        grants=[grant_of(c, cat) for c in conns],
+        grants=grants,
         secret_keys=set(secret_rows),
         connectable=registry.connectable_ids(),
         credentials=have,
@@ -293,7 +307,9 @@ def run_environment_build(
 
     env: dict[str, str] = {}
     expiries: list[datetime] = []
-    chosen = _chosen_connections(integrations, readiness, conns, connections or {}, cat, app=app)
+    chosen = _chosen_connections(
+        integrations, readiness, grants, conns, connections or {}, cat, app=app
+    )
     dead: list[Connection] = []
     down: list[Outage] = []
     required = {r.key for r in integrations if not r.optional}
@@ -418,6 +434,7 @@ def _declared_kinds(integrations: Sequence[Requirement], cat: Catalogue) -> set[
 def _chosen_connections(
     integrations: Sequence[Requirement],
     readiness: Readiness,
+    grants: Sequence[Grant],
     conns: Sequence[Connection],
     named: Mapping[str, int],
     cat: Catalogue,
@@ -425,7 +442,9 @@ def _chosen_connections(
     app: str,
 ) -> dict[str, tuple[Connection, list[str]]]:
     """Per provider the app declares OAuth capabilities of: the connection whose token
-    it gets, and the declared capabilities that connection's grant covers."""
+    it gets (``readiness.choose_connection``, the rule the app page measures with), and
+    the declared capabilities that connection's grant covers. ``grants`` are ``conns``
+    as readiness sees them."""
     by_id = {c.pk: c for c in conns}
     result: dict[str, tuple[Connection, list[str]]] = {}
     providers = {
@@ -435,45 +454,23 @@ def _chosen_connections(
     }
     for provider in sorted(providers):
         # Only OAuth capabilities: ``google.sa`` is Google's too, but no grant covers it.
-        declared = [
-            r.key
+        reqs = [
+            r
             for r in integrations
             if r.key in cat.by_key
             and cat.by_key[r.key].provider == provider
             and cat.by_key[r.key].kind is CredentialKind.OAUTH
         ]
-        candidates: list[Connection] = []
         if provider in named:
             conn = by_id.get(named[provider])
             if conn is None or conn.provider != provider:
                 raise RunTargetNotFoundError(f"no such {provider} connection for this user")
-            candidates = [conn]
-        else:
-            default = next((c for c in conns if c.provider == provider and c.is_default), None)
-            measured = next(
-                (
-                    i.granted_by
-                    for i in readiness.satisfied
-                    if i.provider == provider and i.granted_by
-                ),
-                None,
-            )
-            if default is not None:
-                candidates.append(default)
-            if measured is not None:
-                candidates.append(by_id[measured.connection_id])
-        for conn in candidates:
-            if conn.status not in ("active", "refresh_failing"):
-                continue
-            granted = cat.granted_capabilities(provider, conn.scopes)
-            covered = [k for k in declared if cat.is_satisfied(k, granted)]
-            required = [r.key for r in integrations if r.key in declared and not r.optional]
-            if all(k in covered for k in required) and covered:
-                result[provider] = (conn, covered)
-                break
-        else:
-            if provider in named:
-                raise AppNotReadyError(readiness, app=app, reconnect=[by_id[named[provider]]])
+        grant = choose_connection(reqs, grants, provider, cat, named=named.get(provider))
+        if grant is not None and grant_serves(grant, reqs, cat):
+            covered = [r.key for r in reqs if cat.is_satisfied(r.key, grant.capabilities)]
+            result[provider] = (by_id[grant.connection_id], covered)
+        elif provider in named:
+            raise AppNotReadyError(readiness, app=app, reconnect=[by_id[named[provider]]])
     return result
 
 
@@ -578,7 +575,7 @@ def not_ready_payload(error: AppNotReadyError, *, app_url: str) -> dict[str, Any
             {
                 "kind": "capability",
                 "key": conn.provider,
-                "reason": "needs_reconnect",
+                "reason": str(Reason.NEEDS_RECONNECT),
                 "provider": conn.provider,
                 "description": f"the access to {conn.account_email or conn.account_uid} has ended",
             }
@@ -646,7 +643,7 @@ def not_ready_payload(error: AppNotReadyError, *, app_url: str) -> dict[str, Any
                 "provider": None,
                 "connection_id": None,
                 "capabilities": [],
-                "url": app_settings.site_url() + "/settings/secrets/",
+                "url": app_settings.site_url() + reverse("integrations:secrets"),
             }
         )
     return {

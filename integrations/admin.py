@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.urls import reverse
 
 from integrations import app_settings
 from integrations.core.provider_definitions import PRESETS, DefinitionError, validate_definition
@@ -222,7 +223,8 @@ class ProviderDefinitionAdmin(admin.ModelAdmin):
     def callback_url(self, obj: ProviderDefinition) -> str:
         if not obj.slug:
             return "—"
-        return app_settings.site_url() + f"/integrations/oauth/{obj.slug}/callback/"
+        path = reverse("integrations:oauth_callback", kwargs={"provider_id": obj.slug})
+        return app_settings.site_url() + path
 
     @admin.display(boolean=True, description="Managed client")
     def managed(self, obj: ProviderDefinition) -> bool:

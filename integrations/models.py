@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from integrations.core import statuses
 from integrations.core.service_account_keys import PURPOSE_GCP, PURPOSE_GOOGLE_SA
 from integrations.errors import AuditEventImmutableError
 
@@ -18,10 +19,11 @@ class Connection(models.Model):
     """
 
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        REFRESH_FAILING = "refresh_failing", "Refresh failing"
-        NEEDS_RECONNECT = "needs_reconnect", "Needs reconnect"
-        REVOKED = "revoked", "Revoked"
+        # The values are ``integrations.core.statuses``'s (pure code compares with those).
+        ACTIVE = statuses.ACTIVE, "Active"
+        REFRESH_FAILING = statuses.REFRESH_FAILING, "Refresh failing"
+        NEEDS_RECONNECT = statuses.NEEDS_RECONNECT, "Needs reconnect"
+        REVOKED = statuses.REVOKED, "Revoked"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connections"

@@ -7,6 +7,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
+from integrations.core import statuses
 from integrations.core.provider_config import ProviderConfig
 
 # Backoff after the n-th consecutive transient failure: base * 2**(n-1), capped, with
@@ -15,7 +16,7 @@ from integrations.core.provider_config import ProviderConfig
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=4)
 ATTEMPTS_WINDOW = timedelta(days=1)
-DEAD_STATUSES = ("needs_reconnect", "revoked")
+DEAD_STATUSES = statuses.DEAD
 
 
 def backoff_delay(failures: int, *, rng: random.Random | None = None) -> timedelta:

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib.auth.hashers import check_password, identify_hasher
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from oauth2_provider.models import (
     AbstractApplication,
@@ -23,12 +24,12 @@ SANDBOX_CLIENT_ID = "sandbox-google-client"
 # Public on purpose: the sandbox is for development and tests only.
 SANDBOX_CLIENT_SECRET = "sandbox-google-secret"
 SANDBOX_CLIENT_NAME = "Sandbox Google"
-GOOGLE_CALLBACK_PATH = "/integrations/oauth/google/callback/"
 
 
 def google_callback_uri(*, site_url: str) -> str:
     """The product's Google OAuth callback on the site at ``site_url``."""
-    return site_url.rstrip("/") + GOOGLE_CALLBACK_PATH
+    path = reverse("integrations:oauth_callback", kwargs={"provider_id": "google"})
+    return site_url.rstrip("/") + path
 
 
 def _secret_matches(stored: str, plain: str) -> bool:

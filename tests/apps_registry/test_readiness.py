@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apps_registry.manifest import Requirement, parse_manifest
-from apps_registry.readiness import Grant, Reason, assess_readiness
+from apps_registry.readiness import Grant, Reason, assess_readiness, choose_connection
 from integrations.core.catalogue import BUILTIN as catalogue
 from integrations.core.catalogue import CredentialKind
 
@@ -287,6 +287,27 @@ def test_the_default_connection_is_the_one_named_when_it_covers_what_is_required
     weak = replace(grant("google.drive.readonly", id=3), is_default=True)
     (sheets, _) = assess("report", [best, weak]).items
     assert sheets.granted_by == best
+
+
+def test_the_connection_the_runner_names_is_chosen_or_none_never_another() -> None:
+    # The one rule of readiness and the run environment, with the runner's override.
+    from dataclasses import replace
+
+    reqs = MANIFESTS["report"].integrations
+    best = grant("google.sheets.readonly", "google.drive.readonly", id=1)
+    default = replace(grant("google.sheets.readonly", id=2), is_default=True)
+    lacking = grant("google.drive.readonly", id=3)
+    dead = grant("google.sheets.readonly", id=4, status="needs_reconnect")
+    grants = [best, default, lacking, dead]
+    assert choose_connection(reqs, grants, "google", catalogue) == default
+    assert choose_connection(reqs, grants, "google", catalogue, named=1) == best
+    # Named but not serving (a required entry missing, a dead grant, another provider's
+    # or no such id): no connection, not the default one.
+    for named in (3, 4, 99):
+        assert choose_connection(reqs, grants, "google", catalogue, named=named) is None
+    assert choose_connection(reqs, grants, "x", catalogue, named=1) is None
+    # No usable connection at all.
+    assert choose_connection(reqs, [dead], "google", catalogue) is None
 
 
 def test_a_provider_that_is_not_configured_gets_no_action() -> None:

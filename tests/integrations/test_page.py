@@ -5,6 +5,8 @@ from django.db import connection as db
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from integrations.models import Connection
+
 from .factories import ConnectionFactory
 
 pytestmark = pytest.mark.django_db
@@ -72,3 +74,25 @@ def test_page_query_count_does_not_grow_with_connections(alice_client, alice):
     twenty = _queries(alice_client)
     assert one == twenty
     assert one <= 6
+
+
+@pytest.mark.parametrize(
+    ("status", "shown", "hidden"),
+    [
+        ("active", ["renewed automatically"], ["did not answer", "Needs reconnecting"]),
+        (
+            "refresh_failing",
+            ["did not answer our last renewal (timeout)", "renewed automatically"],
+            ["Needs reconnecting"],
+        ),
+        ("needs_reconnect", ["Needs reconnecting: see above."], ["renewed automatically"]),
+    ],
+)
+def test_each_status_says_what_it_means(alice_client, alice, status, shown, hidden):
+    conn = ConnectionFactory.create(user=alice, status=status, last_error_code="timeout")
+    html = alice_client.get(PAGE).content.decode()
+    assert Connection.objects.get(pk=conn.pk).status == status
+    for text in shown:
+        assert text in html
+    for text in hidden:
+        assert text not in html
