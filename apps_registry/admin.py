@@ -21,6 +21,7 @@ from apps_registry.errors import AppOwnershipError, ManifestRejectedError
 from apps_registry.forms import AdminManifestUploadForm
 from apps_registry.models import ApiToken, App, ManifestVersion, RunnerToken
 from apps_registry.serialization import problems_from_json, requirements_from_json
+from integrations.types import AuthenticatedHttpRequest
 
 
 def _requested(parsed: Any) -> str:
@@ -148,7 +149,7 @@ class AppAdmin(admin.ModelAdmin):
         )
         return [upload, *super().get_urls()]
 
-    def upload_view(self, request: HttpRequest) -> HttpResponse:
+    def upload_view(self, request: AuthenticatedHttpRequest) -> HttpResponse:
         """Upload an inf.yml through ``services.manifest_upload`` as the staff user."""
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied

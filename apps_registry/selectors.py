@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
@@ -30,15 +30,20 @@ from integrations.core.catalogue import Catalogue, CredentialKind
 from integrations.core.secret_rules import DISCORD_BOT_TOKEN_KEY
 from integrations.providers import registry as integrations_registry
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
-def user_can_change_app(*, user: Any, app: App) -> bool:
+
+def user_can_change_app(*, user: User | AnonymousUser, app: App) -> bool:
     """Whether ``user`` may upload versions of ``app``: its owner, or staff."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
     return bool(user.is_staff) or app.owner_id == user.pk
 
 
-def app_for_user(*, user: Any, namespace: str, name: str, write: bool = False) -> App:
+def app_for_user(
+    *, user: User | AnonymousUser, namespace: str, name: str, write: bool = False
+) -> App:
     """The app ``namespace/name`` for ``user``, with its current version and owner.
 
     ``Http404`` when there is no such app, or (``write`` false) when the user may not
@@ -60,7 +65,7 @@ def app_for_user(*, user: Any, namespace: str, name: str, write: bool = False) -
     return app
 
 
-def apps_of_owner(*, user: Any) -> QuerySet[App]:
+def apps_of_owner(*, user: User) -> QuerySet[App]:
     """The apps ``user`` owns, with their current versions."""
     return (
         App.objects.filter(owner=user)
@@ -92,7 +97,7 @@ def grant_of(connection: Any, cat: Catalogue) -> Grant:
     )
 
 
-def grants_for_user(*, user: Any, cat: Catalogue | None = None) -> list[Grant]:
+def grants_for_user(*, user: User, cat: Catalogue | None = None) -> list[Grant]:
     """The user's connections as readiness sees them (one query, no token columns);
     ``cat`` the catalogue (default: ``integrations.registry.catalogue()``)."""
     connections = integrations_selectors.connections_for_user(user=user).only(
@@ -114,7 +119,7 @@ def grants_for_user(*, user: Any, cat: Catalogue | None = None) -> list[Grant]:
 
 def credentials_for_user(
     *,
-    user: Any,
+    user: User,
     integrations: Sequence[Requirement],
     secret_keys: Collection[str],
     cat: Catalogue,
@@ -138,7 +143,7 @@ def credentials_for_user(
     return have
 
 
-def readiness_for(*, user: Any, app: App) -> Readiness | None:
+def readiness_for(*, user: User, app: App) -> Readiness | None:
     """What ``app``'s current version needs that ``user`` has not granted or set yet;
     ``None`` when the app has no current version. Two queries, whatever the numbers
     of connections, secrets and requirements (a third when the manifest declares a
@@ -186,7 +191,7 @@ def runner_token_for(*, token: str) -> RunnerToken | None:
     return row
 
 
-def user_by_email(*, email: str) -> Any | None:
+def user_by_email(*, email: str) -> User | None:
     """The one user with this email address (case-insensitive), or None."""
     users = list(get_user_model().objects.filter(email__iexact=email.strip())[:2])
     return users[0] if len(users) == 1 else None

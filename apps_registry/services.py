@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
@@ -48,6 +48,10 @@ from integrations.providers import registry
 
 # --- namespaces -------------------------------------------------------------------------
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
 _NOT_SLUG_CHARS = re.compile(r"[^a-z0-9_-]+")
 
 
@@ -64,14 +68,14 @@ def derive_default_namespace(*, username: str, user_id: int) -> str:
     return slug if SLUG_RE.fullmatch(slug) else f"user-{user_id}"
 
 
-def default_namespace_for(user: Any) -> str:
+def default_namespace_for(user: User) -> str:
     return derive_default_namespace(username=user.get_username(), user_id=user.pk)
 
 
 # --- uploads ------------------------------------------------------------------------
 
 
-def manifest_upload(*, user: Any, text: str | bytes, app: App | None = None) -> ManifestVersion:
+def manifest_upload(*, user: User, text: str | bytes, app: App | None = None) -> ManifestVersion:
     """Store ``text`` as the next version of the app it names, for ``user``.
 
     The app is ``app`` when given (the manifest must then name it: its ``name``, and
@@ -170,7 +174,7 @@ def namespace_defaulted(*, version: ManifestVersion) -> bool:
     return not claim_of(root).namespace_given
 
 
-def _app_for_upload(*, user: Any, namespace: str, name: str) -> App:
+def _app_for_upload(*, user: User, namespace: str, name: str) -> App:
     """The app ``namespace/name``, locked, created for ``user`` when new; refuses
     (``AppOwnershipError``) when ``user`` may not change it. Call inside a transaction."""
     target = App.objects.select_for_update().filter(namespace=namespace, name=name).first()
@@ -192,7 +196,7 @@ def _app_for_upload(*, user: Any, namespace: str, name: str) -> App:
 _TOUCH_EVERY = timedelta(minutes=1)
 
 
-def api_token_create(*, user: Any, name: str) -> tuple[ApiToken, str]:
+def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
     """Make an API token for ``user``; return the row and the token.
 
     The token is returned once, here, and never stored: only its hash and its first
@@ -263,7 +267,7 @@ class RetryOutcome:
 
 
 def connection_retry_now(
-    *, user: Any, connection_id: int, now: datetime | None = None
+    *, user: User, connection_id: int, now: datetime | None = None
 ) -> RetryOutcome:
     """Refresh ``user``'s connection now, once, even while it backs off after errors.
 

@@ -26,13 +26,14 @@ from apps_registry.limits import MAX_ENVELOPE_BYTES, MAX_MANIFEST_BYTES, content
 from apps_registry.manifest import ManifestProblem
 from apps_registry.serialization import problems_from_json, requirements_from_json
 from integrations.providers import registry as integrations_registry
+from integrations.types import AuthenticatedHttpRequest
 
 if TYPE_CHECKING:
     from apps_registry.models import ManifestVersion
 
 
 @login_required
-def app_list(request: HttpRequest) -> HttpResponse:
+def app_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     apps = selectors.apps_of_owner(user=request.user)
     return render(request, "apps_registry/list.html", {"apps": apps})
 
@@ -73,7 +74,9 @@ def hhmm(moment: datetime) -> str:
 
 @require_POST
 @login_required
-def retry_now(request: HttpRequest, namespace: str, name: str, connection_id: int) -> HttpResponse:
+def retry_now(
+    request: AuthenticatedHttpRequest, namespace: str, name: str, connection_id: int
+) -> HttpResponse:
     """Retry now (the app page's button for a temporarily unavailable connection): one
     refresh of the user's connection, past its backoff, at most once a minute
     (``services.connection_retry_now``); back to the app page with what happened."""
@@ -115,7 +118,7 @@ def _refuse_large_bodies(view: Callable[..., HttpResponse]) -> Callable[..., Htt
 @login_required
 @_refuse_large_bodies
 @csrf_protect
-def upload(request: HttpRequest) -> HttpResponse:
+def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Paste or choose an inf.yml; on success, go to the app's page with the warnings.
 
     The CSRF check runs after the size check (``csrf_exempt`` outside,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from integrations.models import AuditEvent, Connection
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 def audit_record(
     *,
     kind: str,
     provider: str,
-    user: Any = None,
+    user: User | None = None,
     connection: Connection | None = None,
     ok: bool = True,
     error_code: str = "",

@@ -4,7 +4,7 @@ fingerprint."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
@@ -16,6 +16,9 @@ from integrations.core.secret_rules import check_secret_key, check_secret_value
 from integrations.models import AuditEvent, Secret
 from integrations.providers import registry
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 @dataclass(frozen=True)
 class SecretSetResult:
@@ -25,7 +28,7 @@ class SecretSetResult:
 
 @sensitive_variables("value")
 @transaction.atomic
-def secret_set(*, user: Any, key: str, value: str) -> SecretSetResult:
+def secret_set(*, user: User, key: str, value: str) -> SecretSetResult:
     """Add or replace the user's secret ``key`` (``secret_rules``: an env-style key, a
     non-empty value of at most 16 KiB, a key no integration hands out; ``InvalidSecretError``
     otherwise). The value is encrypted; only its fingerprint is kept in clear. Audited

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db.models import QuerySet
 from django.http import Http404
 
 from integrations.models import Connection, Secret, ServiceAccountKey, UserOAuthClient
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def connection_for_user(*, user: Any, id: int) -> Connection:
+
+def connection_for_user(*, user: User, id: int) -> Connection:
     """The connection ``id`` if it belongs to ``user``; 404 otherwise (whether it exists
     or not, so that ids of other users' connections are not disclosed)."""
     try:
@@ -19,27 +22,27 @@ def connection_for_user(*, user: Any, id: int) -> Connection:
         raise Http404("No such connection.") from None
 
 
-def connections_for_user(*, user: Any) -> QuerySet[Connection]:
+def connections_for_user(*, user: User) -> QuerySet[Connection]:
     return Connection.objects.filter(user=user).order_by("provider", "created_at", "id")
 
 
-def secrets_for_user(*, user: Any) -> QuerySet[Secret]:
+def secrets_for_user(*, user: User) -> QuerySet[Secret]:
     return Secret.objects.filter(user=user).order_by("key")
 
 
-def secret_keys_for_user(*, user: Any) -> set[str]:
+def secret_keys_for_user(*, user: User) -> set[str]:
     """The keys of the secrets the user has set (no values are read)."""
     return set(Secret.objects.filter(user=user).values_list("key", flat=True))
 
 
-def own_client_for_user(*, user: Any, provider: str) -> UserOAuthClient:
+def own_client_for_user(*, user: User, provider: str) -> UserOAuthClient:
     try:
         return UserOAuthClient.objects.get(user=user, provider=provider)
     except UserOAuthClient.DoesNotExist:
         raise Http404("No own client for this provider.") from None
 
 
-def secret_for_user(*, user: Any, id: int) -> Secret:
+def secret_for_user(*, user: User, id: int) -> Secret:
     """The secret ``id`` if it belongs to ``user``; 404 otherwise (whether it exists or
     not). Every view that touches one secret gets it here."""
     try:
@@ -51,7 +54,7 @@ def secret_for_user(*, user: Any, id: int) -> Secret:
 # --- service-account keys ---------------------------------------------------------------
 
 
-def service_account_key_for_user(*, user: Any, id: int) -> ServiceAccountKey:
+def service_account_key_for_user(*, user: User, id: int) -> ServiceAccountKey:
     """The service-account key ``id`` if it belongs to ``user``; 404 otherwise. Every
     view that touches one key gets it here."""
     try:
@@ -60,12 +63,12 @@ def service_account_key_for_user(*, user: Any, id: int) -> ServiceAccountKey:
         raise Http404("No such service account.") from None
 
 
-def service_account_keys_for_user(*, user: Any) -> dict[str, ServiceAccountKey]:
+def service_account_keys_for_user(*, user: User) -> dict[str, ServiceAccountKey]:
     """The user's keys by purpose (``google_sa``, ``gcp``), in one query."""
     return {k.purpose: k for k in ServiceAccountKey.objects.filter(user=user)}
 
 
-def service_account_purposes_for_user(*, user: Any) -> set[str]:
+def service_account_purposes_for_user(*, user: User) -> set[str]:
     """Which keys the user has uploaded (``google_sa``, ``gcp``) and Google has not
     refused, no key material read: what readiness needs to tell ``google.sa`` and
     ``gcp.*`` from missing ones."""
@@ -73,5 +76,5 @@ def service_account_purposes_for_user(*, user: Any) -> set[str]:
     return set(keys.values_list("purpose", flat=True))
 
 
-def own_clients_for_user(*, user: Any) -> QuerySet[UserOAuthClient]:
+def own_clients_for_user(*, user: User) -> QuerySet[UserOAuthClient]:
     return UserOAuthClient.objects.filter(user=user)

@@ -21,7 +21,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import google.auth.exceptions
 from django.core.cache import cache
@@ -50,6 +50,10 @@ from integrations.errors import (
 )
 from integrations.models import AuditEvent, ServiceAccountKey
 from integrations.providers import client as http
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +91,7 @@ class ServiceAccountKeySetResult:
 
 @sensitive_variables()
 def service_account_key_set(
-    *, user: Any, purpose: str, key_text: bytes | str, project_number: str = ""
+    *, user: User, purpose: str, key_text: bytes | str, project_number: str = ""
 ) -> ServiceAccountKeySetResult:
     """Store ``user``'s service-account key for ``purpose`` (``google_sa`` or ``gcp``),
     replacing the one they had for it.
@@ -157,7 +161,7 @@ def service_account_key_delete(*, key: ServiceAccountKey) -> None:
     key.delete()
 
 
-def _key_of(user: Any, purpose: str) -> ServiceAccountKey:
+def _key_of(user: User, purpose: str) -> ServiceAccountKey:
     key = ServiceAccountKey.objects.filter(user=user, purpose=purpose).first()
     if key is None:
         what = "Google service account" if purpose == Purpose.GOOGLE_SA else "GCP project"
@@ -173,7 +177,7 @@ def _key_of(user: Any, purpose: str) -> ServiceAccountKey:
 
 
 @sensitive_variables()
-def google_sa_credentials_json(*, user: Any) -> str:
+def google_sa_credentials_json(*, user: User) -> str:
     """The user's ``google_sa`` key file, as uploaded: the value of
     ``GOOGLE_SA_CREDENTIALS``. Never log it. ``ServiceAccountMissingError`` (missing
     ``google.sa``) when none was uploaded."""
@@ -192,7 +196,7 @@ class GcpCredentials:
 
 @sensitive_variables()
 def gcp_credentials(
-    *, user: Any, margin_seconds: int = 600, now: datetime | None = None
+    *, user: User, margin_seconds: int = 600, now: datetime | None = None
 ) -> GcpCredentials:
     """An access token (scope ``cloud-platform``) for ``user``'s GCP project, valid for
     at least ``margin_seconds`` when Google allows (a freshly minted token is returned

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps_registry import selectors, services
+from apps_registry.api.authentication import signed_in_user
 from apps_registry.api.parsers import BoundedJSONParser, ManifestTextParser, PayloadTooLargeError
 from apps_registry.api.serializers import (
     AppSerializer,
@@ -89,7 +90,7 @@ class ManifestUploadView(APIView):
             text = body.validated_data["text"]
         # AppOwnershipError (403) and ManifestRejectedError (422, ``RejectedSerializer``'s
         # shape) are answered by ``api.errors.exception_handler``.
-        version = services.manifest_upload(user=request.user, text=text)
+        version = services.manifest_upload(user=signed_in_user(request), text=text)
         answer = VersionSerializer(version, context={"request": request}).data
         code = status.HTTP_201_CREATED if version.valid else status.HTTP_422_UNPROCESSABLE_ENTITY
         return Response(answer, status=code)
@@ -110,7 +111,9 @@ class AppDetailView(APIView):
     )
     def get(self, request: Request, namespace: str, name: str) -> Response:
         # AppOwnershipError: 403, by ``api.errors.exception_handler``.
-        app = selectors.app_for_user(user=request.user, namespace=namespace, name=name, write=True)
+        app = selectors.app_for_user(
+            user=signed_in_user(request), namespace=namespace, name=name, write=True
+        )
         # The raw texts are not part of the answer: up to 64 KiB each.
         versions: Any = selectors.versions_of_app(app=app).defer("raw_text", "parsed")
         return Response(AppSerializer(app, context={"versions": versions}).data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
@@ -17,6 +17,9 @@ from integrations.core.tokens import TokenSet
 from integrations.errors import AccountMismatchError
 from integrations.models import AuditEvent, Connection
 from integrations.providers import registry
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class ConnectResult:
 
 def connection_save_from_callback(
     *,
-    user: Any,
+    user: User,
     provider_id: str,
     uid: str,
     email: str,

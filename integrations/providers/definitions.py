@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -18,6 +18,10 @@ from integrations.providers import client as http
 from integrations.providers import registry
 
 # Fields that change what the check verified: editing one asks for a new check.
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
 CHECKED_FIELDS = (
     "discovery_url",
     "authorize_url",
@@ -132,7 +136,7 @@ def provider_definition_check(*, definition: ProviderDefinition) -> CheckReport:
 # --- users' own clients --------------------------------------------------------------
 
 
-def user_client_set(*, user: Any, provider: str, client_id: str, client_secret: str) -> None:
+def user_client_set(*, user: User, provider: str, client_id: str, client_secret: str) -> None:
     """Store (or replace) the user's own client for ``provider``; the secret encrypted.
 
     Connections made with the previous client keep working with it until replaced: a

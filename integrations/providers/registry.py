@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
@@ -22,6 +22,10 @@ from integrations.core.provider_definitions import (
     quirks_of,
 )
 from integrations.errors import ProviderDisabledError, UnknownProviderError
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
 
 logger = logging.getLogger(__name__)
 
@@ -170,14 +174,14 @@ def connection_config(connection: Any) -> ProviderConfig:
     return provider_config(connection.provider, client=connection.oauth_client)
 
 
-def flow_config(provider_id: str, *, user: Any) -> ProviderConfig:
+def flow_config(provider_id: str, *, user: User | AnonymousUser | None) -> ProviderConfig:
     """The configuration a Connect or Add Permissions flow of ``user`` uses: their own
     client when the provider allows it and they set one, else the platform's.
     ``UnknownProviderError`` when unknown, ``ProviderDisabledError`` when not enabled."""
     config = provider_config(provider_id)
     if not config.enabled:
         raise ProviderDisabledError(provider_id)
-    if config.allow_user_clients and getattr(user, "is_authenticated", False):
+    if config.allow_user_clients and user is not None and user.is_authenticated:
         from integrations.models import UserOAuthClient
 
         client = UserOAuthClient.objects.filter(user=user, provider=provider_id).first()

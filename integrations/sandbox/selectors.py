@@ -17,6 +17,7 @@ from .models import SandboxGrantOption
 from .scopes import merge_scopes
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import User
     from oauth2_provider.models import AbstractAccessToken, AbstractApplication
 
 
@@ -25,7 +26,7 @@ def token_checksum(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def granted_scopes(*, user: Any, application: AbstractApplication) -> list[str]:
+def granted_scopes(*, user: User, application: AbstractApplication) -> list[str]:
     """What ``user`` has granted ``application`` and not lost: the scopes of access
     tokens that are unexpired or still backed by a live refresh token.
 
@@ -62,7 +63,7 @@ def access_token_for_bearer(*, authorization: str) -> AbstractAccessToken | None
     return token
 
 
-def token_owner(*, application: AbstractApplication, checksum: str) -> Any | None:
+def token_owner(*, application: AbstractApplication, checksum: str) -> User | None:
     """The user of a live access token or unrevoked refresh token of ``application``
     whose checksum is ``checksum``; None when there is none (Google: "Token expired
     or revoked")."""

@@ -4,7 +4,7 @@ revocation records."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.hashers import check_password, identify_hasher
 from django.db import transaction
@@ -19,6 +19,10 @@ from oauth2_provider.models import (
 )
 
 from .models import SandboxGrantOption, SandboxRevocation, SandboxTokenRequest
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 SANDBOX_CLIENT_ID = "sandbox-google-client"
 # Public on purpose: the sandbox is for development and tests only.
@@ -102,7 +106,7 @@ def grant_option_delete(*, code: str) -> None:
 
 
 def token_request_record(
-    *, grant_type: str, client_id: str, outcome: str, user: Any | None
+    *, grant_type: str, client_id: str, outcome: str, user: User | None
 ) -> SandboxTokenRequest:
     """Count one token-endpoint request."""
     return SandboxTokenRequest.objects.create(
@@ -112,7 +116,7 @@ def token_request_record(
 
 @transaction.atomic
 def grant_revoke(
-    *, user: Any, application: AbstractApplication, token_type_hint: str, token_sha256: str
+    *, user: User, application: AbstractApplication, token_type_hint: str, token_sha256: str
 ) -> SandboxRevocation:
     """Remove everything ``user`` granted ``application``, as Google's revoke endpoint
     does for either of the grant's tokens, and record it.

@@ -40,7 +40,9 @@ def _param(request: Any, name: str) -> str:
 
 
 class SandboxValidator(OAuth2Validator):
-    def save_authorization_code(self, client_id: str, code: dict, request: Any, *args, **kwargs):
+    def save_authorization_code(
+        self, client_id: str, code: dict, request: Any, *args: Any, **kwargs: Any
+    ) -> None:
         with transaction.atomic():
             self._create_authorization_code(request, code)
             grant_option_create(
@@ -49,7 +51,9 @@ class SandboxValidator(OAuth2Validator):
                 include_granted_scopes=_param(request, "include_granted_scopes").lower() == "true",
             )
 
-    def validate_code(self, client_id: str, code: str, client: Any, request: Any, *args, **kwargs):
+    def validate_code(
+        self, client_id: str, code: str, client: Any, request: Any, *args: Any, **kwargs: Any
+    ) -> bool:
         if not super().validate_code(client_id, code, client, request, *args, **kwargs):
             return False
         option = grant_option_for(code=code)
@@ -58,12 +62,12 @@ class SandboxValidator(OAuth2Validator):
         return True
 
     def invalidate_authorization_code(
-        self, client_id: str, code: str, request: Any, *args, **kwargs
-    ):
+        self, client_id: str, code: str, request: Any, *args: Any, **kwargs: Any
+    ) -> None:
         super().invalidate_authorization_code(client_id, code, request, *args, **kwargs)
         grant_option_delete(code=code)
 
-    def _save_bearer_token(self, token: dict, request: Any, *args, **kwargs):
+    def _save_bearer_token(self, token: dict, request: Any, *args: Any, **kwargs: Any) -> Any:
         if request.grant_type == "authorization_code":
             if not getattr(request, "sandbox_offline", False):
                 token.pop("refresh_token", None)
@@ -101,7 +105,9 @@ class SandboxValidator(OAuth2Validator):
         refresh_token.save(update_fields=["access_token", "updated"])
         token.pop("refresh_token", None)
 
-    def revoke_token(self, token: str, token_type_hint: str | None, request: Any, *args, **kwargs):
+    def revoke_token(
+        self, token: str, token_type_hint: str | None, request: Any, *args: Any, **kwargs: Any
+    ) -> None:
         application = request.client
         if getattr(application, "pk", None) is None:
             raise RevocationTokenUnknownError

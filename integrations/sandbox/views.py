@@ -80,7 +80,9 @@ class SandboxAuthorizationView(AuthorizationView):
         context["login_hint"] = self.request.GET.get("login_hint", "")
         return context
 
-    def create_authorization_response(self, request, scopes, credentials, allow):
+    def create_authorization_response(
+        self, request: HttpRequest, scopes: str, credentials: dict, allow: bool
+    ) -> Any:
         # oauthlib copies the credentials onto its request, where the validator
         # stores them on the grant.
         params = request.POST if request.method == "POST" else request.GET

@@ -4,7 +4,7 @@ redirect; every user object comes through ``selectors.connection_for_user``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from allauth.socialaccount.providers.oauth2.views import OAuth2CallbackView
 from django.contrib import messages
@@ -26,9 +26,12 @@ from integrations.oauth.flows import connection_start
 from integrations.oauth.provider import IntegrationOAuth2Adapter
 from integrations.providers import definitions as providers
 from integrations.providers import registry
+from integrations.types import AuthenticatedHttpRequest
 from integrations.views.forms import CapabilitiesForm, OwnClientForm
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
     from integrations.models import Connection, UserOAuthClient
 
 
@@ -60,7 +63,7 @@ class ProviderSection:
         )
 
 
-def _config_or_404(provider_id: str, *, user: Any) -> ProviderConfig:
+def _config_or_404(provider_id: str, *, user: User) -> ProviderConfig:
     """The configuration of a flow of ``user``'s: 404 for an unknown or disabled provider."""
     try:
         return registry.flow_config(provider_id, user=user)
@@ -69,7 +72,7 @@ def _config_or_404(provider_id: str, *, user: Any) -> ProviderConfig:
 
 
 @login_required
-def integrations_page(request: HttpRequest) -> HttpResponse:
+def integrations_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     cat = registry.catalogue()
     sections = {
         config.id: ProviderSection(config=config, capabilities=cat.oauth_capabilities_of(config.id))
@@ -133,7 +136,7 @@ def _start(
 @sensitive_post_parameters("client_secret")
 @login_required
 @require_POST
-def own_client_set(request: HttpRequest, provider_id: str) -> HttpResponse:
+def own_client_set(request: AuthenticatedHttpRequest, provider_id: str) -> HttpResponse:
     """Your-own mode: the user's client ID and secret for this provider."""
     # Not the flow's configuration: that would decrypt the client being replaced.
     try:
@@ -160,7 +163,7 @@ def own_client_set(request: HttpRequest, provider_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def own_client_delete(request: HttpRequest, provider_id: str) -> HttpResponse:
+def own_client_delete(request: AuthenticatedHttpRequest, provider_id: str) -> HttpResponse:
     client = selectors.own_client_for_user(user=request.user, provider=provider_id)
     count = providers.user_client_delete(client=client)
     messages.success(
@@ -173,7 +176,7 @@ def own_client_delete(request: HttpRequest, provider_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def connect(request: HttpRequest, provider_id: str) -> HttpResponse:
+def connect(request: AuthenticatedHttpRequest, provider_id: str) -> HttpResponse:
     config = _config_or_404(provider_id, user=request.user)
     if not config.configured:
         if config.allow_user_clients:
@@ -194,7 +197,7 @@ def connect(request: HttpRequest, provider_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def add_permissions(request: HttpRequest, id: int) -> HttpResponse:
+def add_permissions(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
     conn = selectors.connection_for_user(user=request.user, id=id)
     _config_or_404(conn.provider, user=request.user)  # unknown or disabled: 404
     cat = registry.catalogue()
@@ -207,7 +210,7 @@ def add_permissions(request: HttpRequest, id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def reconnect(request: HttpRequest, id: int) -> HttpResponse:
+def reconnect(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
     """Connect again for the same account and capabilities, after the grant died."""
     conn = selectors.connection_for_user(user=request.user, id=id)
     _config_or_404(conn.provider, user=request.user)  # unknown or disabled: 404
@@ -228,7 +231,7 @@ def reconnect(request: HttpRequest, id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def make_default(request: HttpRequest, id: int) -> HttpResponse:
+def make_default(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
     conn = selectors.connection_for_user(user=request.user, id=id)
     connection_make_default(connection=conn)
     messages.success(
@@ -239,7 +242,7 @@ def make_default(request: HttpRequest, id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def disconnect(request: HttpRequest, id: int) -> HttpResponse:
+def disconnect(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
     conn = selectors.connection_for_user(user=request.user, id=id)
     try:
         name = registry.provider_info(conn.provider).name

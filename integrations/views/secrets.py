@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
@@ -22,6 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from integrations import secrets, selectors, service_accounts
 from integrations.core.service_account_keys import PURPOSE_GCP, PURPOSE_GOOGLE_SA
 from integrations.errors import InvalidSecretError, InvalidServiceAccountKeyError
+from integrations.types import AuthenticatedHttpRequest
 from integrations.views.forms import GcpProjectForm, SecretForm, ServiceAccountKeyForm
 
 # URL segment → purpose.
@@ -31,7 +32,7 @@ _PURPOSES = {"google-sa": PURPOSE_GOOGLE_SA, "gcp": PURPOSE_GCP}
 # --- Secrets ---------------------------------------------------------------------------
 
 
-def _secrets_page(request: HttpRequest, form: SecretForm) -> HttpResponse:
+def _secrets_page(request: AuthenticatedHttpRequest, form: SecretForm) -> HttpResponse:
     return render(
         request,
         "integrations/secrets.html",
@@ -47,7 +48,7 @@ def _secrets_page(request: HttpRequest, form: SecretForm) -> HttpResponse:
 @sensitive_post_parameters("value")
 @login_required
 @require_http_methods(["GET", "POST"])
-def secrets_page(request: HttpRequest) -> HttpResponse:
+def secrets_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The list (key, fingerprint, when set) and the add-or-replace form."""
     if request.method == "GET":
         return _secrets_page(request, SecretForm())
@@ -69,7 +70,7 @@ def secrets_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def secret_delete(request: HttpRequest, id: int) -> HttpResponse:
+def secret_delete(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
     """GET: the confirmation; POST: delete."""
     secret = selectors.secret_for_user(user=request.user, id=id)
     if request.method == "GET":
@@ -97,7 +98,7 @@ def secret_delete(request: HttpRequest, id: int) -> HttpResponse:
 
 
 def _service_accounts_page(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     *,
     google_sa_form: ServiceAccountKeyForm | None = None,
     gcp_form: GcpProjectForm | None = None,
@@ -117,14 +118,14 @@ def _service_accounts_page(
 
 
 @login_required
-def service_accounts_page(request: HttpRequest) -> HttpResponse:
+def service_accounts_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _service_accounts_page(request)
 
 
 @sensitive_post_parameters("key_json")
 @login_required
 @require_POST
-def service_account_upload(request: HttpRequest, purpose: str) -> HttpResponse:
+def service_account_upload(request: AuthenticatedHttpRequest, purpose: str) -> HttpResponse:
     """Upload (or replace) the key of one purpose: ``google-sa`` or ``gcp``."""
     kind = _PURPOSES.get(purpose)
     if kind is None:
@@ -158,7 +159,7 @@ def service_account_upload(request: HttpRequest, purpose: str) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def service_account_delete(request: HttpRequest, id: int) -> HttpResponse:
+def service_account_delete(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
     """GET: the confirmation; POST: delete."""
     key = selectors.service_account_key_for_user(user=request.user, id=id)
     what = "Google service account" if key.purpose == PURPOSE_GOOGLE_SA else "GCP project"
