@@ -114,6 +114,7 @@ def _slack_error_with_http_200(answer: Answer) -> Answer:
 _SLACK_KINDS: tuple[HookKind, ...] = (
     "access_token_response",
     "refresh_token_response",
+    "revoke_token_response",
     "userinfo_response",
 )
 for _kind in _SLACK_KINDS:

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from integrations.core.provider_definitions import PRESETS
 from integrations.errors import ReauthorizationRequiredError
-from integrations.models import Connection, ProviderDefinition
+from integrations.models import AuditEvent, Connection, ProviderDefinition
 from integrations.providers import registry
 from integrations.providers.definitions import provider_definition_set_secret
 from integrations.refresh import connection_credentials
@@ -52,6 +52,7 @@ class FakeServer:
         if preset["revocation_url"]:
             rsps.add_callback(responses.POST, preset["revocation_url"], callback=self._revoke)
         self.userinfo: dict[str, Any] = {}
+        self.revoke_answer: dict[str, Any] = {"ok": True}
 
     def _token(self, request):
         form = {k: v[0] for k, v in parse_qs(request.body).items()}
@@ -64,7 +65,7 @@ class FakeServer:
 
     def _revoke(self, request):
         self.revoked.append(parse_qs(request.body)["token"][0])
-        return (200, {"Content-Type": "application/json"}, json.dumps({"ok": True}))
+        return (200, {"Content-Type": "application/json"}, json.dumps(self.revoke_answer))
 
 
 def add_preset(slug: str) -> dict[str, Any]:
@@ -223,3 +224,32 @@ def test_notion(alice_client, alice, rsps):
     assert connection_credentials(connection=expire(conn)).access_token == "ntn_2"
     form, auth = server.token_requests[1]
     assert form["refresh_token"] == "nrt_1" and auth == basic("notion")
+
+
+def test_slack_refusing_a_revocation_with_http_200_is_a_failed_revocation(alice_client, rsps):
+    """auth.revoke answers errors with HTTP 200 and ``{"ok": false}``: not revoked."""
+    preset = add_preset("slack")
+    server = FakeServer(rsps, preset)
+    server.answers.append(
+        lambda form: {
+            "ok": True,
+            "access_token": "xoxb-1",
+            "token_type": "bot",
+            "scope": "chat:write",
+            "team": {"id": "T0TEAM", "name": "Acme HQ"},
+            "refresh_token": "xoxe-1-r1",
+            "expires_in": 43200,
+        }
+    )
+    connect(alice_client, "slack", ["slack.chat.write"])
+    conn = Connection.objects.get(provider="slack")
+    server.revoke_answer = {"ok": False, "error": "invalid_auth"}
+
+    resp = alice_client.post(reverse("integrations:disconnect", kwargs={"id": conn.pk}))
+
+    assert server.revoked
+    event = AuditEvent.objects.get(kind="revocation")
+    assert not event.ok and event.error_code == "invalid_auth"
+    assert "did not confirm the revocation (invalid_auth)" in " ".join(
+        str(m) for m in get_messages(resp.wsgi_request)
+    )
