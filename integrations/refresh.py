@@ -2,19 +2,25 @@
 connection, failures classified, attempts bounded.
 
 - ``connection_credentials`` returns an access token valid for at least a margin,
-  refreshing first when needed (the run-environment path: one query when fresh).
+  refreshing first when needed (the run-environment path: one query when fresh). The
+  margin is the provider's, or half the lifetime of the tokens the provider actually
+  issues when that is shorter (``refresh_policy.refresh_margin``): a token that lives
+  300 s is not due for a refresh the moment it arrives.
 - With ``verify`` (the run path), a token not shown good for a while is first shown to
   the provider's userinfo endpoint, at most once per connection per interval; a 401
   means a refresh, which finds a grant revoked at the provider before the token expires.
-- ``connection_refresh`` refreshes under a row lock (``SELECT ... FOR UPDATE``), so that
-  across threads, processes and machines one refresh of a grant is in flight at a
-  time; whoever waited for the lock re-reads the row and, if the holder refreshed,
-  returns its token instead of spending the refresh token again (which a rotating
-  provider would treat as theft, RFC 9700 §4.14.2). A rotated refresh token is stored
-  in the same transaction as the new access token; a response without one keeps the
-  old.
+- ``connection_refresh`` refreshes under the connection's lock (``integrations.locks``:
+  the row lock, ``SELECT ... FOR UPDATE``, on PostgreSQL; a file lock on SQLite, which
+  must not hold a transaction across the call to the token endpoint), so that across
+  threads and processes (and machines, on PostgreSQL) one refresh of a grant is in
+  flight at a time; whoever waited for the lock re-reads the row and, if the holder
+  refreshed, returns its token instead of spending the refresh token again (which a
+  rotating provider would treat as theft, RFC 9700 §4.14.2). A rotated refresh token is
+  stored in the same transaction as the new access token; a response without one keeps
+  the old.
 - Failures: ``invalid_grant`` (and Google's ``invalid_rapt``, ``admin_policy_enforced``)
-  → ``needs_reconnect`` at once, no more attempts, one email. Timeouts, connection
+  → ``needs_reconnect`` at once, no more attempts, one email (a task with retries:
+  ``reconnect_notified_at`` is set once it was delivered). Timeouts, connection
   errors, 5xx and 429 → ``refresh_failing``, exponential backoff with jitter, at most
   N attempts per connection per day, the current token served while valid.
   ``invalid_client`` / ``unauthorized_client`` → a provider-level problem for staff.
@@ -25,9 +31,12 @@ Refresh request: RFC 6749 §6. Token errors: RFC 6749 §5.2.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -36,7 +45,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import app_settings
+from integrations import app_settings, locks
 from integrations.audit import audit_record
 from integrations.connections.store import store_tokens
 from integrations.core import crypto
@@ -47,6 +56,7 @@ from integrations.core.refresh_policy import (
     DEAD_STATUSES,
     backoff_delay,
     next_refresh_at,
+    refresh_margin,
 )
 from integrations.core.tokens import TokenSet
 from integrations.errors import (
@@ -62,6 +72,8 @@ from integrations.providers import registry
 
 logger = logging.getLogger(__name__)
 
+# The task that sends the email of a dead grant (``integrations.tasks``).
+RECONNECT_EMAIL_TASK = "integrations.tasks.reconnect_email"
 # How long a connection picked by the sweep is reserved for its task before another
 # sweep may pick it again (a lost task is retried after this).
 SWEEP_LEASE = timedelta(minutes=5)
@@ -80,8 +92,16 @@ class Credentials:
     scopes: tuple[str, ...]
 
 
-def _is_fresh(connection: Connection, *, now: datetime, margin: int) -> bool:
-    return connection.expires_at is None or connection.expires_at > now + timedelta(seconds=margin)
+def _is_fresh(connection: Connection, *, now: datetime, margin: timedelta) -> bool:
+    return connection.expires_at is None or connection.expires_at > now + margin
+
+
+def _margin(connection: Connection, *, config: ProviderConfig, margin: int | None) -> timedelta:
+    """The margin asked for (seconds), else the provider's adapted to the connection's
+    token lifetime."""
+    if margin is not None:
+        return timedelta(seconds=margin)
+    return refresh_margin(connection=connection, config=config)
 
 
 def _credentials(connection: Connection) -> Credentials:
@@ -104,7 +124,8 @@ def connection_credentials(
     verify: bool = False,
 ) -> Credentials:
     """The connection's access token, valid for at least ``margin`` seconds (default:
-    the provider's), refreshing first when needed.
+    the provider's, or half the token's lifetime when shorter), refreshing first when
+    needed.
 
     With ``verify`` (a run is about to get the token), a token not shown good for
     ``INTEGRATIONS_VERIFY_SECONDS`` is first shown to the provider's userinfo endpoint:
@@ -117,13 +138,12 @@ def connection_credentials(
     """
     now = now or timezone.now()
     config = registry.connection_config(connection)
-    margin = config.refresh_margin if margin is None else margin
     if connection.status in (Connection.Status.NEEDS_RECONNECT, Connection.Status.REVOKED):
         raise ReauthorizationRequiredError(
             f"the {config.name} connection needs reconnecting", code=connection.last_error_code
         )
     _record_use(connection, config=config, now=now)
-    if _is_fresh(connection, now=now, margin=margin):
+    if _is_fresh(connection, now=now, margin=_margin(connection, config=config, margin=margin)):
         creds = _credentials(connection)
         if (
             verify
@@ -200,6 +220,56 @@ def _request_refresh(
     return http.refresh_grant(config, refresh_token, now=now, scope=scope)
 
 
+class _RowChanged(Exception):
+    """SQLite only: since the row was read under the file lock, a writer that lock does
+    not keep out (a Disconnect, a Reconnect) changed it; what this refresh learned is
+    not written over theirs."""
+
+
+@dataclass(frozen=True)
+class _AsRead:
+    """What of the row, read under the lock, shows that nobody wrote it since: a
+    Disconnect marks it revoked (then deletes it); a Reconnect stores a new grant, and
+    with it a new ``last_refreshed_at``. (A refresh is the only other writer of those,
+    and it holds the lock.)"""
+
+    pk: int
+    status: str
+    last_refreshed_at: datetime | None
+
+    @classmethod
+    def of(cls, conn: Connection) -> _AsRead:
+        return cls(pk=conn.pk, status=conn.status, last_refreshed_at=conn.last_refreshed_at)
+
+    def unchanged(self) -> bool:
+        return Connection.objects.filter(
+            pk=self.pk, status=self.status, last_refreshed_at=self.last_refreshed_at
+        ).exists()
+
+
+@contextmanager
+def _writing(as_read: _AsRead) -> Iterator[None]:
+    """One group of writes under the lock. PostgreSQL: inside the lock's transaction,
+    the row locked (no query more). SQLite: a transaction of its own (IMMEDIATE: it
+    holds the write lock), in which the row is first checked to be as it was read."""
+    with transaction.atomic(savepoint=False):
+        if not locks.row_locks() and not as_read.unchanged():
+            raise _RowChanged
+        yield
+
+
+def _credentials_now(connection_id: int) -> Credentials:
+    """The row's credentials as they are now (after ``_RowChanged``): a Reconnect's new
+    grant, or none when it was disconnected meanwhile."""
+    conn = Connection.objects.filter(pk=connection_id).first()
+    if conn is None or conn.status in DEAD_STATUSES:
+        raise ReauthorizationRequiredError(
+            "the connection was disconnected meanwhile",
+            code=conn.last_error_code if conn is not None else "disconnected",
+        )
+    return _credentials(conn)
+
+
 def connection_refresh(
     *,
     connection_id: int,
@@ -210,10 +280,11 @@ def connection_refresh(
     refused: bytes | None = None,
     override_backoff: bool = False,
 ) -> Credentials:
-    """Refresh the connection's access token under its row lock and return it.
+    """Refresh the connection's access token under its lock and return it.
 
     After taking the lock the row is re-read: if another holder already refreshed (the
-    token is valid for ``margin``, or with ``only_if_due`` it is not due any more), its
+    token is valid for ``margin`` seconds, by default the adapted margin of
+    ``connection_credentials``, or with ``only_if_due`` it is not due any more), its
     token is returned and no request is made. While backing off, or past the daily
     attempt limit, no request is made either: the current token is returned while it is
     valid (unless ``serve_valid_on_failure`` is off), else ``ProviderUnavailableError``.
@@ -227,10 +298,9 @@ def connection_refresh(
     now = now or timezone.now()
     failure: IntegrationError
     notify = False
-    with transaction.atomic():
-        conn = Connection.objects.select_for_update().get(pk=connection_id)
+    with locks.connection_locked(connection_id) as conn:
+        as_read = _AsRead.of(conn)
         config = registry.connection_config(conn)
-        margin = config.refresh_margin if margin is None else margin
         if conn.status in (Connection.Status.NEEDS_RECONNECT, Connection.Status.REVOKED):
             raise ReauthorizationRequiredError(
                 f"the {config.name} connection needs reconnecting", code=conn.last_error_code
@@ -244,37 +314,42 @@ def connection_refresh(
         elif refused is not None:
             if bytes(conn.access_token_encrypted) != refused:
                 return _credentials(conn)  # another holder replaced it meanwhile
-        elif _is_fresh(conn, now=now, margin=margin):
+        elif _is_fresh(conn, now=now, margin=_margin(conn, config=config, margin=margin)):
             return _credentials(conn)
         refresh_token = (
             crypto.decrypt(conn.refresh_token_encrypted, keys=app_settings.token_keys())
             if conn.refresh_token_encrypted
             else None
         )
-        if refresh_token is None:
-            failure = ReauthorizationRequiredError(
-                "no refresh token is stored: connect again",
-                code="token_rejected" if refused is not None else "no_refresh_token",
-            )
-            notify = _refresh_failed(conn, failure, config=config, now=now)
-        elif not _may_attempt(conn, now=now, override_backoff=override_backoff):
-            # Backing off: no request, and nothing new to record.
-            failure = ProviderUnavailableError(
-                f"{config.name} is backing off after errors",
-                code=conn.last_error_code or "backoff",
-            )
-        else:
-            _count_attempt(conn, now=now)
-            try:
-                token = _request_refresh(config, refresh_token, now=now)
-            except IntegrationError as exc:
-                failure = exc
-                notify = _refresh_failed(conn, failure, config=config, now=now)
+        try:
+            if refresh_token is None:
+                failure = ReauthorizationRequiredError(
+                    "no refresh token is stored: connect again",
+                    code="token_rejected" if refused is not None else "no_refresh_token",
+                )
+                notify = _refresh_failed(conn, failure, config=config, now=now, as_read=as_read)
+            elif not _may_attempt(conn, now=now, override_backoff=override_backoff):
+                # Backing off: no request, and nothing new to record.
+                failure = ProviderUnavailableError(
+                    f"{config.name} is backing off after errors",
+                    code=conn.last_error_code or "backoff",
+                )
             else:
-                _refresh_succeeded(conn, token, config=config, now=now)
-                return _credentials(conn)
+                _count_attempt(conn, now=now)
+                try:
+                    token = _request_refresh(config, refresh_token, now=now)
+                except IntegrationError as exc:
+                    failure = exc
+                    notify = _refresh_failed(conn, failure, config=config, now=now, as_read=as_read)
+                else:
+                    _refresh_succeeded(conn, token, config=config, now=now, as_read=as_read)
+                    return _credentials(conn)
+        except _RowChanged:
+            # SQLite: disconnected or reconnected while the provider was being asked.
+            logger.info("connection %s changed during its refresh", connection_id)
+            return _credentials_now(connection_id)
     if notify:
-        _email_reconnect(conn, config=config)
+        _reconnect_email_enqueue(conn.pk)
     if (
         serve_valid_on_failure
         and not isinstance(failure, ReauthorizationRequiredError)
@@ -351,6 +426,13 @@ def _count_attempt(conn: Connection, *, now: datetime) -> None:
 
 
 def _refresh_succeeded(
+    conn: Connection, token: TokenSet, *, config: ProviderConfig, now: datetime, as_read: _AsRead
+) -> None:
+    with _writing(as_read):
+        _record_success(conn, token, config=config, now=now)
+
+
+def _record_success(
     conn: Connection, token: TokenSet, *, config: ProviderConfig, now: datetime
 ) -> None:
     previous_status = conn.status
@@ -395,18 +477,31 @@ def _refresh_succeeded(
 
 
 def _refresh_failed(
+    conn: Connection,
+    failure: IntegrationError,
+    *,
+    config: ProviderConfig,
+    now: datetime,
+    as_read: _AsRead,
+) -> bool:
+    """Record a failed attempt; returns whether the user must be emailed."""
+    with _writing(as_read):
+        return _record_failure(conn, failure, config=config, now=now)
+
+
+def _record_failure(
     conn: Connection, failure: IntegrationError, *, config: ProviderConfig, now: datetime
 ) -> bool:
-    """Record a failed attempt; returns whether the user must be emailed (once)."""
     previous_status = conn.status
     notify = False
     conn.last_error_code = failure.code[:64]
     if isinstance(failure, ReauthorizationRequiredError):
+        # The grant just died (a dead one is never refreshed: this runs once per death).
+        # The email goes unless one was delivered for it already; the task sets
+        # reconnect_notified_at once it is, and a Reconnect clears it.
         conn.status = Connection.Status.NEEDS_RECONNECT
         conn.backoff_until = None
         notify = conn.reconnect_notified_at is None
-        if notify:
-            conn.reconnect_notified_at = now
     elif isinstance(failure, ProviderMisconfiguredError):
         # Our client is refused: staff must act; users are not emailed. Retried slowly.
         _provider_failed(conn.provider, failure, now=now)
@@ -434,7 +529,6 @@ def _refresh_failed(
             "next_refresh_at",
             "backoff_until",
             "refresh_failures",
-            "reconnect_notified_at",
             "attempts_window_start",
             "attempts_in_window",
             "updated_at",
@@ -486,19 +580,68 @@ def _provider_failed(provider: str, failure: IntegrationError, *, now: datetime)
     logger.error("provider %s refused our client: %s", provider, failure.code)
 
 
-def _email_reconnect(conn: Connection, *, config: ProviderConfig) -> None:
-    """The one email about a dead grant, sent after the status change is committed."""
+def _reconnect_email_enqueue(connection_id: int) -> None:
+    """Once the dead grant is committed, a task sends the email (and retries it)."""
+
+    def enqueue() -> None:
+        try:
+            # By name: the tasks module imports this one.
+            current_app.tasks[RECONNECT_EMAIL_TASK].delay(connection_id)
+        except Exception:
+            # The broker is unreachable: the status change stands, and the caller gets
+            # its answer (the integrations page shows the banner regardless).
+            logger.exception("could not enqueue the reconnect email: connection=%s", connection_id)
+
+    transaction.on_commit(enqueue)
+
+
+def reconnect_email_send(*, connection_id: int, now: datetime | None = None) -> str:
+    """Send the one "reconnect" email of a dead grant (the task's work). Returns what
+    happened: "sent", or why nothing was: "gone", "not_needed" (reconnected or
+    disconnected meanwhile), "already_sent", "no_address".
+
+    Under the connection's lock, so that two tasks for one grant (a message delivered
+    twice, a retry racing its original) never both send: the second waits, then finds
+    it sent. ``reconnect_notified_at`` is set only once the backend accepted the email,
+    so it means "delivered"; a failed send raises, for the task to retry. A Reconnect
+    clears it (``connection_save_from_callback``): a later dead grant is emailed again.
+    """
+    now = now or timezone.now()
+    try:
+        with locks.connection_locked(connection_id) as conn:
+            if conn.status != Connection.Status.NEEDS_RECONNECT:
+                return "not_needed"
+            if conn.reconnect_notified_at is not None:
+                return "already_sent"
+            address = conn.user.email
+            if not address:
+                return "no_address"
+            _email_reconnect(conn, to=address)
+            # SQLite: no row lock; only if still the same dead grant.
+            Connection.objects.filter(
+                pk=conn.pk, status=Connection.Status.NEEDS_RECONNECT, reconnect_notified_at=None
+            ).update(reconnect_notified_at=now)
+    except Connection.DoesNotExist:
+        return "gone"
+    return "sent"
+
+
+def _email_reconnect(conn: Connection, *, to: str) -> None:
+    """The email about a dead grant. Raises what the email backend raises."""
+    try:
+        name = registry.provider_info(conn.provider).name  # decrypts nothing
+    except UnknownProviderError:
+        name = conn.provider
     context = {
-        "provider": config.name,
+        "provider": name,
         "account": conn.account_email or conn.account_uid,
         "url": app_settings.site_url() + reverse("integrations:page"),
     }
     send_mail(
-        subject=f"Reconnect your {config.name} account",
+        subject=f"Reconnect your {name} account",
         message=render_to_string("integrations/email/reconnect.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=[conn.user.email],
-        fail_silently=True,
+        recipient_list=[to],
     )
 
 

@@ -10,6 +10,17 @@ from integrations.providers import registry
 from integrations.sandbox.services import google_callback_uri, sandbox_client_ensure
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _celery_eager():
+    """Tasks the code under test enqueues run at once, in this process (a test that
+    needs a real worker starts one, whose settings leave this off: tests/processes.py)."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
 @pytest.fixture(autouse=True)
 def _fresh_provider_definitions():
 

@@ -1,5 +1,5 @@
 """Helpers for tests that start real processes (workers, beat, racing clients) against
-the test database. They need PostgreSQL: a SQLite test database lives in memory."""
+the test database: PostgreSQL, or SQLite's test database, a file (config/settings/test.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ needs_postgres = pytest.mark.skipif(
 
 def database_url() -> str:
     s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        assert not connection.is_in_memory_db(), "another process cannot reach it"  # type: ignore[attr-defined]
+        return f"sqlite:///{Path(s['NAME']).resolve()}"
     user = s.get("USER") or "postgres"
     host = s.get("HOST") or "127.0.0.1"
     port = s.get("PORT") or 5432

@@ -23,7 +23,39 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # request is at hand (emails sent by workers) and to print the OAuth redirect URIs.
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+
+def sqlite_tuned(database: dict) -> dict:
+    """SQLite (the embedded default) made fit for several processes at once: the web
+    server, a worker of 8 threads and beat all write to one file, and so does the
+    sandbox, whose token endpoint is a view of the same site.
+
+    - ``journal_mode=WAL``: readers never block the writer, nor the writer readers.
+      (``synchronous=NORMAL`` is WAL's usual companion: a commit is not flushed to disk
+      on its own, at the price of the last commits on a power cut; a development
+      database.)
+    - ``transaction_mode: IMMEDIATE``: every ``atomic`` takes the write lock when it
+      begins, so writers queue (for up to ``timeout`` seconds) instead of failing:
+      with Django's default (DEFERRED), a transaction that reads and then writes fails
+      at once with "database is locked" when another wrote meanwhile (SQLite cannot
+      wait there without risking a deadlock).
+
+    The price of IMMEDIATE is that a transaction holds the lock of the whole database
+    while it lasts, so none may wait on something outside it: the refresh, which on
+    PostgreSQL holds its row lock across the call to the token endpoint, holds no
+    transaction across it on SQLite (``integrations.locks``).
+    """
+    if database.get("ENGINE") == "django.db.backends.sqlite3":
+        options = database.setdefault("OPTIONS", {})
+        options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL")
+        options.setdefault("transaction_mode", "IMMEDIATE")
+        # Seconds a writer waits for the lock (Python's default is 5).
+        options.setdefault("timeout", 20)
+    return database
+
+
+DATABASES = {
+    "default": sqlite_tuned(env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))
+}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # Persistent connections: a new PostgreSQL session per request cost the run-environment
 # API 13 ms of its 25 ms p50 (docs/benchmarks.md). Reused connections (Celery workers
@@ -110,6 +142,9 @@ EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.Ema
 if env("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Integrations <noreply@localhost>")
+# Seconds an SMTP connection may block (Django's default: forever). Emails are sent by
+# worker tasks, the reconnect email under the connection's lock.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 
 # --- django-allauth: accounts --------------------------------------------------
 ACCOUNT_LOGIN_METHODS = {"email"}
@@ -211,6 +246,9 @@ INTEGRATIONS_PROVIDER_CACHE_SECONDS = env.float("INTEGRATIONS_PROVIDER_CACHE_SEC
 REDIS_URL = env("REDIS_URL", default="")
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 if not REDIS_URL:
+    # kombu's, with each message written whole before the worker can read it
+    # (config/kombu_filesystem.py).
+    CELERY_BROKER_TRANSPORT = "config.kombu_filesystem:Transport"
     _queue_dir = Path(env("CELERY_QUEUE_DIR", default=str(BASE_DIR / ".local" / "celery-queue")))
     _queue_dir.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {

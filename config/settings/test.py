@@ -1,5 +1,6 @@
 """Tests: the sandbox on, fast hashing, known keys; DATABASE_URL picks PostgreSQL in CI."""
 
+from .base import BASE_DIR, sqlite_tuned
 from .local import *  # noqa: F403
 from .local import env
 
@@ -19,7 +20,14 @@ ACCOUNT_RATE_LIMITS = False
 # Deterministic query counts: definitions are cached until changed (tests/conftest.py
 # clears the cache around every test, as rollbacks send no signal).
 INTEGRATIONS_PROVIDER_CACHE_SECONDS = 3600.0
-DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///test-db.sqlite3")}
+DATABASES = {"default": sqlite_tuned(env.db("DATABASE_URL", default="sqlite:///test-db.sqlite3"))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not Django's in-memory default: the tests that start workers, racing
+    # processes and manage.py reach it, as `make run`'s processes reach db.sqlite3, and
+    # it is configured as that one is (WAL, IMMEDIATE transactions). pytest-xdist
+    # suffixes the name per worker.
+    (BASE_DIR / ".local").mkdir(exist_ok=True)
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".local" / "test-db.sqlite3")}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

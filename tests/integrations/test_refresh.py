@@ -134,19 +134,26 @@ def test_rotated_refresh_token_is_stored_with_the_access_token(alice, endpoint):
 
 
 @pytest.mark.parametrize("code", ["invalid_grant", "invalid_rapt", "admin_policy_enforced"])
-def test_dead_grant_needs_reconnect_once_and_is_never_retried(alice, endpoint, code):
+def test_dead_grant_needs_reconnect_once_and_is_never_retried(
+    alice, endpoint, code, django_capture_on_commit_callbacks
+):
     endpoint.default = (
         400,
         {"error": code, "error_description": "Token has been expired or revoked."},
     )
     conn = make_connection(alice, expires_at=T0 + timedelta(minutes=2))
 
-    with pytest.raises(ReauthorizationRequiredError):
+    # The email task is enqueued once the dead grant is committed (and runs eagerly).
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(ReauthorizationRequiredError),
+    ):
         connection_credentials(connection=conn, now=T0)
 
     conn.refresh_from_db()
     assert conn.status == "needs_reconnect" and conn.last_error_code == code
     assert conn.next_refresh_at is None
+    assert conn.reconnect_notified_at is not None  # delivered
     assert len(endpoint.calls) == 1
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["alice@example.com"]
@@ -158,7 +165,10 @@ def test_dead_grant_needs_reconnect_once_and_is_never_retried(alice, endpoint, c
         now = T0 + timedelta(minutes=minute)
         assert connections_due_claim(now=now) == []
         if minute % 60 == 0:
-            with pytest.raises(ReauthorizationRequiredError):
+            with (
+                django_capture_on_commit_callbacks(execute=True),
+                pytest.raises(ReauthorizationRequiredError),
+            ):
                 connection_credentials(connection=Connection.objects.get(pk=conn.pk), now=now)
     assert len(endpoint.calls) == 1
     assert len(mail.outbox) == 1
@@ -369,6 +379,76 @@ def test_refresh_if_due_skips_what_another_holder_refreshed(alice, endpoint):
     assert len(endpoint.calls) == 1
     conn.refresh_from_db()
     assert conn.next_refresh_at == T0 + timedelta(seconds=3599 - 900)
+
+
+def test_tokens_that_live_shorter_than_the_margin(alice, endpoint):
+    """A provider issuing 300 s tokens, the default 600 s margin: the margin adapts to
+    half the lifetime the provider issued (150 s), the sweep's lead to half the rest
+    (75 s). Otherwise every token is due the moment it arrives."""
+    endpoint.default = (200, {"access_token": "ya29.short", "expires_in": 300})
+    conn = make_connection(alice, expires_at=T0 - timedelta(seconds=1))
+    config = registry.provider_config("google")
+    assert config.refresh_margin == 600 and config.sweep_lead == 300
+
+    assert connection_credentials(connection=conn, now=T0).access_token == "ya29.short"
+    assert len(endpoint.calls) == 1
+    conn.refresh_from_db()
+    assert conn.expires_at == T0 + timedelta(seconds=300) and conn.last_refreshed_at == T0
+    # Not due at once: the sweep comes back 75 s after the refresh, well before the
+    # token enters its 150 s margin.
+    assert conn.next_refresh_at == T0 + timedelta(seconds=75)
+    assert connections_due_claim(now=T0) == []
+    assert connection_refresh_if_due(connection_id=conn.pk, now=T0) == "ok"
+    # Asked again and again at once, and inside the provider's margin: one refresh.
+    for seconds in (0, 0, 1, 60, 149):
+        now = T0 + timedelta(seconds=seconds)
+        fresh = Connection.objects.get(pk=conn.pk)
+        assert connection_credentials(connection=fresh, now=now).access_token == "ya29.short"
+    assert len(endpoint.calls) == 1
+    # The sweep's turn: due at 75 s, refreshed, due again 75 s after that.
+    (cid,) = connections_due_claim(now=T0 + timedelta(seconds=90))
+    assert connection_refresh_if_due(connection_id=cid, now=T0 + timedelta(seconds=90)) == "ok"
+    assert len(endpoint.calls) == 2
+    conn.refresh_from_db()
+    assert conn.next_refresh_at == T0 + timedelta(seconds=90 + 75)
+    # Past the adapted margin (150 s left), a run refreshes on demand.
+    later = T0 + timedelta(seconds=90 + 151)
+    assert connection_credentials(connection=conn, now=later).access_token == "ya29.short"
+    assert len(endpoint.calls) == 3
+
+
+@pytest.mark.parametrize(
+    "lifetime,margin,lead",
+    [
+        (3600, 600, 300),  # an hour: the provider's margin and lead, as before
+        (1200, 600, 300),  # margin + 2 x lead: still the provider's
+        (900, 450, 225),
+        (300, 150, 75),
+        (60, 30, 15),
+        (None, 600, 300),  # lifetime unknown (never refreshed): the provider's
+    ],
+)
+def test_the_margin_and_the_sweep_lead_adapt_to_the_token_lifetime(lifetime, margin, lead):
+    from types import SimpleNamespace
+
+    from integrations.core.refresh_policy import refresh_margin, sweep_lead
+
+    config = registry.provider_config("google")
+    conn = SimpleNamespace(
+        expires_at=T0 + timedelta(seconds=lifetime or 3600),
+        last_refreshed_at=T0 if lifetime else None,
+        last_used_at=T0,
+        refresh_token_encrypted=b"x",
+        status="active",
+        backoff_until=None,
+        created_at=T0,
+    )
+    got = refresh_margin(connection=conn, config=config)
+    assert got == timedelta(seconds=margin)
+    assert sweep_lead(connection=conn, config=config, margin=got) == timedelta(seconds=lead)
+    due = next_refresh_at(connection=conn, config=config, now=T0)
+    assert due == conn.expires_at - timedelta(seconds=margin + lead)
+    assert due > T0  # a token just issued is never due at once
 
 
 def test_idle_connection_gets_a_keepalive_not_hourly_refreshes(alice, endpoint):

@@ -1,13 +1,18 @@
-"""Refresh across threads, processes and machines, against the real sandbox with
-rotating refresh tokens that treats the reuse of an old one as theft (RFC 9700
-§4.14.2: django-oauth-toolkit's reuse protection revokes the whole grant), with a real
-Celery worker and beat on Redis, and a worker killed mid-refresh. PostgreSQL only."""
+"""Refresh across threads and processes, against the real sandbox with rotating refresh
+tokens that treats the reuse of an old one as theft (RFC 9700 §4.14.2:
+django-oauth-toolkit's reuse protection revokes the whole grant), with a real Celery
+worker and beat (on Redis, and on the filesystem queue of `make run`), and a worker
+killed mid-refresh. On PostgreSQL and on SQLite (its test database is a file that the
+processes share, and the sandbox answers from the live server, writing to that file
+while the refresh waits for it: `make run`'s set-up)."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import http.server
 import json
+import os
 import signal
 import threading
 import time
@@ -16,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db import connection as db
@@ -23,6 +29,8 @@ from django.test import Client, override_settings
 from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
+from apps_registry import services as app_services
+from integrations import locks
 from integrations.connections.store import connection_access_token, store_tokens
 from integrations.core.provider_definitions import PRESETS
 from integrations.core.refresh_policy import next_refresh_at
@@ -30,13 +38,13 @@ from integrations.core.tokens import TokenSet
 from integrations.models import Connection, ProviderDefinition
 from integrations.providers import registry
 from integrations.providers.definitions import provider_definition_set_secret
-from integrations.refresh import connection_credentials
+from integrations.refresh import connection_credentials, connection_refresh_if_due
 from integrations.sandbox.models import SandboxTokenRequest
 from integrations.sandbox.services import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
-from tests.processes import django_env, needs_postgres, start
+from tests.processes import django_env, start
 from tests.sandbox.conftest import Flow
 
-pytestmark = [needs_postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SHEETS = "https://www.googleapis.com/auth/spreadsheets.readonly"
 
@@ -79,7 +87,8 @@ def x_preset_on_the_sandbox(site: str) -> str:
 
 
 def sandbox_connection(user, *, expires_in: timedelta, provider: str = "google") -> Connection:
-    """A connection holding a real sandbox grant (obtained through its consent flow)."""
+    """A connection holding a real sandbox grant (obtained through its consent flow),
+    its access token an hour-long one that expires in ``expires_in``."""
     client = Client()
     client.force_login(user)
     tokens = Flow(client).tokens(["openid", "email", SHEETS], access_type="offline")
@@ -92,7 +101,8 @@ def sandbox_connection(user, *, expires_in: timedelta, provider: str = "google")
         account_email=user.email,
         scopes=tokens["scope"].split(),
         last_used_at=now,
-        last_refreshed_at=now,
+        last_refreshed_at=now + expires_in - timedelta(hours=1),
+        is_default=True,
     )
     store_tokens(
         conn,
@@ -118,11 +128,22 @@ def fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
-@pytest.mark.parametrize("preset", ["google", "x"])
+@pytest.mark.parametrize(
+    "preset,lifetime",
+    [
+        ("google", 3600),
+        ("x", 3600),
+        # Tokens that live shorter than the 600 s margin: the margin adapts (half the
+        # lifetime), or each ask would refresh again.
+        ("x", 300),
+    ],
+)
 def test_fifty_concurrent_asks_make_one_refresh(
-    rotating_sandbox, alice, tmp_path: Path, preset: str
+    rotating_sandbox, alice, tmp_path: Path, preset: str, lifetime: int, settings
 ):
+    settings.SANDBOX_ACCESS_TOKEN_SECONDS = lifetime  # read by the live server's sandbox
     provider = x_preset_on_the_sandbox(rotating_sandbox) if preset == "x" else "google"
+    assert registry.provider_config(provider).refresh_margin == 600
     conn = sandbox_connection(alice, expires_in=timedelta(seconds=-1), provider=provider)
     go = tmp_path / "go"
     env = django_env(SITE_URL=rotating_sandbox)
@@ -167,6 +188,14 @@ def test_fifty_concurrent_asks_make_one_refresh(
     assert refresh_requests() == 1  # counted by the authorization server
     assert set(tokens) == {fingerprint(connection_access_token(connection=conn))}
     assert conn.status == "active"
+    # A fresh token is not due at once: neither for the sweep nor for the next ask.
+    now = timezone.now()
+    assert conn.expires_at is not None
+    assert now + timedelta(seconds=lifetime - 60) < conn.expires_at
+    assert conn.next_refresh_at is not None and conn.next_refresh_at > now
+    assert connection_refresh_if_due(connection_id=conn.pk) == "ok"
+    assert connection_credentials(connection=conn).access_token
+    assert refresh_requests() == 1
     # The rotated grant is alive: the stored refresh token still works.
     conn.expires_at = timezone.now()
     conn.save(update_fields=["expires_at"])
@@ -175,10 +204,30 @@ def test_fifty_concurrent_asks_make_one_refresh(
     assert conn.status == "active" and refresh_requests() == 2
 
 
+RUN_MANIFEST = """\
+namespace: acme
+name: sheets
+integrations:
+  - key: google.sheets.readonly
+    description: Read the sheet
+"""
+
+
+def run_environment(site: str, *, runner: str, user) -> requests.Response:
+    """What a runner gets for a run, from the live server."""
+    return requests.post(
+        site + "/api/v1/run-environments/",
+        json={"user": user.email, "app": "acme/sheets"},
+        headers={"Authorization": f"Bearer {runner}"},
+        timeout=30,
+    )
+
+
 @pytest.mark.parametrize("broker", ["redis", "filesystem"])
 def test_celery_worker_and_beat_refresh_a_connection_about_to_expire(site, alice, tmp_path, broker):
     """On the real Redis broker, and on the embedded default used without REDIS_URL
-    (kombu's filesystem transport: `make run` on a bare machine)."""
+    (kombu's filesystem transport: `make run` on a bare machine). Then a run gets the
+    new token from the live server."""
     redis_url = settings.REDIS_URL or "redis://127.0.0.1:6379/0"
     if broker == "redis":
         try:
@@ -187,6 +236,8 @@ def test_celery_worker_and_beat_refresh_a_connection_about_to_expire(site, alice
             pytest.skip("Redis is not reachable")
     conn = sandbox_connection(alice, expires_in=timedelta(minutes=5))
     before = connection_access_token(connection=conn)
+    app_services.manifest_upload(user=alice, text=RUN_MANIFEST)
+    runner = app_services.runner_token_create(name="runner-test")[1]
     queue = f"test-refresh-{tmp_path.name}"
     env = django_env(
         SITE_URL=site,
@@ -241,6 +292,7 @@ def test_celery_worker_and_beat_refresh_a_connection_about_to_expire(site, alice
             time.sleep(0.5)
         else:
             pytest.fail("the worker did not refresh the connection in 90 s")
+        run = run_environment(site, runner=runner, user=alice)
     finally:
         for proc in (beat, worker):
             proc.send_signal(signal.SIGTERM)
@@ -251,6 +303,11 @@ def test_celery_worker_and_beat_refresh_a_connection_about_to_expire(site, alice
     assert refresh_requests() == 1
     assert "refresh-sweep" in logs[0] or "refresh_sweep" in logs[0]
     assert "outcome=ok" in logs[1]
+    assert run.status_code == 200, run.text
+    assert run.json()["env"]["GOOGLE_OAUTH_ACCESS_TOKEN"] == connection_access_token(
+        connection=conn
+    )
+    assert refresh_requests() == 1  # the run did not refresh again
     for log in logs:  # task arguments are ids; no token in any log line
         assert before not in log
         assert connection_access_token(connection=conn) not in log
@@ -265,6 +322,27 @@ class _Hang(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+def refresh_lock_held(connection_id: int) -> bool:
+    """Whether some holder has the connection's refresh lock (without waiting for it)."""
+    if locks.row_locks():
+        try:
+            with transaction.atomic():
+                Connection.objects.select_for_update(nowait=True).get(pk=connection_id)
+        except DatabaseError:
+            return True
+        return False
+    path = locks.lock_path(connection_id)
+    assert path is not None
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def test_a_worker_killed_mid_refresh_leaves_the_row_as_it_was_and_unlocked(alice):
@@ -288,21 +366,15 @@ def test_a_worker_killed_mid_refresh_leaves_the_row_as_it_was_and_unlocked(alice
     proc = start(["-m", "tests.integrations.racer", "refresh", str(conn.pk)], env)
     try:
         assert _Hang.got_request.wait(30), "the refresh never reached the token endpoint"
-        # The dying worker holds the row lock right now.
-        with pytest.raises(DatabaseError), transaction.atomic():
-            Connection.objects.select_for_update(nowait=True).get(pk=conn.pk)
+        # The dying worker holds the lock right now (PostgreSQL: the row lock; SQLite:
+        # the connection's file lock).
+        assert refresh_lock_held(conn.pk)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while True:
-            try:
-                with transaction.atomic():
-                    Connection.objects.select_for_update(nowait=True).get(pk=conn.pk)
-                break
-            except DatabaseError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        while refresh_lock_held(conn.pk):
+            assert time.monotonic() < deadline, "the lock outlived its holder"
+            time.sleep(0.05)
     finally:
         proc.kill()
         server.shutdown()
