@@ -108,7 +108,7 @@ class Grant:
     status: str
     # The connection runs use when the app names none (if it covers what is required).
     is_default: bool = False
-    # What the refresh service knows (integrations.refresh): when the access token
+    # What the refresh service knows (integrations.connections.refresh): when the access token
     # expires, no attempt before ``backoff_until``, the last error code.
     expires_at: datetime | None = None
     backoff_until: datetime | None = None
@@ -119,7 +119,7 @@ class Grant:
         return self.status in statuses.USABLE
 
 
-# Error codes that mean "the provider did not answer" (integrations.refresh and
+# Error codes that mean "the provider did not answer" (integrations.connections.refresh and
 # integrations.errors.error_from_response: timeouts, refused connections, 5xx, 429).
 _NO_ANSWER_CODES = frozenset(
     {"timeout", "connection_error", "bad_response", "temporarily_unavailable", "server_error"}

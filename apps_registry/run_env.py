@@ -6,7 +6,7 @@ with fresh tokens, a call makes at most four queries besides the runner's
 authentication: the app and its version, the user's connections (with the user), the
 declared secrets, and the audit record, whether the user is named by id or by email.
 Tokens are refreshed only when inside the margin, one refresh per connection at a time
-(``integrations.refresh``).
+(``integrations.connections.refresh``).
 
 What an app gets (DESIGN.md "Env given to apps"):
 
@@ -54,8 +54,10 @@ from apps_registry.readiness import (
 )
 from apps_registry.selectors import grant_of
 from apps_registry.serialization import requirements_from_json
-from integrations import app_settings, refresh, service_accounts
+from integrations import app_settings, service_accounts
 from integrations.audit import audit_record
+from integrations.connections.credentials import connection_narrowed_credentials
+from integrations.connections.store import Credentials
 from integrations.core.catalogue import Catalogue, CredentialKind
 from integrations.core.secret_rules import DISCORD_BOT_TOKEN_KEY
 from integrations.errors import (
@@ -323,7 +325,7 @@ def run_environment_build(
             continue
         try:
             # Narrowed to what the app declares where the provider allows it.
-            creds = refresh.connection_narrowed_credentials(
+            creds = connection_narrowed_credentials(
                 connection=conn, scopes=cat.scopes_for(keys), now=now, verify=True
             )
         except ReauthorizationRequiredError:
@@ -474,7 +476,7 @@ def _chosen_connections(
     return result
 
 
-def _oauth_env(provider: str, creds: refresh.Credentials, keys: list[str]) -> dict[str, str]:
+def _oauth_env(provider: str, creds: Credentials, keys: list[str]) -> dict[str, str]:
     config = registry.provider_config(provider)
     names = config.env
     env: dict[str, str] = {}

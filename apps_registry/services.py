@@ -39,8 +39,8 @@ from apps_registry.tokens import (
     prefix_of,
     runner_prefix_of,
 )
-from integrations import refresh
 from integrations import selectors as integrations_selectors
+from integrations.connections import refresh
 from integrations.core.crypto import DecryptionError
 from integrations.errors import IntegrationError
 from integrations.models import Connection
@@ -273,7 +273,7 @@ def connection_retry_now(
 
     The connection comes through ``integrations.selectors.connection_for_user`` (404
     for another user's). At most one attempt per user and connection per
-    ``RETRY_NOW_INTERVAL``: the backoff (``integrations.refresh``) protects the
+    ``RETRY_NOW_INTERVAL``: the backoff (``integrations.connections.refresh``) protects the
     provider, and this override of it is bounded by the user's clicks. The daily
     attempt limit of the refresh service still holds. Refresh request: RFC 6749 §6.
     """

@@ -545,7 +545,7 @@ class Bench:
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
-        from integrations import refresh
+        from integrations.connections import refresh
         from integrations.models import Connection
 
         self.reset_connections()
@@ -616,7 +616,7 @@ class Bench:
         from django.db import connection, transaction
         from django.test.utils import CaptureQueriesContext
 
-        from integrations import refresh
+        from integrations.connections import refresh
 
         with connection.cursor() as cur:
             cur.execute("VACUUM ANALYZE integrations_connection")

@@ -624,9 +624,9 @@ LOGIC = [
     ("apps_registry/readiness.py", "assess_readiness", "assess_readiness"),
     ("apps_registry/run_env.py", "_chosen_connections", "_chosen_connections"),
     (
-        "integrations/refresh.py",
+        "integrations/connections/credentials.py",
         "connection_narrowed_credentials",
-        "refresh.connection_narrowed_credentials (1 decrypt)",
+        "credentials.connection_narrowed_credentials (1 decrypt)",
     ),
     ("integrations/secrets.py", "secret_value", "secrets.secret_value (x2, 1 decrypt each)"),
     ("apps_registry/run_env.py", "_oauth_env", "_oauth_env (JSON of the credentials)"),

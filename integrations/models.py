@@ -41,7 +41,7 @@ class Connection(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    # --- refresh bookkeeping (integrations.refresh) ---
+    # --- refresh bookkeeping (integrations.connections.refresh) ---
     # When the background sweep should refresh this connection next: ahead of expiry
     # for connections in use, a keep-alive for idle ones, a backoff after failures.
     # NULL: never (no refresh token, or the grant is dead). Indexed where not NULL, so

@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import shared_task
 
-from integrations import refresh
+from integrations.connections import refresh
 
 logger = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ def sqlite_tuned(database: dict) -> dict:
     The price of IMMEDIATE is that a transaction holds the lock of the whole database
     while it lasts, so none may wait on something outside it: the refresh, which on
     PostgreSQL holds its row lock across the call to the token endpoint, holds no
-    transaction across it on SQLite (``integrations.locks``).
+    transaction across it on SQLite (``integrations.connections.locks``).
     """
     if database.get("ENGINE") == "django.db.backends.sqlite3":
         options = database.setdefault("OPTIONS", {})

@@ -3,8 +3,13 @@ empty refresh token."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
 from integrations import app_settings
 from integrations.core import crypto
+from integrations.core.provider_config import ProviderConfig
+from integrations.core.refresh_policy import refresh_margin
 from integrations.core.tokens import TokenSet
 from integrations.models import Connection
 
@@ -36,3 +41,38 @@ def store_tokens(connection: Connection, token: TokenSet) -> list[str]:
         connection.refresh_token_encrypted = _encrypt(token.refresh_token)
         fields.append("refresh_token_encrypted")
     return fields
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An access token for one connection. Its repr never shows the token."""
+
+    connection_id: int
+    provider: str
+    access_token: str = field(repr=False)
+    expires_at: datetime | None
+    scopes: tuple[str, ...]
+
+
+def is_fresh(connection: Connection, *, now: datetime, margin: timedelta) -> bool:
+    return connection.expires_at is None or connection.expires_at > now + margin
+
+
+def margin_for(connection: Connection, *, config: ProviderConfig, margin: int | None) -> timedelta:
+    """The margin asked for (seconds), else the provider's adapted to the connection's
+    token lifetime."""
+    if margin is not None:
+        return timedelta(seconds=margin)
+    return refresh_margin(connection=connection, config=config)
+
+
+def credentials_of(connection: Connection) -> Credentials:
+    return Credentials(
+        connection_id=connection.pk,
+        provider=connection.provider,
+        access_token=crypto.decrypt(
+            connection.access_token_encrypted, keys=app_settings.token_keys()
+        ),
+        expires_at=connection.expires_at,
+        scopes=tuple(connection.scopes),
+    )

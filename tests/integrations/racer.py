@@ -24,8 +24,9 @@ def main() -> None:
     django.setup()
     from django.db import connection as db
 
+    from integrations.connections.credentials import connection_credentials
+    from integrations.connections.refresh import connection_refresh
     from integrations.models import Connection
-    from integrations.refresh import connection_credentials, connection_refresh
 
     mode, connection_id = sys.argv[1], int(sys.argv[2])
     if mode == "refresh":

@@ -12,9 +12,9 @@ import requests
 from allauth.socialaccount.adapter import get_adapter
 from django.test import override_settings
 
+from integrations.connections.refresh import connection_refresh
 from integrations.errors import ProviderUnavailableError
 from integrations.providers import client as provider_http
-from integrations.refresh import connection_refresh
 from tests.integrations.test_refresh import make_connection
 
 

@@ -36,9 +36,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from integrations.connections.credentials import connection_credentials
 from integrations.connections.store import connection_access_token, connection_refresh_token
 from integrations.models import AuditEvent, Connection, ProviderDefinition
-from integrations.refresh import connection_credentials
 
 PEER_DIR = Path(__file__).resolve().parents[1] / "oidc_peer"
 NODE = shutil.which("node")

@@ -27,12 +27,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from integrations.connections.credentials import connection_credentials
 from integrations.core.provider_definitions import PRESETS
 from integrations.errors import ReauthorizationRequiredError
 from integrations.models import AuditEvent, Connection, ProviderDefinition
 from integrations.providers import registry
 from integrations.providers.definitions import provider_definition_set_secret
-from integrations.refresh import connection_credentials
 
 pytestmark = pytest.mark.django_db
 

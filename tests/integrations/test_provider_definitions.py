@@ -17,13 +17,13 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from integrations.connections.credentials import connection_credentials
 from integrations.core import crypto
 from integrations.core.provider_definitions import PRESETS, DefinitionError, validate_definition
 from integrations.errors import ReauthorizationRequiredError
 from integrations.models import Connection, ProviderDefinition, UserOAuthClient
 from integrations.providers import registry
 from integrations.providers.definitions import provider_definition_set_secret, user_client_set
-from integrations.refresh import connection_credentials
 
 pytestmark = pytest.mark.django_db
 
@@ -564,8 +564,8 @@ def acme_connection(user) -> Connection:
 
 @pytest.mark.parametrize("rotates", [False, True])
 def test_runs_get_tokens_narrowed_where_the_provider_allows(alice, acme_server, rotates):
+    from integrations.connections.credentials import connection_narrowed_credentials
     from integrations.connections.store import connection_access_token
-    from integrations.refresh import connection_narrowed_credentials
 
     make_acme(narrow_scope_on_refresh=True, rotates_refresh_tokens=rotates)
     conn = acme_connection(alice)

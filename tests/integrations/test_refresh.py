@@ -14,6 +14,8 @@ import responses
 from django.core import mail
 from django.urls import reverse
 
+from integrations.connections.credentials import connection_credentials
+from integrations.connections.refresh import connection_refresh_if_due, connections_due_claim
 from integrations.connections.store import (
     connection_access_token,
     connection_refresh_token,
@@ -24,11 +26,6 @@ from integrations.core.tokens import TokenSet
 from integrations.errors import ProviderUnavailableError, ReauthorizationRequiredError
 from integrations.models import AuditEvent, Connection, ProviderHealth
 from integrations.providers import registry
-from integrations.refresh import (
-    connection_credentials,
-    connection_refresh_if_due,
-    connections_due_claim,
-)
 
 pytestmark = pytest.mark.django_db
 

@@ -15,12 +15,13 @@ from django.core import mail
 from django.db import connection as db
 from django.utils import timezone
 
-from integrations import refresh, tasks
+from integrations import tasks
+from integrations.connections import refresh
 from integrations.connections.connect import connection_save_from_callback
+from integrations.connections.credentials import connection_credentials
 from integrations.core.tokens import TokenSet
 from integrations.errors import ReauthorizationRequiredError
 from integrations.models import Connection
-from integrations.refresh import connection_credentials
 
 from .mail_backends import FlakyBackend, SlowBackend
 from .test_refresh import T0, TokenEndpoint, make_connection

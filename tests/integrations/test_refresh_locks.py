@@ -1,6 +1,6 @@
 """The refresh's lock against the other writers of a connection, with real threads on
 the real database: on PostgreSQL they wait for the row lock; on SQLite, where the
-refresh holds no transaction across the call to the provider (integrations.locks), the
+refresh holds no transaction across the call to the provider (integrations.connections.locks), the
 refresh checks that the row is still as it read it before writing."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from django.db import connection as db
 from django.utils import timezone
 
 from integrations.connections.connect import connection_save_from_callback
+from integrations.connections.credentials import connection_credentials
 from integrations.connections.disconnect import connection_disconnect
-from integrations.connections.store import connection_access_token, store_tokens
+from integrations.connections.store import Credentials, connection_access_token, store_tokens
 from integrations.core.tokens import TokenSet
 from integrations.errors import ReauthorizationRequiredError
 from integrations.models import Connection
 from integrations.providers import registry
-from integrations.refresh import Credentials, connection_credentials
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -30,7 +30,9 @@ from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
 from apps_registry import services as app_services
-from integrations import locks
+from integrations.connections import locks
+from integrations.connections.credentials import connection_credentials
+from integrations.connections.refresh import connection_refresh_if_due
 from integrations.connections.store import connection_access_token, store_tokens
 from integrations.core.provider_definitions import PRESETS
 from integrations.core.refresh_policy import next_refresh_at
@@ -38,7 +40,6 @@ from integrations.core.tokens import TokenSet
 from integrations.models import Connection, ProviderDefinition
 from integrations.providers import registry
 from integrations.providers.definitions import provider_definition_set_secret
-from integrations.refresh import connection_credentials, connection_refresh_if_due
 from integrations.sandbox.models import SandboxTokenRequest
 from integrations.sandbox.services import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from tests.processes import django_env, start

@@ -1,15 +1,7 @@
-"""Fresh credentials on demand and in the background: one refresh at a time per
-connection, failures classified, attempts bounded.
+"""Refresh: one refresh at a time per connection, failures classified, attempts
+bounded; the dead grant's email; the background sweep.
 
-- ``connection_credentials`` returns an access token valid for at least a margin,
-  refreshing first when needed (the run-environment path: one query when fresh). The
-  margin is the provider's, or half the lifetime of the tokens the provider actually
-  issues when that is shorter (``refresh_policy.refresh_margin``): a token that lives
-  300 s is not due for a refresh the moment it arrives.
-- With ``verify`` (the run path), a token not shown good for a while is first shown to
-  the provider's userinfo endpoint, at most once per connection per interval; a 401
-  means a refresh, which finds a grant revoked at the provider before the token expires.
-- ``connection_refresh`` refreshes under the connection's lock (``integrations.locks``:
+- ``connection_refresh`` refreshes under the connection's lock (``connections.locks``:
   the row lock, ``SELECT ... FOR UPDATE``, on PostgreSQL; a file lock on SQLite, which
   must not hold a transaction across the call to the token endpoint), so that across
   threads and processes (and machines, on PostgreSQL) one refresh of a grant is in
@@ -33,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from celery import current_app
@@ -45,9 +37,16 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import app_settings, locks
+from integrations import app_settings
 from integrations.audit import audit_record
-from integrations.connections.store import store_tokens
+from integrations.connections import locks
+from integrations.connections.store import (
+    Credentials,
+    credentials_of,
+    is_fresh,
+    margin_for,
+    store_tokens,
+)
 from integrations.core import crypto
 from integrations.core.provider_config import ProviderConfig
 from integrations.core.refresh_policy import (
@@ -56,7 +55,6 @@ from integrations.core.refresh_policy import (
     DEAD_STATUSES,
     backoff_delay,
     next_refresh_at,
-    refresh_margin,
 )
 from integrations.core.tokens import TokenSet
 from integrations.errors import (
@@ -74,143 +72,11 @@ logger = logging.getLogger(__name__)
 
 # The task that sends the email of a dead grant (``integrations.tasks``).
 RECONNECT_EMAIL_TASK = "integrations.tasks.reconnect_email"
+
+
 # How long a connection picked by the sweep is reserved for its task before another
 # sweep may pick it again (a lost task is retried after this).
 SWEEP_LEASE = timedelta(minutes=5)
-# last_used_at is written at most this often per connection (keeps the hot path a read).
-USE_RECORD_INTERVAL = timedelta(minutes=30)
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """An access token for one connection. Its repr never shows the token."""
-
-    connection_id: int
-    provider: str
-    access_token: str = field(repr=False)
-    expires_at: datetime | None
-    scopes: tuple[str, ...]
-
-
-def _is_fresh(connection: Connection, *, now: datetime, margin: timedelta) -> bool:
-    return connection.expires_at is None or connection.expires_at > now + margin
-
-
-def _margin(connection: Connection, *, config: ProviderConfig, margin: int | None) -> timedelta:
-    """The margin asked for (seconds), else the provider's adapted to the connection's
-    token lifetime."""
-    if margin is not None:
-        return timedelta(seconds=margin)
-    return refresh_margin(connection=connection, config=config)
-
-
-def _credentials(connection: Connection) -> Credentials:
-    return Credentials(
-        connection_id=connection.pk,
-        provider=connection.provider,
-        access_token=crypto.decrypt(
-            connection.access_token_encrypted, keys=app_settings.token_keys()
-        ),
-        expires_at=connection.expires_at,
-        scopes=tuple(connection.scopes),
-    )
-
-
-def connection_credentials(
-    *,
-    connection: Connection,
-    margin: int | None = None,
-    now: datetime | None = None,
-    verify: bool = False,
-) -> Credentials:
-    """The connection's access token, valid for at least ``margin`` seconds (default:
-    the provider's, or half the token's lifetime when shorter), refreshing first when
-    needed.
-
-    With ``verify`` (a run is about to get the token), a token not shown good for
-    ``INTEGRATIONS_VERIFY_SECONDS`` is first shown to the provider's userinfo endpoint:
-    refused (401), the grant is refreshed, which finds a grant revoked at the provider
-    (``invalid_grant``) before its token expires.
-
-    Raises ``ReauthorizationRequiredError`` when the grant is dead and
-    ``ProviderUnavailableError`` when the token has expired and the provider cannot be
-    reached (the token is served while still valid, even inside the margin).
-    """
-    now = now or timezone.now()
-    config = registry.connection_config(connection)
-    if connection.status in (Connection.Status.NEEDS_RECONNECT, Connection.Status.REVOKED):
-        raise ReauthorizationRequiredError(
-            f"the {config.name} connection needs reconnecting", code=connection.last_error_code
-        )
-    _record_use(connection, config=config, now=now)
-    if _is_fresh(connection, now=now, margin=_margin(connection, config=config, margin=margin)):
-        creds = _credentials(connection)
-        if (
-            verify
-            and _verification_due(connection, config=config, now=now)
-            and _verification_claim(connection, now=now)
-            and not _provider_accepts(connection, creds, config=config)
-        ):
-            # Refused while unexpired: replace it (once, whoever else asks meanwhile),
-            # never serving the refused token again.
-            return connection_refresh(
-                connection_id=connection.pk,
-                now=now,
-                refused=bytes(connection.access_token_encrypted),
-                serve_valid_on_failure=False,
-            )
-        return creds
-    return connection_refresh(connection_id=connection.pk, margin=margin, now=now)
-
-
-def _verification_due(connection: Connection, *, config: ProviderConfig, now: datetime) -> bool:
-    interval = app_settings.verify_interval()
-    if not interval or not config.userinfo_url:
-        return False
-    shown_good = max(
-        (t for t in (connection.last_verified_at, connection.last_refreshed_at) if t),
-        default=None,
-    )
-    return shown_good is None or now - shown_good >= timedelta(seconds=interval)
-
-
-def _verification_claim(connection: Connection, *, now: datetime) -> bool:
-    """Take this check for the current interval: of the runs asking at once, one asks
-    the provider; and whatever the answer (an outage included), the next check waits a
-    whole interval. One UPDATE."""
-    seen = connection.last_verified_at
-    rows = Connection.objects.filter(pk=connection.pk)
-    rows = rows.filter(last_verified_at=seen) if seen else rows.filter(last_verified_at=None)
-    claimed = rows.update(last_verified_at=now) == 1
-    if claimed:
-        connection.last_verified_at = now
-    return claimed
-
-
-def _provider_accepts(
-    connection: Connection, creds: Credentials, *, config: ProviderConfig
-) -> bool:
-    """Whether the provider's userinfo endpoint accepts the token (only a 401 is a no)."""
-    return http.token_accepted(config, creds.access_token, connection_id=connection.pk)
-
-
-def _record_use(connection: Connection, *, config: ProviderConfig, now: datetime) -> None:
-    """Mark the connection in use (at most every USE_RECORD_INTERVAL): an idle
-    connection goes back to being refreshed ahead of expiry."""
-    if connection.last_used_at and now - connection.last_used_at < USE_RECORD_INTERVAL:
-        return
-    connection.last_used_at = now
-    rows = Connection.objects.filter(pk=connection.pk)
-    if connection.status == Connection.Status.ACTIVE:
-        due = next_refresh_at(connection=connection, config=config, now=now)
-        connection.next_refresh_at = due
-        # Only while still active: a refresh that found the grant dead meanwhile has
-        # taken it off the sweep, and must stay so.
-        if rows.filter(status=Connection.Status.ACTIVE).update(
-            last_used_at=now, next_refresh_at=due
-        ):
-            return
-    rows.update(last_used_at=now)
 
 
 def _request_refresh(
@@ -220,10 +86,13 @@ def _request_refresh(
     return http.refresh_grant(config, refresh_token, now=now, scope=scope)
 
 
-class _RowChanged(Exception):
+class _RowChanged(IntegrationError):
     """SQLite only: since the row was read under the file lock, a writer that lock does
     not keep out (a Disconnect, a Reconnect) changed it; what this refresh learned is
-    not written over theirs."""
+    not written over theirs. Caught in ``connection_refresh``; never leaves it."""
+
+    status = 409
+    code = "changed_meanwhile"
 
 
 @dataclass(frozen=True)
@@ -267,7 +136,7 @@ def _credentials_now(connection_id: int) -> Credentials:
             "the connection was disconnected meanwhile",
             code=conn.last_error_code if conn is not None else "disconnected",
         )
-    return _credentials(conn)
+    return credentials_of(conn)
 
 
 def connection_refresh(
@@ -310,12 +179,12 @@ def connection_refresh(
             if due is None or due > now:
                 if conn.next_refresh_at != due:  # undo the sweep's lease
                     Connection.objects.filter(pk=conn.pk).update(next_refresh_at=due)
-                return _credentials(conn)
+                return credentials_of(conn)
         elif refused is not None:
             if bytes(conn.access_token_encrypted) != refused:
-                return _credentials(conn)  # another holder replaced it meanwhile
-        elif _is_fresh(conn, now=now, margin=_margin(conn, config=config, margin=margin)):
-            return _credentials(conn)
+                return credentials_of(conn)  # another holder replaced it meanwhile
+        elif is_fresh(conn, now=now, margin=margin_for(conn, config=config, margin=margin)):
+            return credentials_of(conn)
         refresh_token = (
             crypto.decrypt(conn.refresh_token_encrypted, keys=app_settings.token_keys())
             if conn.refresh_token_encrypted
@@ -343,7 +212,7 @@ def connection_refresh(
                     notify = _refresh_failed(conn, failure, config=config, now=now, as_read=as_read)
                 else:
                     _refresh_succeeded(conn, token, config=config, now=now, as_read=as_read)
-                    return _credentials(conn)
+                    return credentials_of(conn)
         except _RowChanged:
             # SQLite: disconnected or reconnected while the provider was being asked.
             logger.info("connection %s changed during its refresh", connection_id)
@@ -357,52 +226,8 @@ def connection_refresh(
         and conn.expires_at > now
     ):
         # Still valid, if not for the whole margin: serve it rather than fail the run.
-        return _credentials(conn)
+        return credentials_of(conn)
     raise failure
-
-
-def connection_narrowed_credentials(
-    *,
-    connection: Connection,
-    scopes: list[str],
-    now: datetime | None = None,
-    verify: bool = False,
-) -> Credentials:
-    """An access token narrowed to ``scopes`` for one run (least privilege), where the
-    provider honours a narrower ``scope`` on refresh (RFC 6749 §6:"MUST NOT include any
-    scope not originally granted"; a provider flag, off for Google until shown to work
-    there). Not stored: the connection keeps its full token.
-
-    Only for providers that do not rotate refresh tokens: with rotation, each run
-    would replace the stored grant (and, on some servers, revoke the tokens other runs
-    hold). Falls back to the connection's own credentials otherwise.
-    """
-    now = now or timezone.now()
-    config = registry.connection_config(connection)
-    full = connection_credentials(connection=connection, now=now, verify=verify)
-    if not config.narrow_scope_on_refresh or config.rotates_refresh_tokens:
-        return full
-    wanted = [s for s in scopes if s in full.scopes]
-    if not wanted or set(wanted) == set(full.scopes) or not connection.refresh_token_encrypted:
-        return full
-    refresh_token = crypto.decrypt(
-        connection.refresh_token_encrypted, keys=app_settings.token_keys()
-    )
-    try:
-        token = _request_refresh(
-            config, refresh_token, now=now, scope=config.scope_separator.join(wanted)
-        )
-    except IntegrationError:
-        # The full token is still good: a run is not failed for want of narrowing.
-        logger.warning("narrowing failed: connection=%s provider=%s", connection.pk, config.id)
-        return full
-    return Credentials(
-        connection_id=connection.pk,
-        provider=connection.provider,
-        access_token=token.access_token,
-        expires_at=token.expires_at,
-        scopes=tuple(token.scopes or wanted),
-    )
 
 
 def _may_attempt(conn: Connection, *, now: datetime, override_backoff: bool = False) -> bool:
