@@ -11,8 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations.audit import audit_record
-from integrations.connections.store import store_tokens
-from integrations.core.refresh_policy import next_refresh_at
+from integrations.connections.store import grant_fresh, store_tokens
 from integrations.core.tokens import TokenSet
 from integrations.errors import AccountMismatchError
 from integrations.models import AuditEvent, Connection
@@ -100,18 +99,10 @@ def connection_save_from_callback(
         ):
             target.is_default = True  # the first connection of a provider runs by default
         store_tokens(target, token)
-        # A fresh grant: whatever was failing is over.
+        # A fresh grant, in use from now (next_refresh_at reads last_used_at).
         now = timezone.now()
-        target.status = Connection.Status.ACTIVE
-        target.refresh_failures = 0
-        target.backoff_until = None
-        target.last_error_code = ""
-        target.reconnect_notified_at = None
-        target.attempts_in_window = 0
-        target.attempts_window_start = None
-        target.last_refreshed_at = now
         target.last_used_at = now
-        target.next_refresh_at = next_refresh_at(connection=target, config=config, now=now)
+        grant_fresh(target, config=config, now=now)
         target.save()
         granted = cat.granted_capabilities(provider_id, target.scopes)
         not_granted = [k for k in requested if not cat.is_satisfied(k, granted)]

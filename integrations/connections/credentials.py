@@ -24,6 +24,7 @@ from integrations.connections.store import Credentials, credentials_of, is_fresh
 from integrations.core import crypto
 from integrations.core.provider_config import ProviderConfig
 from integrations.core.refresh_policy import (
+    DEAD_STATUSES,
     next_refresh_at,
 )
 from integrations.errors import (
@@ -62,7 +63,7 @@ def connection_credentials(
     """
     now = now or timezone.now()
     config = registry.connection_config(connection)
-    if connection.status in (Connection.Status.NEEDS_RECONNECT, Connection.Status.REVOKED):
+    if connection.status in DEAD_STATUSES:
         raise ReauthorizationRequiredError(
             f"the {config.name} connection needs reconnecting", code=connection.last_error_code
         )

@@ -43,6 +43,7 @@ from integrations.connections import locks
 from integrations.connections.store import (
     Credentials,
     credentials_of,
+    grant_fresh,
     is_fresh,
     margin_for,
     store_tokens,
@@ -170,7 +171,7 @@ def connection_refresh(
     with locks.connection_locked(connection_id) as conn:
         as_read = _AsRead.of(conn)
         config = registry.connection_config(conn)
-        if conn.status in (Connection.Status.NEEDS_RECONNECT, Connection.Status.REVOKED):
+        if conn.status in DEAD_STATUSES:
             raise ReauthorizationRequiredError(
                 f"the {config.name} connection needs reconnecting", code=conn.last_error_code
             )
@@ -265,30 +266,8 @@ def _record_success(
     if token.scopes is not None:
         conn.scopes = sorted(set(token.scopes))
         fields.append("scopes")
-    conn.status = Connection.Status.ACTIVE
-    conn.last_refreshed_at = now
-    conn.refresh_failures = 0
-    conn.backoff_until = None
-    conn.last_error_code = ""
-    # The daily limit bounds failed attempts in a row: a success starts the count over
-    # (an hourly token is refreshed 24 times a day).
-    conn.attempts_window_start = None
-    conn.attempts_in_window = 0
-    conn.next_refresh_at = next_refresh_at(connection=conn, config=config, now=now)
-    conn.save(
-        update_fields=[
-            *fields,
-            "status",
-            "last_refreshed_at",
-            "refresh_failures",
-            "backoff_until",
-            "last_error_code",
-            "next_refresh_at",
-            "attempts_window_start",
-            "attempts_in_window",
-            "updated_at",
-        ]
-    )
+    fields += grant_fresh(conn, config=config, now=now)
+    conn.save(update_fields=[*fields, "updated_at"])
     audit_record(
         kind=AuditEvent.Kind.REFRESH_SUCCEEDED,
         provider=conn.provider,

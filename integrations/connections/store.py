@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from integrations import app_settings
 from integrations.core import crypto
 from integrations.core.provider_config import ProviderConfig
-from integrations.core.refresh_policy import refresh_margin
+from integrations.core.refresh_policy import next_refresh_at, refresh_margin
 from integrations.core.tokens import TokenSet
 from integrations.models import Connection
 
@@ -76,3 +76,31 @@ def credentials_of(connection: Connection) -> Credentials:
         expires_at=connection.expires_at,
         scopes=tuple(connection.scopes),
     )
+
+
+def grant_fresh(connection: Connection, *, config: ProviderConfig, now: datetime) -> list[str]:
+    """The provider has just given ``connection`` a grant (a Connect or a refresh): it is
+    active, whatever was failing is over (failures, backoff, the day's attempts: the
+    daily limit bounds failed attempts in a row, and an hourly token is refreshed 24
+    times a day; the email of a dead grant), and its next refresh is scheduled from
+    now. Returns the fields set, for ``save(update_fields=...)``."""
+    connection.status = Connection.Status.ACTIVE
+    connection.last_refreshed_at = now
+    connection.refresh_failures = 0
+    connection.backoff_until = None
+    connection.last_error_code = ""
+    connection.reconnect_notified_at = None
+    connection.attempts_window_start = None
+    connection.attempts_in_window = 0
+    connection.next_refresh_at = next_refresh_at(connection=connection, config=config, now=now)
+    return [
+        "status",
+        "last_refreshed_at",
+        "refresh_failures",
+        "backoff_until",
+        "last_error_code",
+        "reconnect_notified_at",
+        "attempts_window_start",
+        "attempts_in_window",
+        "next_refresh_at",
+    ]
