@@ -4,6 +4,7 @@ from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView
 
 from apps_registry import views
+from apps_registry.api import errors as api_errors
 from apps_registry.api import runner as runner_api
 from apps_registry.api import views as api_views
 
@@ -51,4 +52,7 @@ urlpatterns = [
         name="api_run_environment",
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    # Last: any other path under /api/ is a JSON 404, with DEBUG on too (handler404
+    # is not used then, and Django's debug page is HTML).
+    path("api/<path:rest>", api_errors.unknown_api_path),
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import path, reverse
 
 from apps_registry import services
@@ -125,6 +125,15 @@ def test_an_unknown_api_path_is_a_json_404_and_a_page_elsewhere(client):
     assert resp.json() == {"detail": "Not found."}
     page = client.get("/no-such-page/")
     assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+@override_settings(DEBUG=True)
+def test_an_unknown_api_path_is_json_with_debug_on_too(client):
+    """``make run`` runs with DEBUG on, where Django shows its HTML debug 404 page."""
+    resp = client.post("/api/v2/whatever/", {"a": 1})
+    assert resp.status_code == 404
+    assert resp["Content-Type"] == "application/json"
+    assert resp.json() == {"detail": "Not found."}
 
 
 def _boom(request):
