@@ -99,7 +99,7 @@ def grant_of(connection: Any, cat: Catalogue) -> Grant:
 
 def grants_for_user(*, user: User, cat: Catalogue | None = None) -> list[Grant]:
     """The user's connections as readiness sees them (one query, no token columns);
-    ``cat`` the catalogue (default: ``integrations.registry.catalogue()``)."""
+    ``cat`` the catalogue (default: ``integrations.providers.registry.catalogue()``)."""
     connections = integrations_selectors.connections_for_user(user=user).only(
         "id",
         "provider",

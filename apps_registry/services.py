@@ -41,7 +41,6 @@ from apps_registry.tokens import (
 )
 from integrations import selectors as integrations_selectors
 from integrations.connections import refresh
-from integrations.core.crypto import DecryptionError
 from integrations.errors import IntegrationError
 from integrations.models import Connection
 from integrations.providers import registry
@@ -292,12 +291,14 @@ def connection_retry_now(
         refresh.connection_refresh(
             connection_id=conn.pk, now=now, serve_valid_on_failure=False, override_backoff=True
         )
-    except (IntegrationError, DecryptionError) as exc:
+    except Connection.DoesNotExist:  # disconnected meanwhile
+        return RetryOutcome(ok=False, provider=conn.provider, code="disconnected")
+    except IntegrationError as exc:  # DecryptionError included: "undecryptable"
         row = Connection.objects.filter(pk=conn.pk).only("backoff_until").first()
         return RetryOutcome(
             ok=False,
             provider=conn.provider,
-            code=exc.code if isinstance(exc, IntegrationError) else "undecryptable",
+            code=exc.code,
             next_attempt_at=row.backoff_until if row is not None else None,
         )
     return RetryOutcome(ok=True, provider=conn.provider)

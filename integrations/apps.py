@@ -9,7 +9,10 @@ class IntegrationsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from integrations import checks  # noqa: F401  registers the checks
+        # The checks, and the tasks: the web process enqueues the reconnect email by its
+        # name, which Celery knows once the module is imported (the worker's autodiscovery
+        # does not run in the web server).
+        from integrations import checks, tasks  # noqa: F401
         from integrations.models import ProviderDefinition
         from integrations.providers import registry
 

@@ -1,7 +1,8 @@
 """One error family for the product; provider error codes map to classes through one
 table (as oauthlib's ``raise_from_error``). Messages never carry a credential.
 
-Pure: no Django, so that ``crypto`` stays pure with its ``DecryptionError`` here too.
+Pure: no Django, so that ``core.crypto``, whose ``DecryptionError`` is one of the family,
+stays pure.
 """
 
 from __future__ import annotations

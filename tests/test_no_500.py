@@ -136,6 +136,11 @@ def test_an_unknown_api_path_is_json_with_debug_on_too(client):
     assert resp.json() == {"detail": "Not found."}
 
 
+def test_an_api_path_without_its_trailing_slash_is_redirected_as_before(client):
+    resp = client.get("/api/schema?format=json")
+    assert resp.status_code == 301 and resp["Location"] == "/api/schema/?format=json"
+
+
 def _boom(request):
     raise RuntimeError("something the client must not read")
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.response import Response
@@ -74,7 +75,19 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 @csrf_exempt
 def unknown_api_path(request: HttpRequest, rest: str) -> HttpResponse:
-    """Any other path under ``/api/``, whatever the method: a JSON 404."""
+    """Any other path under ``/api/``, whatever the method: a JSON 404; but a GET of a
+    path that exists with a trailing slash is sent there, as ``APPEND_SLASH`` does (this
+    route catches the path before ``CommonMiddleware`` could)."""
+    if request.method in ("GET", "HEAD") and not request.path.endswith("/"):
+        try:
+            match = resolve(request.path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not unknown_api_path:
+            query = request.META.get("QUERY_STRING", "")
+            return HttpResponsePermanentRedirect(
+                request.path + "/" + (f"?{query}" if query else "")
+            )
     return JsonResponse({"detail": "Not found."}, status=404)
 
 

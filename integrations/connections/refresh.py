@@ -80,13 +80,6 @@ RECONNECT_EMAIL_TASK = "integrations.tasks.reconnect_email"
 SWEEP_LEASE = timedelta(minutes=5)
 
 
-def _request_refresh(
-    config: ProviderConfig, refresh_token: str, *, now: datetime, scope: str | None = None
-) -> TokenSet:
-    """One refresh request (RFC 6749 §6); raises the classified ``IntegrationError``."""
-    return http.refresh_grant(config, refresh_token, now=now, scope=scope)
-
-
 class _RowChanged(IntegrationError):
     """SQLite only: since the row was read under the file lock, a writer that lock does
     not keep out (a Disconnect, a Reconnect) changed it; what this refresh learned is
@@ -135,7 +128,7 @@ def _credentials_now(connection_id: int) -> Credentials:
     if conn is None or conn.status in DEAD_STATUSES:
         raise ReauthorizationRequiredError(
             "the connection was disconnected meanwhile",
-            code=conn.last_error_code if conn is not None else "disconnected",
+            code=(conn.last_error_code if conn is not None else "") or "disconnected",
         )
     return credentials_of(conn)
 
@@ -207,7 +200,7 @@ def connection_refresh(
             else:
                 _count_attempt(conn, now=now)
                 try:
-                    token = _request_refresh(config, refresh_token, now=now)
+                    token = http.refresh_grant(config, refresh_token, now=now)
                 except IntegrationError as exc:
                     failure = exc
                     notify = _refresh_failed(conn, failure, config=config, now=now, as_read=as_read)

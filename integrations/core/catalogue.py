@@ -6,7 +6,7 @@ its ``inf.yml`` (``google.sheets.readonly``); it maps to provider scopes. Covera
 ("a write capability satisfies its read-only twin") is data (``covers``), never
 code per key. A :class:`Catalogue` also knows its providers (name, identity scopes,
 env names). ``BUILTIN`` is the one shipped in code, for pure callers that want exactly
-that; everything that serves users or apps takes ``integrations.registry.catalogue()``
+that; everything that serves users or apps takes ``integrations.providers.registry.catalogue()``
 (``BUILTIN`` plus the providers staff define as data) or is given it.
 """
 
@@ -324,7 +324,7 @@ class Catalogue:
 
     ``BUILTIN`` holds the capabilities and providers shipped in code; providers that
     staff define as data add theirs (``Catalogue.extended``;
-    ``integrations.registry.catalogue`` is that one). Coverage ("write covers
+    ``integrations.providers.registry.catalogue`` is that one). Coverage ("write covers
     read") is data.
     """
 

@@ -28,7 +28,7 @@ DISCORD_BOT_TOKEN_PATTERN = re.compile(
 # the OAuth providers' names and those of the other credential kinds. A secret may not
 # take one (``check_secret_key``), a manifest may not declare one under ``secrets:``,
 # and a run never takes one from a secret. Providers staff define add their ``env``
-# names (``integrations.registry.reserved_env_names``).
+# names (``integrations.providers.registry.reserved_env_names``).
 BUILTIN_ENV_NAMES: frozenset[str] = frozenset(
     {name for info in BUILTIN.providers.values() for name in info.env.values()}
     | {"GOOGLE_SA_CREDENTIALS", "GCP_ACCESS_TOKEN", "GCP_PROJECT_NUMBER", DISCORD_BOT_TOKEN_KEY}

@@ -109,8 +109,7 @@ def _slack_error_with_http_200(answer: Answer) -> Answer:
     return answer
 
 
-# Not for "revoke_token_response": a failed auth.revoke (200, ok false) has always been
-# recorded as revoked; registering it there would change that.
+# auth.revoke too: its failures also come with HTTP 200 (``{"ok": false}``).
 _SLACK_KINDS: tuple[HookKind, ...] = (
     "access_token_response",
     "refresh_token_response",

@@ -5,6 +5,9 @@ retries a failed send, under the connection's lock so that it goes once;
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -154,3 +157,23 @@ def test_two_tasks_for_one_dead_grant_send_one_email(alice, settings):
     assert sorted(outcomes) == ["already_sent", "sent"]
     assert SlowBackend.attempts == 1 and len(mail.outbox) == 1
     assert Connection.objects.get(pk=conn.pk).reconnect_notified_at is not None
+
+
+def test_a_web_process_knows_the_email_task_by_its_name():
+    """The web server enqueues the email by name: the task must be registered after
+    ``django.setup()`` alone, without the worker's autodiscovery (a fresh interpreter:
+    this test process has imported the tasks already)."""
+    code = (
+        "import django; django.setup(); from config.celery import app; "
+        "from integrations.connections.refresh import RECONNECT_EMAIL_TASK as name; "
+        "print(name in app.tasks)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "True", out.stderr[-2000:]
