@@ -52,7 +52,7 @@ from apps_registry.readiness import (
     grant_outage,
     grant_serves,
 )
-from apps_registry.selectors import grant_of
+from apps_registry.selectors import grant_of, secrets_handed_out
 from apps_registry.serialization import requirements_from_json
 from integrations import app_settings, service_accounts
 from integrations.audit import audit_record
@@ -266,7 +266,7 @@ def run_environment_build(
     now = now or timezone.now()
     app = manifest.app.slug if hasattr(manifest.app, "slug") else str(manifest.app)
     integrations = requirements_from_json(manifest.parsed, "integrations")
-    secrets = requirements_from_json(manifest.parsed, "secrets")
+    secrets = secrets_handed_out(manifest.parsed)
     cat = registry.catalogue()
     account, conns = _user_and_connections(user)
     declared_secrets = [r.key for r in secrets]
@@ -383,11 +383,10 @@ def run_environment_build(
             expiries.append(gcp.expires_at)
     if CredentialKind.BOT_TOKEN in kinds and DISCORD_BOT_TOKEN_KEY in secret_rows:
         env[DISCORD_BOT_TOKEN_KEY] = secret_value(secret=secret_rows[DISCORD_BOT_TOKEN_KEY])
-    # Under an integration's env name (a secret stored, or a manifest uploaded, before
-    # such names were refused) a secret is never used: the integration's value stands.
-    reserved = registry.reserved_env_names() if declared_secrets else frozenset()
+    # A secret never takes an integration's env name (``secrets_handed_out``): the
+    # integration's value stands.
     for key in declared_secrets:
-        if key in secret_rows and key not in reserved and key not in env:
+        if key in secret_rows and key not in env:
             env[key] = secret_value(secret=secret_rows[key])
 
     result = RunEnvironment(

@@ -143,6 +143,18 @@ def credentials_for_user(
     return have
 
 
+def secrets_handed_out(parsed: dict[str, Any]) -> tuple[Requirement, ...]:
+    """The ``secrets:`` entries of a stored manifest that a run can hand out: not those
+    under an integration's env name (a manifest uploaded before such names were
+    refused), whose value only the integration gives. The app page and the run
+    environment both judge readiness by these."""
+    secrets = requirements_from_json(parsed, "secrets")
+    if not secrets:
+        return secrets
+    reserved = integrations_registry.reserved_env_names()
+    return tuple(r for r in secrets if r.key not in reserved)
+
+
 def readiness_for(*, user: User, app: App) -> Readiness | None:
     """What ``app``'s current version needs that ``user`` has not granted or set yet;
     ``None`` when the app has no current version. Two queries, whatever the numbers
@@ -156,7 +168,7 @@ def readiness_for(*, user: User, app: App) -> Readiness | None:
     cat = integrations_registry.catalogue()
     return assess_readiness(
         integrations=integrations,
-        secrets=requirements_from_json(version.parsed, "secrets"),
+        secrets=secrets_handed_out(version.parsed),
         grants=grants_for_user(user=user, cat=cat),
         secret_keys=secret_keys,
         connectable=integrations_registry.connectable_ids(),

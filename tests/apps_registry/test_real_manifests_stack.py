@@ -11,7 +11,7 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
-from apps_registry import services
+from apps_registry import selectors, services
 from apps_registry.manifest import ManifestError, parse_manifest
 from apps_registry.models import App, ManifestVersion
 from integrations import app_settings
@@ -136,6 +136,10 @@ def test_run_env_skips_a_declared_reserved_secret_without_the_integration(alice,
     assert resp.status_code == 200, resp.content
     assert "X_ACCESS_TOKEN" not in resp.json()["env"]
     assert forged not in resp.content.decode()
+    # The app page judges by the same entries: ready, and no secret asked for.
+    readiness = selectors.readiness_for(user=bob, app=App.objects.get(name="bare"))
+    assert readiness is not None and readiness.ready
+    assert [i.key for i in readiness.items] == []
 
 
 # --- point 6: dotted names and the empty namespace ------------------------------------
