@@ -65,6 +65,7 @@ from integrations.errors import (
     InvalidServiceAccountKeyError,
     ProviderUnavailableError,
     ReauthorizationRequiredError,
+    UnknownProviderError,
 )
 from integrations.models import AuditEvent, Connection, Secret, ServiceAccountKey
 from integrations.providers import registry
@@ -331,7 +332,8 @@ def run_environment_build(
         except ReauthorizationRequiredError:
             dead.append(conn)
             continue
-        except ProviderUnavailableError as exc:
+        except (ProviderUnavailableError, UnknownProviderError) as exc:
+            # UnknownProviderError: staff deleted its definition under the connection.
             if needed:
                 down.append(_outage_after(conn, code=exc.code, cat=cat, now=now))
             continue

@@ -219,3 +219,37 @@ def test_a_refused_optional_gcp_key_leaves_gcp_out_and_the_run_goes_on(alice, bo
     # Recorded: the next run does not send the refused key to Google again.
     assert ask(runner, user=str(bob.pk), app="acme/maybe-vertex").status_code == 200
     assert gcp_endpoint.requests == 1
+
+
+X_ONLY = """\
+namespace: acme
+name: poster
+integrations:
+  - key: x.tweet.write
+    description: Post the summary
+"""
+
+
+def test_a_provider_definition_deleted_under_its_connections_is_an_outage_not_a_404(
+    alice, bob, x_provider
+):
+    """Staff deleted the X definition; Bob's X connection remains, and x.* stays in the
+    built-in catalogue: the run cannot be given a token, and says so (503), rather than
+    a 404 that means "no such user, app or version"."""
+    services.manifest_upload(user=alice, text=X_ONLY)
+    runner = services.runner_token_create(name="r")[1]
+    conn = ConnectionFactory.create(
+        user=bob, provider="x", scopes=["tweet.read", "tweet.write", "users.read", "offline.access"]
+    )
+    x_provider.delete()
+
+    resp = ask(runner, user="bob@example.com", app="acme/poster")
+
+    assert resp.status_code == 503, resp.content
+    body = resp.json()
+    assert (body["error"], body["provider"], body["connection_id"], body["reason"]) == (
+        "provider_unavailable",
+        "x",
+        conn.pk,
+        "unknown_provider",
+    )
