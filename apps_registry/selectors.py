@@ -179,28 +179,25 @@ def readiness_for(*, user: User, app: App) -> Readiness | None:
     )
 
 
-def api_token_for(*, token: str) -> ApiToken | None:
-    """The active user's API token whose hash matches ``token``, or None.
-
-    Looked up by hash (a token is never stored), then compared in constant time.
-    """
+def _by_hash[T: (ApiToken, RunnerToken)](rows: QuerySet[T], token: str) -> T | None:
+    """The row of ``rows`` whose hash matches ``token``: looked up by hash (a token is
+    never stored), then compared in constant time."""
     digest = hash_api_token(token)
-    row = ApiToken.objects.select_related("user").filter(token_hash=digest).first()
+    row = rows.filter(token_hash=digest).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
-    if not row.user.is_active:
-        return None
     return row
+
+
+def api_token_for(*, token: str) -> ApiToken | None:
+    """The active user's API token that ``token`` is, or None."""
+    row = _by_hash(ApiToken.objects.select_related("user"), token)
+    return row if row is not None and row.user.is_active else None
 
 
 def runner_token_for(*, token: str) -> RunnerToken | None:
-    """The live (not revoked) runner token whose hash matches ``token``, or None; looked
-    up by hash, then compared in constant time."""
-    digest = hash_api_token(token)
-    row = RunnerToken.objects.filter(token_hash=digest, revoked_at__isnull=True).first()
-    if row is None or not hmac.compare_digest(row.token_hash, digest):
-        return None
-    return row
+    """The live (not revoked) runner token that ``token`` is, or None."""
+    return _by_hash(RunnerToken.objects.filter(revoked_at__isnull=True), token)
 
 
 def user_by_email(*, email: str) -> User | None:

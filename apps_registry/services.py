@@ -208,20 +208,20 @@ def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
     return row, token
 
 
-def api_token_touch(*, api_token: ApiToken) -> None:
-    """Record that ``api_token`` was used (at most once a minute)."""
+def _touch(row: ApiToken | RunnerToken) -> None:
+    """Record that the token ``row`` was used, at most once a minute: reads stay reads."""
     now = timezone.now()
-    if api_token.last_used_at is None or now - api_token.last_used_at >= _TOUCH_EVERY:
-        ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
-        api_token.last_used_at = now
+    if row.last_used_at is None or now - row.last_used_at >= _TOUCH_EVERY:
+        type(row).objects.filter(pk=row.pk).update(last_used_at=now)
+        row.last_used_at = now
+
+
+def api_token_touch(*, api_token: ApiToken) -> None:
+    _touch(api_token)
 
 
 def runner_token_touch(*, runner_token: RunnerToken) -> None:
-    """Record that ``runner_token`` was used (at most once a minute)."""
-    now = timezone.now()
-    if runner_token.last_used_at is None or now - runner_token.last_used_at >= _TOUCH_EVERY:
-        RunnerToken.objects.filter(pk=runner_token.pk).update(last_used_at=now)
-        runner_token.last_used_at = now
+    _touch(runner_token)
 
 
 def runner_token_create(*, name: str, created_by: Any = None) -> tuple[RunnerToken, str]:

@@ -1,30 +1,21 @@
 """Production: only hardens what base.py sets. Refuses to start without the keys it needs."""
 
-from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
+
+from integrations.core import crypto  # pure: no Django
 
 from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
-if not INTEGRATIONS_TOKEN_KEYS:  # noqa: F405
+# Refused here too, as `manage.py check` refuses them (a WSGI server runs no checks).
+if _key_problems := crypto.key_problems(INTEGRATIONS_TOKEN_KEYS):  # noqa: F405
     raise ImproperlyConfigured(
-        "INTEGRATIONS_TOKEN_KEYS is not set. Tokens are encrypted at rest with these keys. "
-        'Make one with: python -c "from cryptography.fernet import Fernet; '
-        'print(Fernet.generate_key().decode())" and set INTEGRATIONS_TOKEN_KEYS to it '
-        "(comma-separated; the first encrypts, all decrypt)."
+        " ".join(_key_problems)
+        + " Tokens are encrypted at rest with these keys. "
+        + crypto.MAKE_A_KEY
     )
-for _position, _key in enumerate(INTEGRATIONS_TOKEN_KEYS, start=1):  # noqa: F405
-    try:
-        Fernet(_key)
-    except (ValueError, TypeError):
-        # The position, never the key. `manage.py check` says the same (integrations.E002).
-        raise ImproperlyConfigured(
-            f"INTEGRATIONS_TOKEN_KEYS: key {_position} is not a Fernet key (32 url-safe "
-            'base64-encoded bytes). Make one with: python -c "from cryptography.fernet '
-            'import Fernet; print(Fernet.generate_key().decode())"'
-        ) from None
 if not REDIS_URL:  # noqa: F405
     raise ImproperlyConfigured(
         "REDIS_URL is not set. Production needs Redis for Celery (token refresh) and for "

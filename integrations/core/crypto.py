@@ -42,14 +42,36 @@ class DecryptionError(IntegrationError):
         }
 
 
+# How to make a key, for every message about a missing or malformed one.
+MAKE_A_KEY = (
+    'Make one with: python -c "from cryptography.fernet import Fernet; '
+    'print(Fernet.generate_key().decode())" and set INTEGRATIONS_TOKEN_KEYS to it '
+    "(comma-separated; the first encrypts, all decrypt)."
+)
+
+
+def key_problems(keys: Sequence[str]) -> list[str]:
+    """What is wrong with ``INTEGRATIONS_TOKEN_KEYS`` (empty: nothing): each bad key
+    named by its position, never by its value (https://cryptography.io/en/latest/fernet/).
+    """
+    if not keys:
+        return ["INTEGRATIONS_TOKEN_KEYS is empty."]
+    problems = []
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError, AttributeError):
+            problems.append(
+                f"INTEGRATIONS_TOKEN_KEYS: key {position} is not a Fernet key "
+                "(32 url-safe base64-encoded bytes)."
+            )
+    return problems
+
+
 @lru_cache(maxsize=8)
 def _multifernet(keys: tuple[str, ...]) -> MultiFernet:
     if not keys:
-        raise KeyConfigurationError(
-            "INTEGRATIONS_TOKEN_KEYS is empty; make a key with "
-            '`python -c "from cryptography.fernet import Fernet; '
-            'print(Fernet.generate_key().decode())"`'
-        )
+        raise KeyConfigurationError("INTEGRATIONS_TOKEN_KEYS is empty. " + MAKE_A_KEY)
     try:
         return MultiFernet([Fernet(k.encode()) for k in keys])
     except (ValueError, TypeError) as exc:
