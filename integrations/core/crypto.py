@@ -55,7 +55,7 @@ def key_problems(keys: Sequence[str]) -> list[str]:
     named by its position, never by its value (https://cryptography.io/en/latest/fernet/).
     """
     if not keys:
-        return ["INTEGRATIONS_TOKEN_KEYS is empty."]
+        return ["INTEGRATIONS_TOKEN_KEYS is not set."]
     problems = []
     for position, key in enumerate(keys, start=1):
         try:
