@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import google.auth.exceptions
 import google.auth.transport
@@ -98,7 +99,7 @@ class PublicAddressAdapter(IPFilterAdapter):
         try:
             return super().build_connection_pool_key_attributes(request, verify, cert)
         except InvalidIPAddress:
-            host = requests.utils.urlparse(request.url).hostname or ""
+            host = urlsplit(str(request.url)).hostname or ""
             raise AddressRefused(PrivateAddressError(host=host)) from None
 
 

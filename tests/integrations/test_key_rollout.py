@@ -83,7 +83,7 @@ def written(*labels: str, platform: str, own: str) -> set[str]:
 
 
 def encrypted_values() -> list[bytes]:
-    values = []
+    values: list[bytes] = []
     for model, fields in ENCRYPTED_FIELDS:
         for row in model._default_manager.values_list(*fields):
             values.extend(bytes(v) for v in row if v)
