@@ -56,7 +56,7 @@ class _ProviderSession(requests.Session):
         return None
 
 
-class AddressRefused(InvalidIPAddress):
+class AddressRefusedError(InvalidIPAddress):
     """requests' form of a refused address (a ``requests.RequestException``, so that
     allauth's callback and every ``except RequestException`` treat it as a failed
     request); ``error`` is the family's ``PrivateAddressError``, which the functions
@@ -100,7 +100,7 @@ class PublicAddressAdapter(IPFilterAdapter):
             return super().build_connection_pool_key_attributes(request, verify, cert)
         except InvalidIPAddress:
             host = urlsplit(str(request.url)).hostname or ""
-            raise AddressRefused(PrivateAddressError(host=host)) from None
+            raise AddressRefusedError(PrivateAddressError(host=host)) from None
 
 
 def session() -> requests.Session:
@@ -196,7 +196,7 @@ def refresh_grant(
         resp = session().post(
             config.token_url, data=data, auth=auth, headers={"Accept": "application/json"}
         )
-    except AddressRefused as exc:
+    except AddressRefusedError as exc:
         raise exc.error from None
     except requests.Timeout as exc:
         raise ProviderUnavailableError("token endpoint timed out", code="timeout") from exc
@@ -249,7 +249,7 @@ def revoke(config: ProviderConfig, *, token: str, token_type_hint: str) -> Revoc
     auth = config.authenticate(data)
     try:
         resp = session().post(config.revoke_url, data=data, auth=auth)
-    except AddressRefused as exc:
+    except AddressRefusedError as exc:
         return RevocationOutcome(ok=False, error_code=exc.error.code)
     except requests.RequestException as exc:
         return RevocationOutcome(ok=False, error_code=type(exc).__name__)
@@ -279,7 +279,7 @@ def token_accepted(
             headers={"Authorization": f"Bearer {access_token}"},
             timeout=_VERIFY_TIMEOUT,
         )
-    except AddressRefused:
+    except AddressRefusedError:
         # No request was made: as unanswered, the token is not withheld for it.
         logger.warning("could not verify connection %s: not a public address", connection_id)
         return True
@@ -324,7 +324,7 @@ def fetch_discovery(url: str) -> Fetched:
         resp = session().get(url)
         resp.raise_for_status()
         return Fetched(status=resp.status_code, body=resp.json())
-    except AddressRefused as exc:
+    except AddressRefusedError as exc:
         return Fetched(error=type(exc.error).__name__, refused=str(exc.error))
     except (requests.RequestException, ValueError) as exc:
         return Fetched(error=type(exc).__name__)
@@ -335,7 +335,7 @@ def reach(method: str, url: str) -> Fetched:
     ``error`` when it did not answer."""
     try:
         resp = session().request(method, url)
-    except AddressRefused as exc:
+    except AddressRefusedError as exc:
         return Fetched(error=type(exc.error).__name__, refused=str(exc.error))
     except requests.RequestException as exc:
         return Fetched(error=type(exc).__name__)
@@ -394,7 +394,7 @@ class GoogleAuthTransport(google.auth.transport.Request):
                 allow_redirects=False,
                 **kwargs,
             )
-        except AddressRefused as exc:
+        except AddressRefusedError as exc:
             # Names the host only, never the URL's path or query.
             raise google.auth.exceptions.TransportError(str(exc.error)) from None
         except requests.RequestException as exc:
