@@ -53,3 +53,11 @@ def service_account_loopback_http() -> bool:
     (tests run a token endpoint on 127.0.0.1). Off unless set: in production it would
     let a user make this server POST to its own loopback services."""
     return bool(settings.INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP)
+
+
+def allow_private_urls() -> bool:
+    """Whether the server may fetch URLs that lead to loopback, private, link-local or
+    reserved addresses (``integrations.providers.client.PublicAddressAdapter``). On in
+    development and tests (the sandbox and the fakes listen on 127.0.0.1), off in
+    production unless staff's providers live on their private network."""
+    return bool(settings.INTEGRATIONS_ALLOW_PRIVATE_URLS)

@@ -119,6 +119,26 @@ class ProviderMisconfiguredError(IntegrationError):
     code = "invalid_client"
 
 
+class PrivateAddressError(ProviderMisconfiguredError):
+    """A URL this server was to fetch (a provider's endpoint, its discovery document)
+    leads to an address that is not public: loopback, private, link-local (with the
+    cloud metadata address), reserved. Refused before any connection, with the same
+    message whatever the port, so that an answer never tells which internal ports are
+    open. Staff's to fix (the definition's URL), as a refused client is: a
+    ``ProviderMisconfiguredError``, whose API answer names the code, not the host."""
+
+    code = "private_address"
+
+    def __init__(self, *, host: str) -> None:
+        super().__init__(
+            f"{host or 'the URL'} is not a public address (it is loopback, private, "
+            "link-local or reserved), and this server fetches public addresses only. "
+            "Use the provider's public URL; to reach providers on a private network, "
+            "staff can set INTEGRATIONS_ALLOW_PRIVATE_URLS=true."
+        )
+        self.host = host
+
+
 class AccountMismatchError(IntegrationError):
     """Add Permissions came back signed in as another account than the connection's."""
 

@@ -236,6 +236,11 @@ INTEGRATIONS_SWEEP_BATCH_SIZE = env.int("INTEGRATIONS_SWEEP_BATCH_SIZE", default
 INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP = env.bool(
     "INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP", default=False
 )
+# Every URL the server fetches (provider endpoints, discovery, the definition check) must
+# lead to a public address: loopback, private, link-local (cloud metadata), reserved and
+# CGNAT ones are refused after DNS resolution. True lifts that, for providers on your
+# private network; development and tests turn it on (local.py).
+INTEGRATIONS_ALLOW_PRIVATE_URLS = env.bool("INTEGRATIONS_ALLOW_PRIVATE_URLS", default=False)
 # Provider definitions are re-read from the database at most this often per process
 # (at once after a change made in the same process).
 INTEGRATIONS_PROVIDER_CACHE_SECONDS = env.float("INTEGRATIONS_PROVIDER_CACHE_SECONDS", default=5.0)

@@ -13,6 +13,8 @@ INTEGRATIONS_TOKEN_KEYS = ["aTxPN3GzW8yqUt1mDcBkFWnHQWb5w4EqTfsgtW2Lj3s="]
 ACCOUNT_EMAIL_VERIFICATION = "optional"
 # Tests run a service-account token endpoint on 127.0.0.1 over http.
 INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP = True
+# The sandbox and the fakes listen on 127.0.0.1; the guard's tests turn this off.
+INTEGRATIONS_ALLOW_PRIVATE_URLS = True
 # Most tests' connections hold made-up tokens: no provider to ask. The tests of the
 # check turn it on.
 INTEGRATIONS_VERIFY_SECONDS = 0

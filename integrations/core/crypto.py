@@ -2,8 +2,9 @@
 
 Pure: no models. Fernet (AES-128-CBC + HMAC-SHA256) through ``MultiFernet`` over
 ``INTEGRATIONS_TOKEN_KEYS``: the first key encrypts, every key decrypts, so keys
-rotate by putting a new key first, running ``manage.py rotate_token_keys``, then
-dropping the old one. https://cryptography.io/en/latest/fernet/#cryptography.fernet.MultiFernet
+rotate in stages that never leave a process unable to read (docs/secrets.md): the new
+key added second everywhere, then first, then ``manage.py rotate_token_keys``, then the
+old one dropped. https://cryptography.io/en/latest/fernet/#cryptography.fernet.MultiFernet
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ path's check), OIDC discovery and the definition check's reachability, google-au
 transport; over one pooled session per thread, with connect and read timeouts on every
 request.
 
+Every request goes to public addresses only (``PublicAddressAdapter``, mounted for http and
+https on the session): a URL the server fetches on staff's or a user's say must not reach
+this machine's or its network's services (SSRF). ``INTEGRATIONS_ALLOW_PRIVATE_URLS`` lifts
+this for development and tests, whose sandbox and fakes listen on 127.0.0.1.
+
 A provider's quirk is a compliance hook (authlib's ``register_compliance_hook``), not an
 ``if`` in a caller: ``register_compliance_hook(key, kind, hook)``, where ``key`` is a
 provider id or a quirk named in ``ProviderConfig.quirks``, and ``hook`` turns an
@@ -18,16 +23,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import google.auth.exceptions
 import google.auth.transport
 import requests
 from requests.adapters import HTTPAdapter
+from requests_hardened.ip_filter import InvalidIPAddress
+from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
 from integrations import app_settings
 from integrations.core.provider_config import ProviderConfig
 from integrations.core.tokens import TokenResponseError, TokenSet, parse_token_response
-from integrations.errors import ProviderUnavailableError, error_from_response
+from integrations.errors import (
+    PrivateAddressError,
+    ProviderUnavailableError,
+    error_from_response,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +56,61 @@ class _ProviderSession(requests.Session):
         return None
 
 
+class AddressRefusedError(InvalidIPAddress):
+    """requests' form of a refused address (a ``requests.RequestException``, so that
+    allauth's callback and every ``except RequestException`` treat it as a failed
+    request); ``error`` is the family's ``PrivateAddressError``, which the functions
+    below raise or report."""
+
+    def __init__(self, error: PrivateAddressError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class PublicAddressAdapter(IPFilterAdapter):
+    """Connects to public addresses only, for every request made through it.
+
+    Saleor's requests-hardened does the work: it resolves the host, refuses loopback,
+    private (RFC 1918, fc00::/7), link-local (169.254/16 with the cloud metadata
+    address, fe80::/10), unspecified, multicast, reserved, carrier-grade NAT and their
+    IPv4-mapped IPv6 forms, and then connects to the address it checked (the pool is
+    keyed by that IP; ``Host``, SNI and certificate checks keep the name), so a name
+    that resolves to a public address for the check and to a private one for the
+    connection (DNS rebinding) gets nowhere. Each redirect comes back through here.
+
+    ``INTEGRATIONS_ALLOW_PRIVATE_URLS`` is read per request, as every app setting is.
+    The refusal comes before any connection, so it reads the same whatever the port:
+    a URL's answer no longer tells which internal ports are open. Webhooks, or any other
+    outbound request made on someone's say, go through ``session()`` to get the same.
+    """
+
+    def __init__(self, *, https: bool) -> None:
+        super().__init__(is_https_proto=https)
+        self.init_poolmanager(16, 64)
+
+    def build_connection_pool_key_attributes(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str,
+        cert: str | tuple[str, str] | None = None,
+    ) -> Any:
+        if app_settings.allow_private_urls():
+            return HTTPAdapter.build_connection_pool_key_attributes(self, request, verify, cert)
+        try:
+            return super().build_connection_pool_key_attributes(request, verify, cert)
+        except InvalidIPAddress:
+            host = urlsplit(str(request.url)).hostname or ""
+            raise AddressRefusedError(PrivateAddressError(host=host)) from None
+
+
 def session() -> requests.Session:
-    """This thread's pooled session (requests sessions are not thread-safe to share)."""
+    """This thread's pooled session (requests sessions are not thread-safe to share),
+    which reaches public addresses only (``PublicAddressAdapter``)."""
     sess = getattr(_local, "session", None)
     if sess is None:
         sess = _ProviderSession()
-        adapter = HTTPAdapter(pool_connections=16, pool_maxsize=64, max_retries=0)
-        sess.mount("https://", adapter)
-        sess.mount("http://", adapter)
+        sess.mount("https://", PublicAddressAdapter(https=True))
+        sess.mount("http://", PublicAddressAdapter(https=False))
         sess.headers["User-Agent"] = "integrations-hub/0.1"
         _local.session = sess
     return sess
@@ -137,6 +196,8 @@ def refresh_grant(
         resp = session().post(
             config.token_url, data=data, auth=auth, headers={"Accept": "application/json"}
         )
+    except AddressRefusedError as exc:
+        raise exc.error from None
     except requests.Timeout as exc:
         raise ProviderUnavailableError("token endpoint timed out", code="timeout") from exc
     except requests.RequestException as exc:
@@ -188,6 +249,8 @@ def revoke(config: ProviderConfig, *, token: str, token_type_hint: str) -> Revoc
     auth = config.authenticate(data)
     try:
         resp = session().post(config.revoke_url, data=data, auth=auth)
+    except AddressRefusedError as exc:
+        return RevocationOutcome(ok=False, error_code=exc.error.code)
     except requests.RequestException as exc:
         return RevocationOutcome(ok=False, error_code=type(exc).__name__)
     answer = _hooked(config, "revoke_token_response", Answer(resp.status_code, _json(resp)))
@@ -216,6 +279,10 @@ def token_accepted(
             headers={"Authorization": f"Bearer {access_token}"},
             timeout=_VERIFY_TIMEOUT,
         )
+    except AddressRefusedError:
+        # No request was made: as unanswered, the token is not withheld for it.
+        logger.warning("could not verify connection %s: not a public address", connection_id)
+        return True
     except requests.RequestException:
         logger.info("could not verify connection %s: provider unreachable", connection_id)
         return True
@@ -246,6 +313,8 @@ class Fetched:
     status: int | None = None
     body: Any = None
     error: str = ""
+    # The refusal's message when the address is not public (no request was made).
+    refused: str = ""
 
 
 def fetch_discovery(url: str) -> Fetched:
@@ -255,6 +324,8 @@ def fetch_discovery(url: str) -> Fetched:
         resp = session().get(url)
         resp.raise_for_status()
         return Fetched(status=resp.status_code, body=resp.json())
+    except AddressRefusedError as exc:
+        return Fetched(error=type(exc.error).__name__, refused=str(exc.error))
     except (requests.RequestException, ValueError) as exc:
         return Fetched(error=type(exc).__name__)
 
@@ -264,6 +335,8 @@ def reach(method: str, url: str) -> Fetched:
     ``error`` when it did not answer."""
     try:
         resp = session().request(method, url)
+    except AddressRefusedError as exc:
+        return Fetched(error=type(exc.error).__name__, refused=str(exc.error))
     except requests.RequestException as exc:
         return Fetched(error=type(exc).__name__)
     return Fetched(status=resp.status_code)
@@ -321,6 +394,9 @@ class GoogleAuthTransport(google.auth.transport.Request):
                 allow_redirects=False,
                 **kwargs,
             )
+        except AddressRefusedError as exc:
+            # Names the host only, never the URL's path or query.
+            raise google.auth.exceptions.TransportError(str(exc.error)) from None
         except requests.RequestException as exc:
             # The exception's class only: its text could hold the URL and more.
             raise google.auth.exceptions.TransportError(type(exc).__name__) from None

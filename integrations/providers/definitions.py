@@ -62,7 +62,9 @@ class CheckReport:
 
 def _reach(report: CheckReport, name: str, method: str, url: str) -> None:
     answer = http.reach(method, app_settings.absolute(url))
-    if answer.status is None:
+    if answer.refused:
+        report.fail(f"{name} {url}: refused: {answer.refused}")
+    elif answer.status is None:
         report.fail(f"{name} {url}: unreachable ({answer.error})")
     elif answer.status >= 500:
         report.fail(f"{name} {url}: answered {answer.status}")
@@ -79,7 +81,10 @@ def provider_definition_check(*, definition: ProviderDefinition) -> CheckReport:
     if definition.discovery_url:
         discovery = http.fetch_discovery(app_settings.absolute(definition.discovery_url))
         meta = discovery.body
-        if discovery.error:
+        if discovery.refused:
+            report.fail(f"discovery {definition.discovery_url}: refused: {discovery.refused}")
+            meta = {}
+        elif discovery.error:
             report.fail(f"discovery {definition.discovery_url}: {discovery.error}")
             meta = {}
         if meta:

@@ -30,6 +30,9 @@ OUTSIDE_THE_FAMILY = {
     "integrations.core.provider_definitions.DefinitionError",
     # The sandbox provider's own, answered as RFC 7009 says.
     "integrations.sandbox.validators.RevocationTokenUnknownError",
+    # requests' form of a refused address (a RequestException, for allauth's callback),
+    # carrying the family's PrivateAddressError, which the client raises or reports.
+    "integrations.providers.client.AddressRefusedError",
     # DRF's own family (APIException), answered by DRF.
     "apps_registry.api.parsers.PayloadTooLargeError",
 }

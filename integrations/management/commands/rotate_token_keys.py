@@ -1,5 +1,6 @@
 """`manage.py rotate_token_keys`: re-encrypt every stored token under the first key of
-INTEGRATIONS_TOKEN_KEYS. Rotation: put the new key first, run this, drop the old key."""
+INTEGRATIONS_TOKEN_KEYS. Rotation (docs/secrets.md): the new key added second everywhere,
+then first everywhere, then this, then the old key dropped."""
 
 from __future__ import annotations
 
