@@ -25,7 +25,7 @@ def passed_mfa(request: HttpRequest) -> bool:
     step, or later, its reauthentication. allauth records each in the session."""
     return any(
         record.get("method") == "mfa"
-        for record in get_authentication_records(request, request.user)  # type: ignore[arg-type]
+        for record in get_authentication_records(request, request.user)
     )
 
 

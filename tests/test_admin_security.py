@@ -160,7 +160,10 @@ def test_a_recovery_code_opens_the_admin_too(client, staff, require_mfa):
     assert resp.status_code == 302 and resp["Location"] == "/admin/"
     assert client.get("/admin/").status_code == 200
     # Used once: the next sign-in needs another.
-    assert codes[0] not in RecoveryCodes(staff.authenticator_set.get(type="recovery_codes")).get_unused_codes()
+    assert (
+        codes[0]
+        not in RecoveryCodes(staff.authenticator_set.get(type="recovery_codes")).get_unused_codes()
+    )
 
 
 def test_a_session_not_confirmed_with_the_code_is_asked_for_it(client, staff, require_mfa):
@@ -203,9 +206,7 @@ def _locked_out_after_another_clients_failures(*, a: dict, b: dict, make_user) -
     return resp.status_code != 302
 
 
-def test_behind_a_trusted_proxy_one_clients_failures_do_not_lock_out_another(
-    settings, make_user
-):
+def test_behind_a_trusted_proxy_one_clients_failures_do_not_lock_out_another(settings, make_user):
     assert base.ALLAUTH_TRUSTED_PROXY_COUNT == 0  # set by TRUSTED_PROXY_COUNT
     settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
     # Both come from the proxy's address; the proxy appends each client's.

@@ -202,7 +202,7 @@ INTEGRATIONS_ADMIN_REQUIRE_MFA = env.bool("ADMIN_REQUIRE_MFA", default=False)
 # form-action also admits the authorization endpoints of the providers (added per
 # response by config.csp.FormActionMiddleware): Connect is a form POST answered with a
 # redirect to the provider, and Chromium checks form-action on that redirect too.
-CONTENT_SECURITY_POLICY = {
+CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF],
     "style-src": [CSP.SELF],
