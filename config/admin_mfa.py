@@ -14,6 +14,7 @@ from collections.abc import Callable
 from allauth.account.authentication import get_authentication_records
 from allauth.mfa.models import Authenticator
 from django.conf import settings
+from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -51,3 +52,30 @@ class AdminRequiresMFAMiddleware:
                     status=403,
                 )
         return self.get_response(request)
+
+
+class AuthenticatorAdmin(admin.ModelAdmin):
+    """allauth's, without the ``data`` field: it holds the TOTP secret and the recovery
+    codes' seed, which allauth stores as they are (its adapter's ``encrypt`` is the
+    identity) and its own admin shows in a text box. Staff may see that a member has an
+    authenticator, and delete it (a member who lost it signs in again and sets up a new
+    one), never read or change it."""
+
+    raw_id_fields = ("user",)
+    list_display = ("user", "type", "created_at", "last_used_at")
+    list_filter = ("type", "created_at", "last_used_at")
+    fields = ("user", "type", "created_at", "last_used_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+def register_authenticator_admin(site: admin.AdminSite) -> None:
+    """Replace allauth's registration (made when the admin discovered its apps)."""
+    if site.is_registered(Authenticator):
+        site.unregister(Authenticator)
+    site.register(Authenticator, AuthenticatorAdmin)

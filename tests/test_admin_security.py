@@ -238,3 +238,32 @@ def test_a_trusted_client_ip_header_names_the_client(settings, make_user):
     a = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_REAL_IP": "198.51.100.7"}
     b = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_REAL_IP": "203.0.113.9"}
     assert not _locked_out_after_another_clients_failures(a=a, b=b, make_user=make_user)
+
+
+def test_the_admin_never_shows_an_authenticators_secret(client, staff, make_user):
+    member = make_user("ada@example.com")
+    totp = TOTP.activate(member, TOTP_SECRET).instance
+    recovery = RecoveryCodes.activate(member)
+    client.force_login(staff)
+
+    pages = [
+        client.get("/admin/mfa/authenticator/"),
+        client.get(f"/admin/mfa/authenticator/{totp.pk}/change/"),
+        client.get(f"/admin/mfa/authenticator/{recovery.instance.pk}/change/"),
+    ]
+    for resp in pages:
+        assert resp.status_code == 200
+        body = resp.content.decode()
+        assert TOTP_SECRET not in body
+        assert recovery.instance.data["seed"] not in body
+        assert not any(code in body for code in recovery.get_unused_codes())
+    # Read-only: a POST changes nothing; deleting (a lost authenticator) is allowed.
+    client.post(
+        f"/admin/mfa/authenticator/{totp.pk}/change/",
+        {"user": member.pk, "type": "totp", "data": '{"secret": "AAAA"}'},
+    )
+    totp.refresh_from_db()
+    assert totp.data["secret"] == TOTP_SECRET
+    resp = client.post(f"/admin/mfa/authenticator/{totp.pk}/delete/", {"post": "yes"})
+    assert resp.status_code == 302
+    assert not member.authenticator_set.filter(type="totp").exists()
