@@ -267,3 +267,16 @@ def test_the_admin_never_shows_an_authenticators_secret(client, staff, make_user
     resp = client.post(f"/admin/mfa/authenticator/{totp.pk}/delete/", {"post": "yes"})
     assert resp.status_code == 302
     assert not member.authenticator_set.filter(type="totp").exists()
+
+
+def test_too_few_forwarded_addresses_are_refused_not_a_server_error(settings, staff, caplog):
+    # Two proxies trusted, one address: the request skipped a proxy.
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 2
+    client = Client(REMOTE_ADDR="10.0.0.3", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    resp = login(client, staff.email, PASSWORD)
+    assert resp.status_code == 403
+    assert "_auth_user_id" not in client.session
+    assert "TRUSTED_PROXY_COUNT expects more" in caplog.text
+    # Through both proxies: signed in.
+    client = Client(REMOTE_ADDR="10.0.0.3", HTTP_X_FORWARDED_FOR="198.51.100.7, 10.0.0.2")
+    assert login(client, staff.email, PASSWORD).status_code == 302
