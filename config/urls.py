@@ -1,7 +1,17 @@
+from allauth.account.decorators import secure_admin_login
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
+
+from config.admin_mfa import register_authenticator_admin
+
+# The admin's sign-in is allauth's: its rate limits, and its two-factor step, apply
+# (the admin's own form counts nothing). A signed-in staff member's request goes on to
+# the admin as before; config/admin_mfa.py may still ask for two-factor first.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
+# Staff see who has an authenticator, never its secret.
+register_authenticator_admin(admin.site)
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="integrations:page"), name="home"),

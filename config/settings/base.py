@@ -8,6 +8,7 @@ Every setting a deployer may change is listed in README.md ("Settings") and in
 from pathlib import Path
 
 import environ
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -75,12 +76,18 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
+    "allauth.mfa",
     "integrations",
     "apps_registry",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy (SECURE_CSP; empty, hence off, unless production or the
+    # tests set it) and Permissions-Policy (PERMISSIONS_POLICY).
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "config.csp.FormActionMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -89,6 +96,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "config.admin_mfa.AdminRequiresMFAMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -147,6 +155,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Integrations <noreply@lo
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 
 # --- django-allauth: accounts --------------------------------------------------
+ACCOUNT_ADAPTER = "config.account_adapter.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = "username"
@@ -167,6 +176,63 @@ ACCOUNT_RATE_LIMITS: dict[str, str] | bool = {
     "confirm_email": "1/3m/key",
 }
 ACCOUNT_LOGOUT_ON_GET = False
+
+# --- the client's address, behind a reverse proxy ------------------------------------
+# allauth's rate limits count per client address. Behind a proxy every request comes
+# from the proxy's address, so one client's failed logins would lock everyone out.
+# Either name how many proxies of yours append to X-Forwarded-For (the client is the
+# address that many entries from the right; anything further left is client-supplied),
+# or name the header your proxy sets to the client's address (CF-Connecting-IP,
+# X-Real-IP), which then must be the only way in. Neither: REMOTE_ADDR, as without a
+# proxy. See README "Behind a reverse proxy".
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env("TRUSTED_CLIENT_IP_HEADER", default=None) or None
+
+# --- two-factor authentication (allauth.mfa) and the admin ---------------------------
+# Every user may add an authenticator app (TOTP) and recovery codes under
+# /accounts/2fa/. With INTEGRATIONS_ADMIN_REQUIRE_MFA (on by default in production), a
+# staff member opens the admin only with one set up and used at this sign-in
+# (config.admin_mfa).
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", default="Integrations Hub")
+INTEGRATIONS_ADMIN_REQUIRE_MFA = env.bool("ADMIN_REQUIRE_MFA", default=False)
+
+# --- response headers ----------------------------------------------------------------
+# The Content-Security-Policy production sends (and the tests, so that every page is
+# shown to pass it). No inline script or style anywhere: templates link static files.
+# form-action also admits the authorization endpoints of the providers (added per
+# response by config.csp.FormActionMiddleware): Connect is a form POST answered with a
+# redirect to the provider, and Chromium checks form-action on that redirect too.
+CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    # data: for allauth's TOTP QR code, an inline SVG image.
+    "img-src": [CSP.SELF, "data:"],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "object-src": [CSP.NONE],
+}
+SECURE_CSP: dict[str, list[str]] = {}
+# Powerful features no page of this site uses, denied to it and to anything it embeds.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "hid",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "serial",
+        "usb",
+    )
+}
 
 # --- django-allauth: the OAuth handshake for integrations -----------------------
 # Integrations use allauth's OAuth 2.0 machinery (state, PKCE, code exchange) under

@@ -5,7 +5,7 @@ from django.core.exceptions import ImproperlyConfigured
 from integrations.core import crypto  # pure: no Django
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import CONTENT_SECURITY_POLICY, env
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
@@ -44,3 +44,7 @@ STORAGES = {
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
 # allauth's rate limits need a cache shared by every web process.
 CACHES = {"default": env.cache("CACHE_URL", default=env("REDIS_URL", default="locmemcache://"))}
+# Staff open the admin only after two-factor authentication (config/admin_mfa.py).
+INTEGRATIONS_ADMIN_REQUIRE_MFA = env.bool("ADMIN_REQUIRE_MFA", default=True)
+# No inline script or style on any page; Permissions-Policy is base.py's.
+SECURE_CSP = CONTENT_SECURITY_POLICY

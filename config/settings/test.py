@@ -1,6 +1,6 @@
 """Tests: the sandbox on, fast hashing, known keys; DATABASE_URL picks PostgreSQL in CI."""
 
-from .base import BASE_DIR, sqlite_tuned
+from .base import BASE_DIR, CONTENT_SECURITY_POLICY, sqlite_tuned
 from .local import *  # noqa: F403
 from .local import env
 
@@ -19,6 +19,9 @@ INTEGRATIONS_ALLOW_PRIVATE_URLS = True
 # check turn it on.
 INTEGRATIONS_VERIFY_SECONDS = 0
 ACCOUNT_RATE_LIMITS = False
+# Production's Content-Security-Policy, so that every page a test renders (the browser
+# tests watch for violations) is shown to pass it.
+SECURE_CSP = CONTENT_SECURITY_POLICY
 # Deterministic query counts: definitions are cached until changed (tests/conftest.py
 # clears the cache around every test, as rollbacks send no signal).
 INTEGRATIONS_PROVIDER_CACHE_SECONDS = 3600.0

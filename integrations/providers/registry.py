@@ -296,3 +296,24 @@ def reserved_env_names() -> frozenset[str]:
         for name in definition.env.values()
     }
     return BUILTIN_ENV_NAMES | defined if defined else BUILTIN_ENV_NAMES
+
+
+def authorization_origins() -> list[str]:
+    """The origins (``scheme://host[:port]``) of the authorization endpoints of Google
+    and of every enabled provider staff defined, sorted: where a Connect form's redirect
+    may lead, for the Content-Security-Policy's ``form-action`` (config/csp.py). Read
+    with the cached definitions (no query of its own when they are fresh)."""
+    from urllib.parse import urlsplit
+
+    urls = [app_settings.absolute(settings.GOOGLE_OAUTH_AUTHORIZE_URL)]
+    urls += [
+        app_settings.absolute(d.authorize_url)
+        for d in _definitions_state()[0].values()
+        if d.enabled and d.authorize_url
+    ]
+    origins = set()
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            origins.add(f"{parts.scheme}://{parts.netloc}")
+    return sorted(origins)

@@ -42,7 +42,7 @@ def allow(page: Page) -> None:
     page.get_by_role("button", name="Allow").click()
 
 
-def test_two_connects_from_two_app_pages_leave_both_apps_ready(site, browser):
+def test_two_connects_from_two_app_pages_leave_both_apps_ready(site, new_context):
     user = get_user_model().objects.create_user("ada", "ada@example.com", PASSWORD)
     services.manifest_upload(
         user=user, text=APP.format(name="sheets", title="Sheets report", key="google.sheets")
@@ -51,31 +51,27 @@ def test_two_connects_from_two_app_pages_leave_both_apps_ready(site, browser):
         user=user,
         text=APP.format(name="agenda", title="Agenda", key="google.calendar.readonly"),
     )
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    context.set_default_timeout(15_000)
-    try:
-        first = context.new_page()
-        sign_in(first, site, "ada@example.com")
-        second = context.new_page()  # same session: another tab
+    context, _ = new_context()  # closed, and checked for policy violations, at the end
+    first = context.new_page()
+    sign_in(first, site, "ada@example.com")
+    second = context.new_page()  # same session: another tab
 
-        first.goto(site + "/apps/acme/sheets/")
-        second.goto(site + "/apps/acme/agenda/")
-        expect(first.get_by_role("heading", name="Not ready")).to_be_visible()
-        expect(second.get_by_role("heading", name="Not ready")).to_be_visible()
-        # Both flows are started before either comes back.
-        first.get_by_role("button", name="Connect Google").click()
-        second.get_by_role("button", name="Connect Google").click()
-        allow(first)
-        expect(first.get_by_role("heading", name="Ready")).to_be_visible()
-        allow(second)
-        expect(second.get_by_role("status")).to_contain_text(
-            "Google (ada@example.com) was already connected; added Calendar: read."
-        )
-        expect(second.get_by_role("heading", name="Ready")).to_be_visible()
+    first.goto(site + "/apps/acme/sheets/")
+    second.goto(site + "/apps/acme/agenda/")
+    expect(first.get_by_role("heading", name="Not ready")).to_be_visible()
+    expect(second.get_by_role("heading", name="Not ready")).to_be_visible()
+    # Both flows are started before either comes back.
+    first.get_by_role("button", name="Connect Google").click()
+    second.get_by_role("button", name="Connect Google").click()
+    allow(first)
+    expect(first.get_by_role("heading", name="Ready")).to_be_visible()
+    allow(second)
+    expect(second.get_by_role("status")).to_contain_text(
+        "Google (ada@example.com) was already connected; added Calendar: read."
+    )
+    expect(second.get_by_role("heading", name="Ready")).to_be_visible()
 
-        first.reload()
-        expect(first.get_by_role("heading", name="Ready")).to_be_visible()
-        conn = Connection.objects.get()
-        assert {G + "spreadsheets", G + "calendar.readonly"} <= set(conn.scopes)
-    finally:
-        context.close()
+    first.reload()
+    expect(first.get_by_role("heading", name="Ready")).to_be_visible()
+    conn = Connection.objects.get()
+    assert {G + "spreadsheets", G + "calendar.readonly"} <= set(conn.scopes)

@@ -29,6 +29,7 @@ from integrations.core.service_account_keys import (
 )
 from integrations.errors import InvalidServiceAccountKeyError
 from integrations.models import AuditEvent, ServiceAccountKey
+from integrations.providers import registry
 from integrations.service_accounts import google_sa_credentials_json, service_account_key_set
 
 from .gcp_fakes import KEY_ID, key_info, key_json, pem_body_fragment, rsa_key
@@ -337,6 +338,9 @@ def _queries(client) -> int:
 
 @pytest.mark.django_db
 def test_page_query_count_is_pinned(alice_client, alice):
+    # The page's Content-Security-Policy names the providers' origins, read from the
+    # provider definitions cached per process (config/csp.py): warm, as in production.
+    registry.authorization_origins()
     empty = _queries(alice_client)
     service_account_key_set(user=alice, purpose="google_sa", key_text=key_json())
     service_account_key_set(user=alice, purpose="gcp", key_text=key_json(), project_number="1")

@@ -13,6 +13,7 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, Grant, RefreshToken
 from oauth2_provider.settings import oauth2_settings
 
+from integrations.providers import registry
 from integrations.sandbox.models import SandboxGrantOption, SandboxTokenRequest
 
 from .conftest import (
@@ -44,6 +45,9 @@ def test_authorize_requires_login(client, sandbox_app):
 def test_consent_page_shows_labelled_checkboxes(flow, django_assert_num_queries):
     url = authorize_url(["openid", "email", SHEETS_RO, GMAIL_RO], Pkce(), login_hint="x@y.z")
 
+    # The page's Content-Security-Policy names the providers' origins, read from the
+    # provider definitions cached per process (config/csp.py): warm, as in production.
+    registry.authorization_origins()
     # session, user, application twice (DOT), earlier grants
     with django_assert_num_queries(5):
         response = flow.client.get(url)
