@@ -194,6 +194,8 @@ ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env("TRUSTED_CLIENT_IP_HEADER", default=None)
 # staff member opens the admin only with one set up and used at this sign-in
 # (config.admin_mfa).
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# TOTP secrets and recovery seeds encrypted under INTEGRATIONS_TOKEN_KEYS.
+MFA_ADAPTER = "config.mfa_adapter.MFAAdapter"
 MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", default="Integrations Hub")
 INTEGRATIONS_ADMIN_REQUIRE_MFA = env.bool("ADMIN_REQUIRE_MFA", default=False)
 
