@@ -81,7 +81,7 @@ def test_the_real_discord_manifest_still_uploads(alice, upload):
 def test_run_env_never_takes_an_integrations_name_from_a_secret(alice, bob):
     """A secret row and a manifest declaring it, both stored before such names were
     refused: the run gets the connection's real token, never the secret."""
-    runner = services.runner_token_create(name="r")[1]
+    runner = services.runner_token_create(name="r", all_namespaces=True)[1]
     version = services.manifest_upload(
         user=alice,
         text="namespace: acme\nname: old\nintegrations:\n  - key: google.sheets.readonly\n"
@@ -115,7 +115,7 @@ def test_run_env_never_takes_an_integrations_name_from_a_secret(alice, bob):
 
 
 def test_run_env_skips_a_declared_reserved_secret_without_the_integration(alice, bob):
-    runner = services.runner_token_create(name="r")[1]
+    runner = services.runner_token_create(name="r", all_namespaces=True)[1]
     version = services.manifest_upload(user=alice, text="namespace: acme\nname: bare\n")
     ManifestVersion.objects.filter(pk=version.pk).update(
         parsed={
@@ -189,7 +189,7 @@ def test_api_app_detail_and_run_api_with_a_dotted_name(api, alice, alice_token, 
     assert detail.status_code == 200 and detail.json()["name"] == "model-2.5-flash"
 
     secret_set(user=bob, key="GEMINI_API_KEY", value="gemini-key")
-    runner = services.runner_token_create(name="r")[1]
+    runner = services.runner_token_create(name="r", all_namespaces=True)[1]
     resp = run(runner, user=str(bob.pk), app="google/model-2.5-flash")
     assert resp.status_code == 200, resp.content
     assert resp.json()["env"] == {"GEMINI_API_KEY": "gemini-key"}

@@ -55,7 +55,7 @@ GOOGLE_KEYS = {
 
 @pytest.fixture
 def runner() -> str:
-    return services.runner_token_create(name="runner-test")[1]
+    return services.runner_token_create(name="runner-test", all_namespaces=True)[1]
 
 
 @pytest.fixture
