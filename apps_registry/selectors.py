@@ -36,14 +36,19 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
 
-def user_can_change_app(*, user: User | AnonymousUser, app: App) -> bool:
+def user_can_change_app(
+    *, user: User | AnonymousUser, app: App, publisher: Namespace | None = None
+) -> bool:
     """Whether ``user`` may upload versions of ``app``: its owner, an owner of its
     namespace (co-owners publish together), or staff. A query only when the user is
-    neither staff nor the app's owner."""
+    neither staff nor the app's owner, and ``publisher`` (``publisher_of(app=app)``,
+    its owners prefetched) is not given."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
     if user.is_staff or app.owner_id == user.pk:
         return True
+    if publisher is not None and publisher.name == app.namespace:
+        return any(owner.pk == user.pk for owner in publisher.owners.all())
     return Namespace.objects.filter(name=app.namespace, owners=user).exists()
 
 

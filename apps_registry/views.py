@@ -50,8 +50,8 @@ def app_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
     app = selectors.app_for_user(user=request.user, namespace=namespace, name=name)
     version = app.current_version
     parsed = version.parsed if version is not None else {}
-    can_change = selectors.user_can_change_app(user=request.user, app=app)
     publisher = selectors.publisher_of(app=app)
+    can_change = selectors.user_can_change_app(user=request.user, app=app, publisher=publisher)
     context: dict[str, Any] = {
         "app": app,
         "version": version,
@@ -198,7 +198,7 @@ def namespace_detail(request: AuthenticatedHttpRequest, name: str) -> HttpRespon
     email, remove one (never the last)."""
     namespace = selectors.namespace_for_owner(user=request.user, name=name)
     form = NamespaceOwnerForm()
-    status = 200
+    status, refusal = 200, ""
     if request.method == "POST":
         try:
             if "remove" in request.POST:
@@ -221,12 +221,16 @@ def namespace_detail(request: AuthenticatedHttpRequest, name: str) -> HttpRespon
                 return redirect("apps_registry:namespace", name=namespace.name)
             status = 400
         except NamespaceOwnerError as exc:
-            form.add_error(None, str(exc))
+            if form.is_bound:
+                form.add_error(None, str(exc))
+            else:
+                refusal = str(exc)
             status = 400
     context = {
         "namespace": namespace,
         "owners": list(selectors.owners_of(namespace=namespace)),
         "apps": list(selectors.apps_in_namespace(namespace=namespace)),
         "form": form,
+        "refusal": refusal,
     }
     return render(request, "apps_registry/namespace.html", context, status=status)
