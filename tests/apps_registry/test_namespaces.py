@@ -47,7 +47,7 @@ def test_the_first_uploader_claims_a_new_namespace(alice, upload):
 
 def test_bob_cannot_publish_into_adas_namespace(alice, bob, upload, api):
     upload(alice)
-    with pytest.raises(NamespaceOwnedError, match="Ask alice@example.com to add you"):
+    with pytest.raises(NamespaceOwnedError, match=r"Ask alice@example\.com to add you"):
         upload(bob, OTHER)
 
     token = services.api_token_create(user=bob, name="ci")[1]

@@ -94,7 +94,7 @@ def test_default_namespace_is_a_slug_of_the_username(username, expected):
 
 def test_another_users_app_is_refused_and_nothing_is_stored(alice, bob, upload):
     upload(alice)
-    with pytest.raises(NamespaceOwnedError, match="Ask alice@example.com to add you"):
+    with pytest.raises(NamespaceOwnedError, match=r"Ask alice@example\.com to add you"):
         upload(bob, REPORT.replace("Weekly", "Hijacked"))
     with pytest.raises(NamespaceOwnedError):
         upload(bob, BROKEN_REPORT)  # not even as an invalid version
