@@ -309,3 +309,23 @@ def test_the_migration_gives_each_namespace_to_its_earliest_uploader(alice, bob,
     assert list(google.owners.all()) == [carol] and google.reserved  # the app's owner
     migration.assign_namespaces(django_apps, None)  # again: nothing changes
     assert Namespace.objects.count() == 2
+
+
+def test_the_admin_pages_of_namespaces_and_runners_render(admin_client, alice, upload):
+    upload(alice)
+    namespace = Namespace.objects.get(name="acme")
+    row, token = services.runner_token_create(name="eu-1", namespaces=["acme"])
+    pages = [
+        reverse("admin:apps_registry_namespace_change", args=[namespace.pk]),
+        reverse("admin:apps_registry_namespace_add"),
+        reverse("admin:apps_registry_runner_change", args=[row.runner.pk]),
+        reverse("admin:apps_registry_runnertoken_change", args=[row.pk]),
+        reverse("admin:apps_registry_runnertoken_add"),
+    ]
+    for url in pages:
+        resp = admin_client.get(url)
+        assert resp.status_code == 200, url
+        html = resp.content.decode()
+        assert token not in html and row.token_hash not in html
+    runner_page = admin_client.get(pages[2]).content.decode()
+    assert f"<code>{row.prefix}…</code> live" in runner_page
