@@ -19,6 +19,13 @@ class Migration(migrations.Migration):
             name='runner',
             field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='tokens', to='apps_registry.runner'),
         ),
+        # A default first, so that unapplying (which adds the column back) can fill the
+        # existing rows; 0004's reverse then writes each token's runner name into it.
+        migrations.AlterField(
+            model_name='runnertoken',
+            name='name',
+            field=models.CharField(max_length=100, default=''),
+        ),
         migrations.RemoveField(
             model_name='runnertoken',
             name='name',

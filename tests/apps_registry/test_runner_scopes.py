@@ -269,3 +269,12 @@ def test_the_migration_keeps_existing_tokens_working_with_all_namespaces():
     row = selectors.runner_token_for(token=token)
     assert row is not None and row.runner.name == "legacy" and row.runner.all_namespaces
     assert row.runner.namespaces == [] and row.expires_at is None
+
+    # And back: the token gets its runner's name again.
+    try:
+        executor = MigrationExecutor(db)
+        executor.migrate(before)
+        old = executor.loader.project_state(before).apps.get_model("apps_registry", "RunnerToken")
+        assert list(old.objects.values_list("name", flat=True)) == ["legacy"]
+    finally:
+        MigrationExecutor(db).migrate(leaves)
