@@ -73,6 +73,11 @@ def owners_of(*, namespace: Namespace) -> QuerySet[Any]:
     return namespace.owners.order_by("email", "pk")
 
 
+def namespaces_of_owner(*, user: User) -> QuerySet[Namespace]:
+    """The namespaces ``user`` owns (each one publishes under it)."""
+    return Namespace.objects.filter(owners=user).order_by("name")
+
+
 def apps_in_namespace(*, namespace: Namespace) -> QuerySet[App]:
     return App.objects.filter(namespace=namespace.name).order_by("name")
 

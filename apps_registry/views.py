@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 @login_required
 def app_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     apps = selectors.apps_of_owner(user=request.user)
-    return render(request, "apps_registry/list.html", {"apps": apps})
+    namespaces = selectors.namespaces_of_owner(user=request.user)
+    return render(request, "apps_registry/list.html", {"apps": apps, "namespaces": namespaces})
 
 
 def app_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:

@@ -355,6 +355,7 @@ def test_apps_list_shows_only_my_apps(client, alice, bob, upload):
     assert "acme/report" in html and "Weekly report" in html
     assert "acme/broken" in html and "no valid version" in html
     assert "google/sheets" not in html
+    assert 'Your namespaces: <a href="/namespaces/acme/">acme</a> (' in html
 
 
 def test_apps_list_query_count_is_pinned(client, alice, upload):
@@ -364,4 +365,5 @@ def test_apps_list_query_count_is_pinned(client, alice, upload):
     one = _queries(client, reverse("apps_registry:list"))
     for i in range(5):
         upload(alice, REPORT.replace("name: report", f"name: report-{i}"))
-    assert _queries(client, reverse("apps_registry:list")) == one == 3
+    # Session, user, the apps, the namespaces the user owns.
+    assert _queries(client, reverse("apps_registry:list")) == one == 4
