@@ -30,6 +30,7 @@ from apps_registry.errors import (
     RunnerTokenError,
 )
 from apps_registry.forms import AdminManifestUploadForm
+from apps_registry.manifest import SLUG_RE
 from apps_registry.models import ApiToken, App, ManifestVersion, Namespace, Runner, RunnerToken
 from apps_registry.serialization import problems_from_json, requirements_from_json
 from integrations.types import AuthenticatedHttpRequest
@@ -330,6 +331,15 @@ class NamespaceAdminForm(forms.ModelForm):
         model = Namespace
         fields = ("name", "owners", "reserved", "verified")
 
+    def clean_name(self) -> str:
+        name = str(self.cleaned_data["name"]).strip()
+        if not SLUG_RE.fullmatch(name):
+            raise forms.ValidationError(
+                "A namespace is 1 to 64 lowercase letters, digits, '-', '_' or '.', starting "
+                "and ending with a letter or digit (as in an inf.yml)."
+            )
+        return name
+
 
 @admin.register(Namespace)
 class NamespaceAdmin(admin.ModelAdmin):
@@ -445,11 +455,13 @@ class RunnerAdminForm(forms.ModelForm):
 
     def clean(self) -> Any:
         data = super().clean() or {}
-        names = _namespace_list(data.get("namespaces_text") or "")
-        if bool(names) == bool(data.get("all_namespaces")):
-            raise forms.ValidationError(
-                "Give the runner a scope: its namespaces, or all namespaces (not both)."
+        try:
+            services.runner_scope_names(
+                namespaces=_namespace_list(data.get("namespaces_text") or ""),
+                all_namespaces=bool(data.get("all_namespaces")),
             )
+        except RunnerTokenError as exc:
+            raise forms.ValidationError(str(exc)) from None
         return data
 
 

@@ -352,7 +352,7 @@ def runner_token_touch(*, runner_token: RunnerToken) -> None:
 MAX_LIVE_RUNNER_TOKENS = 2
 
 
-def _scope_names(*, namespaces: Sequence[str], all_namespaces: bool) -> list[str]:
+def runner_scope_names(*, namespaces: Sequence[str], all_namespaces: bool) -> list[str]:
     """A runner's namespaces, checked: exactly one of ``namespaces`` and
     ``all_namespaces`` (the scope is never implied), each a namespace's name."""
     names = sorted({n.strip().lower() for n in namespaces if n.strip()})
@@ -377,7 +377,7 @@ def runner_create(
     """A runner allowed the apps of ``namespaces``, or of every namespace when
     ``all_namespaces``: the scope is always explicit (``RunnerTokenError`` for none, or
     a taken name)."""
-    names = _scope_names(namespaces=namespaces, all_namespaces=all_namespaces)
+    names = runner_scope_names(namespaces=namespaces, all_namespaces=all_namespaces)
     try:
         with transaction.atomic():
             return Runner.objects.create(
@@ -438,7 +438,7 @@ def runner_scope_set(
     *, runner: Runner, namespaces: Sequence[str] = (), all_namespaces: bool = False
 ) -> None:
     """Change what ``runner`` may serve (staff, the admin); explicit as at creation."""
-    names = _scope_names(namespaces=namespaces, all_namespaces=all_namespaces)
+    names = runner_scope_names(namespaces=namespaces, all_namespaces=all_namespaces)
     Runner.objects.filter(pk=runner.pk).update(namespaces=names, all_namespaces=all_namespaces)
     runner.namespaces, runner.all_namespaces = names, all_namespaces
 

@@ -280,6 +280,9 @@ def test_the_admin_lists_namespaces_and_audits_owner_changes(
     )
     assert resp.status_code == 302
     assert Namespace.objects.get(name="platform-x").created_by == admin_user
+    resp = admin_client.post(reverse("admin:apps_registry_namespace_add"), {"name": "Not/A Slug"})
+    assert resp.status_code == 200 and "A namespace is 1 to 64 lowercase" in resp.content.decode()
+    assert not Namespace.objects.filter(name="Not/A Slug").exists()
 
 
 # --- the data migration -------------------------------------------------------------

@@ -242,6 +242,13 @@ def test_the_admin_changes_a_runners_scope(admin_client):
     assert row.runner.namespaces == ["acme", "beta"]
     resp = admin_client.post(url, {"namespaces_text": "", "all_namespaces": ""})
     assert resp.status_code == 200 and "Give the runner a scope" in resp.content.decode()
+    resp = admin_client.post(url, {"namespaces_text": "acme Bad/Name"})
+    assert resp.status_code == 200 and "Not a namespace: bad/name." in resp.content.decode()
+    resp = admin_client.post(
+        reverse("admin:apps_registry_runnertoken_add"), {"name": "eu-2", "namespaces": "../x"}
+    )
+    assert resp.status_code == 200 and "Not a namespace: ../x." in resp.content.decode()
+    assert not Runner.objects.filter(name="eu-2").exists()
     row.runner.refresh_from_db()
     assert row.runner.namespaces == ["acme", "beta"]
 
