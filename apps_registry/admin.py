@@ -1,25 +1,37 @@
 """Staff pages: apps with their versions and what each requests, manifest versions
-(read-only), an upload form that calls the upload service, and API tokens (the hash is
-never shown; a new token is shown once, on the page that made it)."""
+(read-only), an upload form that calls the upload service, namespaces (owners, reserved,
+verified), runners (their scope) and API and runner tokens (the hash is never shown; a
+new token is shown once, on the page that made it)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 
 from apps_registry import selectors, services
 from apps_registry.display import describe_problem
-from apps_registry.errors import AppOwnershipError, ManifestRejectedError
+from apps_registry.errors import (
+    AppOwnershipError,
+    ManifestRejectedError,
+    NamespaceOwnedError,
+    NamespaceReservedError,
+    RunnerTokenError,
+)
 from apps_registry.forms import AdminManifestUploadForm
-from apps_registry.models import ApiToken, App, ManifestVersion, RunnerToken
+from apps_registry.manifest import SLUG_RE
+from apps_registry.models import ApiToken, App, ManifestVersion, Namespace, Runner, RunnerToken
 from apps_registry.serialization import problems_from_json, requirements_from_json
 from integrations.types import AuthenticatedHttpRequest
 
@@ -164,7 +176,7 @@ class AppAdmin(admin.ModelAdmin):
             except ManifestRejectedError as exc:
                 for problem in exc.problems:
                     form.add_error(None, describe_problem(problem))
-            except AppOwnershipError as exc:
+            except (AppOwnershipError, NamespaceOwnedError, NamespaceReservedError) as exc:
                 form.add_error(None, str(exc))
             else:
                 if version.valid:
@@ -250,12 +262,15 @@ class ShowOnceTokenAdmin(admin.ModelAdmin):
     def create_token(self, request: HttpRequest, data: dict[str, Any]) -> tuple[Any, str]:
         raise NotImplementedError
 
+    def create_initial(self, request: HttpRequest) -> dict[str, Any]:
+        return {}
+
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = self.create_form(request.POST or None)
+        form = self.create_form(request.POST or None, initial=self.create_initial(request))
         opts = self.model._meta
         context = {
             **self.admin_site.each_context(request),
@@ -265,7 +280,11 @@ class ShowOnceTokenAdmin(admin.ModelAdmin):
         }
         templates = f"admin/{opts.app_label}/{opts.model_name}"
         if request.method == "POST" and form.is_valid():
-            row, token = self.create_token(request, form.cleaned_data)
+            try:
+                row, token = self.create_token(request, form.cleaned_data)
+            except RunnerTokenError as exc:
+                form.add_error(None, str(exc))
+                return TemplateResponse(request, f"{templates}/add.html", context)
             context.update({"title": self.created_title, self.row_name: row, "token": token})
             response = TemplateResponse(request, f"{templates}/created.html", context)
             add_never_cache_headers(response)
@@ -303,8 +322,215 @@ class ApiTokenAdmin(ShowOnceTokenAdmin):
         return services.api_token_create(user=data["user_email"], name=data["name"])
 
 
+def _namespace_list(text: str) -> list[str]:
+    return [n for n in text.replace(",", " ").split() if n]
+
+
+class NamespaceAdminForm(forms.ModelForm):
+    class Meta:
+        model = Namespace
+        fields = ("name", "owners", "reserved", "verified")
+
+    def clean_name(self) -> str:
+        name = str(self.cleaned_data["name"]).strip()
+        if not SLUG_RE.fullmatch(name):
+            raise forms.ValidationError(
+                "A namespace is 1 to 64 lowercase letters, digits, '-', '_' or '.', starting "
+                "and ending with a letter or digit (as in an inf.yml)."
+            )
+        return name
+
+
+@admin.register(Namespace)
+class NamespaceAdmin(admin.ModelAdmin):
+    """Namespaces: staff reserve names, assign owners (each change audited) and mark
+    publishers verified."""
+
+    form = NamespaceAdminForm
+    list_display = ("name", "owner_list", "reserved", "verified", "app_count", "created_at")
+    list_filter = ("reserved", "verified")
+    search_fields = ("name", "owners__email")
+    filter_horizontal = ("owners",)
+    readonly_fields = ("created_by", "created_at")
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        apps = (
+            App.objects.filter(namespace=OuterRef("name"))
+            .order_by()
+            .values("namespace")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("owners")
+            .annotate(apps_count=Coalesce(Subquery(apps), 0))
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A namespace's name is its apps' first part: renaming it would orphan them.
+        return (*self.readonly_fields, "name") if obj is not None else self.readonly_fields
+
+    @admin.display(description="owners")
+    def owner_list(self, obj: Namespace) -> str:
+        return ", ".join(o.email or o.get_username() for o in obj.owners.all()) or "—"
+
+    @admin.display(description="apps", ordering="apps_count")
+    def app_count(self, obj: Any) -> int:
+        return int(obj.apps_count)
+
+    def save_model(self, request: Any, obj: Namespace, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: Any, form: Any, formsets: Any, change: bool) -> None:
+        # Owners through the service, which audits each one added or removed.
+        services.namespace_owners_set(
+            namespace=form.instance, owners=form.cleaned_data["owners"], by=request.user
+        )
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+
 class RunnerTokenCreateForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="Which runner, e.g. 'runner-eu-1'.")
+    """A token for a new runner (its name and scope), or, with ``runner``, a second
+    token for an existing one (rotation: the current token stays valid until revoked)."""
+
+    runner = forms.ModelChoiceField(
+        queryset=Runner.objects.all(),
+        required=False,
+        help_text="Rotate: a new token for this runner (its other token keeps working until "
+        "you revoke it). Leave empty to create a new runner below.",
+    )
+    name = forms.CharField(
+        max_length=100, required=False, help_text="A new runner, e.g. 'runner-eu-1'."
+    )
+    namespaces = forms.CharField(
+        required=False,
+        max_length=2000,
+        help_text="A new runner's scope: the namespaces whose apps it may serve, e.g. 'acme beta'.",
+    )
+    all_namespaces = forms.BooleanField(
+        required=False, help_text="A new runner's scope: every namespace."
+    )
+    expires_in_days = forms.IntegerField(
+        required=False, min_value=1, max_value=3650, help_text="Empty: the token never expires."
+    )
+
+    def clean(self) -> Any:
+        data = super().clean() or {}
+        if data.get("runner") is None:
+            if not data.get("name"):
+                raise forms.ValidationError("Pick a runner to rotate, or name a new runner.")
+            if not _namespace_list(data.get("namespaces") or "") and not data.get("all_namespaces"):
+                raise forms.ValidationError(
+                    "Give the new runner a scope: its namespaces, or all namespaces."
+                )
+        elif data.get("name") or data.get("namespaces") or data.get("all_namespaces"):
+            raise forms.ValidationError(
+                "A rotation keeps the runner's scope: leave the name and scope empty (change "
+                "the scope on the runner's page)."
+            )
+        return data
+
+
+class RunnerAdminForm(forms.ModelForm):
+    namespaces_text = forms.CharField(
+        label="namespaces",
+        required=False,
+        max_length=2000,
+        help_text="The namespaces whose apps it may serve, e.g. 'acme beta'.",
+    )
+
+    class Meta:
+        model = Runner
+        fields = ("all_namespaces",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["namespaces_text"].initial = " ".join(self.instance.namespaces)
+
+    def clean(self) -> Any:
+        data = super().clean() or {}
+        try:
+            services.runner_scope_names(
+                namespaces=_namespace_list(data.get("namespaces_text") or ""),
+                all_namespaces=bool(data.get("all_namespaces")),
+            )
+        except RunnerTokenError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
+
+@admin.register(Runner)
+class RunnerAdmin(admin.ModelAdmin):
+    """Runners and their scope. A runner is made with its first token (Runner tokens →
+    Add); here its scope changes, and "Issue a new token" starts a rotation."""
+
+    form = RunnerAdminForm
+    list_display = ("name", "scope", "live_tokens", "created_by", "created_at")
+    search_fields = ("name",)
+    readonly_fields = ("name", "created_by", "created_at", "tokens")
+    actions = ["issue_token"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).prefetch_related("tokens")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made with their first token: Runner tokens → Add
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the audit log names runners: revoke their tokens instead
+
+    @admin.display(description="live tokens")
+    def live_tokens(self, obj: Runner) -> int:
+        return sum(1 for t in obj.tokens.all() if _token_state(t) == "live")
+
+    @admin.display(description="tokens")
+    def tokens(self, obj: Runner) -> str:
+        return (
+            format_html_join(
+                "",
+                "<div><code>{}…</code> {} (expires {}, last used {})</div>",
+                (
+                    (t.prefix, _token_state(t), t.expires_at or "never", t.last_used_at or "never")
+                    for t in obj.tokens.all()
+                ),
+            )
+            or "—"
+        )
+
+    def save_model(self, request: Any, obj: Runner, form: Any, change: bool) -> None:
+        services.runner_scope_set(
+            runner=obj,
+            namespaces=_namespace_list(form.cleaned_data.get("namespaces_text") or ""),
+            all_namespaces=form.cleaned_data["all_namespaces"],
+        )
+
+    @admin.action(description="Issue a new token (rotation) for the selected runner")
+    def issue_token(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        runners = list(queryset[:2])
+        if len(runners) != 1:
+            self.message_user(request, "Select one runner.", level=messages.WARNING)
+            return None
+        target = reverse("admin:apps_registry_runnertoken_add")
+        return HttpResponseRedirect(f"{target}?runner={runners[0].pk}")
+
+
+def _staff(request: HttpRequest) -> Any:
+    """The signed-in staff user of an admin page (``admin_view`` has checked it)."""
+    return request.user if request.user.is_authenticated else None
+
+
+def _token_state(row: RunnerToken) -> str:
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= timezone.now():
+        return "expired"
+    return "live"
 
 
 @admin.register(RunnerToken)
@@ -312,10 +538,31 @@ class RunnerTokenAdmin(ShowOnceTokenAdmin):
     """Runner tokens: made here and shown once; only a hash is kept. Revoke, not delete,
     so the audit log's runner names keep their meaning."""
 
-    list_display = ("name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at")
+    list_display = (
+        "runner",
+        "prefix",
+        "scope",
+        "state",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+        "created_by",
+        "created_at",
+    )
     list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
-    search_fields = ("name", "prefix")
-    fields = ("name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at")
+    list_select_related = ("runner", "created_by")
+    search_fields = ("runner__name", "prefix")
+    fields = (
+        "runner",
+        "prefix",
+        "scope",
+        "state",
+        "expires_at",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     readonly_fields = fields
     actions = ["revoke"]
 
@@ -324,6 +571,14 @@ class RunnerTokenAdmin(ShowOnceTokenAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="scope")
+    def scope(self, obj: RunnerToken) -> str:
+        return obj.runner.scope
+
+    @admin.display(description="state")
+    def state(self, obj: RunnerToken) -> str:
+        return _token_state(obj)
 
     @admin.action(description="Revoke the selected runner tokens")
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
@@ -335,5 +590,22 @@ class RunnerTokenAdmin(ShowOnceTokenAdmin):
     add_title, created_title = "Create a runner token", "Runner token created"
     row_name = "runner_token"
 
+    def create_initial(self, request: HttpRequest) -> dict[str, Any]:
+        # "Issue a new token" on a runner lands here with ?runner=<id>.
+        runner = request.GET.get("runner", "")
+        return {"runner": int(runner)} if runner.isdigit() and len(runner) < 19 else {}
+
     def create_token(self, request: HttpRequest, data: dict[str, Any]) -> tuple[Any, str]:
-        return services.runner_token_create(name=data["name"], created_by=request.user)
+        days = data.get("expires_in_days")
+        expires_at = timezone.now() + timedelta(days=days) if days else None
+        if data.get("runner") is not None:
+            return services.runner_token_issue(
+                runner=data["runner"], expires_at=expires_at, created_by=_staff(request)
+            )
+        return services.runner_token_create(
+            name=data["name"],
+            namespaces=_namespace_list(data.get("namespaces") or ""),
+            all_namespaces=bool(data.get("all_namespaces")),
+            expires_at=expires_at,
+            created_by=_staff(request),
+        )

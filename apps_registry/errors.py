@@ -35,3 +35,82 @@ class ManifestRejectedError(ManifestError):
 
     ``problems`` say why, with line and column, as every ``ManifestError``'s do.
     """
+
+
+class NamespaceOwnedError(IntegrationError):
+    """The namespace belongs to other publishers: only its owners (and staff) upload
+    apps into it (403 ``namespace_owned``). The message names the owners to ask."""
+
+    status = 403
+    code = "namespace_owned"
+    refused_as = None
+    log_level = None
+
+    def __init__(self, namespace: str, *, owners: list[str]) -> None:
+        self.namespace = namespace
+        self.owners = owners
+        super().__init__(
+            f"The namespace {namespace} belongs to another publisher: only its owners can "
+            f"upload apps into it. Ask {', '.join(owners)} to add you as a co-owner, or pick "
+            "another namespace."
+        )
+
+    def payload(self) -> dict[str, Any]:
+        return {"error": self.code, "detail": str(self), "namespace": self.namespace}
+
+
+class NamespaceReservedError(IntegrationError):
+    """The namespace is reserved: only the platform's staff upload into it or assign its
+    owners (403 ``namespace_reserved``)."""
+
+    status = 403
+    code = "namespace_reserved"
+    refused_as = None
+    log_level = None
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        super().__init__(
+            f"The namespace {namespace} is reserved: only the platform's staff can upload "
+            "into it or make you an owner. Ask the platform's staff, or pick another namespace."
+        )
+
+    def payload(self) -> dict[str, Any]:
+        return {"error": self.code, "detail": str(self), "namespace": self.namespace}
+
+
+class NamespaceOwnerError(IntegrationError):
+    """A change of a namespace's owners that cannot be made (no account has the email,
+    the last owner would go); the message says what to do instead."""
+
+    status = 400
+    code = "namespace_owner_refused"
+    refused_as = None
+    log_level = None
+
+
+class RunnerScopeError(IntegrationError):
+    """The runner's scope does not name the app's namespace (403 ``runner_scope``). The
+    detail names the namespace, never the token."""
+
+    status = 403
+    code = "runner_scope"
+    refused_as = None
+    log_level = None
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        super().__init__(
+            f"This runner may not serve apps of the namespace {namespace}: ask staff to add "
+            f"{namespace} to the runner's scope (admin → Runners)."
+        )
+
+
+class RunnerTokenError(IntegrationError):
+    """A runner or runner token that cannot be made as asked (no scope given, a name
+    taken, a third live token); the message says what to do instead."""
+
+    status = 400
+    code = "runner_token_refused"
+    refused_as = None
+    log_level = None

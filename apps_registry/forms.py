@@ -62,3 +62,13 @@ class AdminManifestUploadForm(ManifestUploadForm):
         required=False,
         help_text="Leave empty to file it under the app the manifest names.",
     )
+
+
+class NamespaceOwnerForm(forms.Form):
+    """A co-owner to add to a namespace, by the email of their account."""
+
+    email = forms.EmailField(
+        label="Co-owner's email",
+        max_length=254,
+        help_text="They must have an account here; they can then upload apps into this namespace.",
+    )

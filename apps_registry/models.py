@@ -1,4 +1,5 @@
-"""Apps, their manifest versions, and the API tokens CI pipelines upload with.
+"""Apps, their manifest versions, namespaces and their owners, the API tokens CI
+pipelines upload with, and runners with their tokens.
 
 Rows are written only by ``apps_registry.services``; views and the API read them
 through ``apps_registry.selectors``.
@@ -101,18 +102,79 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
 
-class RunnerToken(models.Model):
-    """The credential of a runner (the machine that starts app runs) for the run
-    environment API. Made by staff in the admin and shown once; only a SHA-256 hash
-    is kept. A revoked token stays listed for the record."""
+class Namespace(models.Model):
+    """The first part of ``namespace/name``, owned by its publisher.
 
-    name = models.CharField(max_length=100)
+    Claimed by its first uploader (``services.manifest_upload``) or made by staff in the
+    admin. Only its ``owners`` (and staff) upload apps into it; owners add co-owners by
+    email. A ``reserved`` namespace is never claimed by an upload: staff assign its
+    owners. ``verified``: staff vouch for the publisher (the app page shows a mark).
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    owners = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="owned_namespaces"
+    )
+    reserved = models.BooleanField(
+        default=False, help_text="Only staff upload here, and assign the owners."
+    )
+    verified = models.BooleanField(
+        default=False, help_text="Staff vouch for the publisher: the app pages show a mark."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Runner(models.Model):
+    """A machine that starts app runs, and what it may serve: the apps of ``namespaces``
+    (a list of names), or every namespace when ``all_namespaces`` (always explicit).
+
+    It holds at most two live tokens (``RunnerToken``), so that a new one can be
+    deployed before the old one is revoked.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    all_namespaces = models.BooleanField(default=False)
+    namespaces = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def scope(self) -> str:
+        """The scope as a line: ``all namespaces`` or ``acme, beta``."""
+        return "all namespaces" if self.all_namespaces else ", ".join(self.namespaces) or "none"
+
+
+class RunnerToken(models.Model):
+    """A credential of a runner for the run environment API. Made by staff (the admin,
+    ``manage.py create_runner_token``) and shown once; only a SHA-256 hash is kept. It
+    stops working when revoked or past ``expires_at``; a revoked token stays listed
+    for the record."""
+
+    runner = models.ForeignKey(Runner, on_delete=models.PROTECT, related_name="tokens")
     prefix = models.CharField(max_length=16)
     token_hash = models.CharField(max_length=64, unique=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
@@ -120,4 +182,8 @@ class RunnerToken(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
+        return f"{self.runner.name} ({self.prefix}…)"
+
+    @property
+    def name(self) -> str:
+        return self.runner.name

@@ -1,7 +1,8 @@
 """Reads. Every view, API endpoint and service that touches an app gets it, or asks
 whether the user may change it, through this module:
 
-* ``user_can_change_app``: the one rule for writes (its owner, or staff);
+* ``user_can_change_app``: the one rule for writes (its owner, its namespace's owners,
+  or staff);
 * ``app_for_user``: an app as the user may see it (404 otherwise), or, with
   ``write=True``, only if the user may change it (``AppOwnershipError``).
 
@@ -16,12 +17,13 @@ from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
-from apps_registry.errors import AppOwnershipError
+from apps_registry.errors import AppOwnershipError, RunnerScopeError
 from apps_registry.manifest import Requirement
-from apps_registry.models import ApiToken, App, ManifestVersion, RunnerToken
+from apps_registry.models import ApiToken, App, ManifestVersion, Namespace, Runner, RunnerToken
 from apps_registry.readiness import Grant, Readiness, assess_readiness
 from apps_registry.serialization import requirements_from_json
 from apps_registry.tokens import hash_api_token
@@ -34,11 +36,50 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
 
-def user_can_change_app(*, user: User | AnonymousUser, app: App) -> bool:
-    """Whether ``user`` may upload versions of ``app``: its owner, or staff."""
+def user_can_change_app(
+    *, user: User | AnonymousUser, app: App, publisher: Namespace | None = None
+) -> bool:
+    """Whether ``user`` may upload versions of ``app``: its owner, an owner of its
+    namespace (co-owners publish together), or staff. A query only when the user is
+    neither staff nor the app's owner, and ``publisher`` (``publisher_of(app=app)``,
+    its owners prefetched) is not given."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
-    return bool(user.is_staff) or app.owner_id == user.pk
+    if user.is_staff or app.owner_id == user.pk:
+        return True
+    if publisher is not None and publisher.name == app.namespace:
+        return any(owner.pk == user.pk for owner in publisher.owners.all())
+    return Namespace.objects.filter(name=app.namespace, owners=user).exists()
+
+
+def publisher_of(*, app: App) -> Namespace | None:
+    """The namespace of ``app`` with its owners (two queries), as the app page names the
+    publisher; None for an app whose namespace has no row (none since migration 0004)."""
+    return Namespace.objects.filter(name=app.namespace).prefetch_related("owners").first()
+
+
+def namespace_for_owner(*, user: User | AnonymousUser, name: str) -> Namespace:
+    """The namespace ``name`` if ``user`` is one of its owners, else ``Http404`` (a
+    namespace's owners are not disclosed to others by this page)."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        raise Http404("No such namespace.")
+    found = Namespace.objects.filter(name=name, owners=user).first()
+    if found is None:
+        raise Http404("No such namespace.")
+    return found
+
+
+def owners_of(*, namespace: Namespace) -> QuerySet[Any]:
+    return namespace.owners.order_by("email", "pk")
+
+
+def namespaces_of_owner(*, user: User) -> QuerySet[Namespace]:
+    """The namespaces ``user`` owns (each one publishes under it)."""
+    return Namespace.objects.filter(owners=user).order_by("name")
+
+
+def apps_in_namespace(*, namespace: Namespace) -> QuerySet[App]:
+    return App.objects.filter(namespace=namespace.name).order_by("name")
 
 
 def app_for_user(
@@ -195,9 +236,37 @@ def api_token_for(*, token: str) -> ApiToken | None:
     return row if row is not None and row.user.is_active else None
 
 
+def live_runner_tokens(*, runner: Runner, now: Any = None) -> QuerySet[RunnerToken]:
+    """``runner``'s tokens that work: not revoked, not expired."""
+    now = now or timezone.now()
+    return runner.tokens.filter(revoked_at__isnull=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+
+
 def runner_token_for(*, token: str) -> RunnerToken | None:
-    """The live (not revoked) runner token that ``token`` is, or None."""
-    return _by_hash(RunnerToken.objects.filter(revoked_at__isnull=True), token)
+    """The live (not revoked, not expired) runner token that ``token`` is, with its
+    runner, or None."""
+    now = timezone.now()
+    rows = RunnerToken.objects.select_related("runner").filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now), revoked_at__isnull=True
+    )
+    return _by_hash(rows, token)
+
+
+def runner_by_name(*, name: str) -> Runner | None:
+    return Runner.objects.filter(name=name).first()
+
+
+def runner_scope_check(*, runner_token: RunnerToken, app: str) -> None:
+    """Refuse (``RunnerScopeError``, 403 ``runner_scope``) an app ``namespace/name``
+    outside the scope of the token's runner. Judged on the name asked for, before the
+    app is looked up: a runner learns nothing of apps outside its scope."""
+    runner = runner_token.runner
+    namespace = app.partition("/")[0]
+    if runner.all_namespaces or namespace in runner.namespaces:
+        return
+    raise RunnerScopeError(namespace)
 
 
 def user_by_email(*, email: str) -> User | None:

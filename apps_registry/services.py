@@ -7,9 +7,10 @@ Keyword-only, transactional. Who may change an app is decided in one place,
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
@@ -17,8 +18,15 @@ from django.db.models import Max
 from django.utils import timezone
 from yaml.nodes import Node
 
-from apps_registry import selectors
-from apps_registry.errors import AppOwnershipError, ManifestRejectedError
+from apps_registry import app_settings, selectors
+from apps_registry.errors import (
+    AppOwnershipError,
+    ManifestRejectedError,
+    NamespaceOwnedError,
+    NamespaceOwnerError,
+    NamespaceReservedError,
+    RunnerTokenError,
+)
 from apps_registry.manifest import (
     SLUG_RE,
     Claim,
@@ -30,7 +38,7 @@ from apps_registry.manifest import (
     decode_manifest_text,
     validate_manifest_tree,
 )
-from apps_registry.models import ApiToken, App, ManifestVersion, RunnerToken
+from apps_registry.models import ApiToken, App, ManifestVersion, Namespace, Runner, RunnerToken
 from apps_registry.serialization import manifest_as_json, problems_as_json
 from apps_registry.tokens import (
     hash_api_token,
@@ -40,9 +48,10 @@ from apps_registry.tokens import (
     runner_prefix_of,
 )
 from integrations import selectors as integrations_selectors
+from integrations.audit import audit_record
 from integrations.connections import refresh
 from integrations.errors import IntegrationError
-from integrations.models import Connection
+from integrations.models import AuditEvent, Connection
 from integrations.providers import registry
 
 # --- namespaces -------------------------------------------------------------------------
@@ -59,9 +68,9 @@ def derive_default_namespace(*, username: str, user_id: int) -> str:
 
     The username made a slug (lowercase; runs of other characters become ``-``;
     trimmed to 64 characters, starting and ending with a letter or digit), or
-    ``user-<id>`` when nothing of it is left. Namespaces are not reserved: each app
-    is owned on its own, so two users whose usernames give the same slug share the
-    namespace, never an app.
+    ``user-<id>`` when nothing of it is left. The first of two users whose usernames
+    give the same slug claims it (``namespace_claim``); the other must name another
+    namespace in the manifest.
     """
     slug = _NOT_SLUG_CHARS.sub("-", username.lower())[:64].strip("-_")
     return slug if SLUG_RE.fullmatch(slug) else f"user-{user_id}"
@@ -69,6 +78,118 @@ def derive_default_namespace(*, username: str, user_id: int) -> str:
 
 def default_namespace_for(user: User) -> str:
     return derive_default_namespace(username=user.get_username(), user_id=user.pk)
+
+
+def namespace_claim(*, user: User, name: str) -> Namespace:
+    """The namespace ``name``, locked, for an upload by ``user``; call inside the
+    upload's transaction.
+
+    A namespace nobody has yet is created and owned by ``user``; two first uploads at
+    once: the unique name lets one create it, the other then finds it owned (and is
+    refused unless it is the same user). Staff upload anywhere (a namespace they
+    create is theirs, and reserved when its name is in ``APPS_RESERVED_NAMESPACES``).
+    Refused: a reserved name, or a namespace without owners (``NamespaceReservedError``:
+    ask staff), and another publisher's namespace (``NamespaceOwnedError``, naming the
+    owners to ask).
+    """
+    staff = bool(user.is_staff)
+    reserved_names = app_settings.reserved_namespaces()
+    found = Namespace.objects.select_for_update().filter(name=name).first()
+    if found is None:
+        if name in reserved_names and not staff:
+            raise NamespaceReservedError(name)
+        try:
+            with transaction.atomic():
+                found = Namespace.objects.create(
+                    name=name, created_by=user, reserved=name in reserved_names
+                )
+                found.owners.add(user)
+                return found
+        except IntegrityError:
+            # Claimed by another upload meanwhile: judged as an existing one below.
+            found = Namespace.objects.select_for_update().get(name=name)
+    if staff:
+        return found
+    owners = list(found.owners.order_by("email", "pk").values_list("pk", "email"))
+    if any(pk == user.pk for pk, _ in owners):
+        return found
+    if found.reserved or not owners:
+        raise NamespaceReservedError(name)
+    raise NamespaceOwnedError(
+        name, owners=[email or "the owner (no email on file)" for _, email in owners]
+    )
+
+
+def namespace_owner_add(*, namespace: Namespace, by: User, email: str) -> User:
+    """Make the user with ``email`` a co-owner of ``namespace``; ``by`` is an owner (the
+    caller got the namespace through ``selectors.namespace_for_owner``). Refused
+    (``NamespaceOwnerError``) when no account has the email: they sign up first."""
+    user = selectors.user_by_email(email=email)
+    if user is None or not user.is_active:
+        raise NamespaceOwnerError(
+            f"No account has the email {email.strip()}: ask them to sign up first, "
+            "then add them again."
+        )
+    with transaction.atomic():
+        if not namespace.owners.filter(pk=user.pk).exists():
+            namespace.owners.add(user)
+            _audit_owners(
+                kind=AuditEvent.Kind.NAMESPACE_OWNER_ADDED, namespace=namespace, by=by, owner=user
+            )
+    return user
+
+
+def namespace_owner_remove(*, namespace: Namespace, by: User, owner_id: int) -> None:
+    """Remove an owner of ``namespace`` (``by`` is an owner, or staff). The last owner
+    stays (``NamespaceOwnerError``): a namespace without owners is staff's to give."""
+    with transaction.atomic():
+        locked = Namespace.objects.select_for_update().get(pk=namespace.pk)
+        owner = locked.owners.filter(pk=owner_id).first()
+        if owner is None:
+            raise NamespaceOwnerError("That user is not an owner of this namespace.")
+        if locked.owners.count() == 1:
+            raise NamespaceOwnerError(
+                f"You are the last owner of {locked.name}: add another owner first, or ask "
+                "the platform's staff to take the namespace over."
+            )
+        locked.owners.remove(owner)
+        _audit_owners(
+            kind=AuditEvent.Kind.NAMESPACE_OWNER_REMOVED, namespace=locked, by=by, owner=owner
+        )
+
+
+def namespace_owners_set(*, namespace: Namespace, owners: Iterable[User], by: User) -> None:
+    """Staff's edit of ``namespace``'s owners (the admin): each added and removed owner
+    audited. No owners at all is allowed here: the namespace is then staff's to give."""
+    wanted = {u.pk: u for u in owners}
+    with transaction.atomic():
+        current = {u.pk: u for u in namespace.owners.all()}
+        for pk in wanted.keys() - current.keys():
+            namespace.owners.add(wanted[pk])
+            _audit_owners(
+                kind=AuditEvent.Kind.NAMESPACE_OWNER_ADDED,
+                namespace=namespace,
+                by=by,
+                owner=wanted[pk],
+            )
+        for pk in current.keys() - wanted.keys():
+            namespace.owners.remove(current[pk])
+            _audit_owners(
+                kind=AuditEvent.Kind.NAMESPACE_OWNER_REMOVED,
+                namespace=namespace,
+                by=by,
+                owner=current[pk],
+            )
+
+
+def _audit_owners(*, kind: str, namespace: Namespace, by: User, owner: User) -> None:
+    audit_record(
+        kind=kind,
+        provider="",
+        user=owner,
+        account=owner.email,
+        detail={"namespace": namespace.name, "by": by.pk, "by_email": by.email},
+    )
 
 
 # --- uploads ------------------------------------------------------------------------
@@ -80,9 +201,11 @@ def manifest_upload(*, user: User, text: str | bytes, app: App | None = None) ->
     The app is ``app`` when given (the manifest must then name it: its ``name``, and
     its ``namespace`` unless absent), else the manifest's ``namespace/name``, the
     namespace defaulting to the uploader's (``default_namespace_for``) when absent or
-    ``""``. A new app is
-    owned by ``user``; an existing one takes new versions from its owner or staff
-    only, else ``AppOwnershipError`` and nothing is stored.
+    ``""``. The namespace must be ``user``'s (``namespace_claim``: a new one is claimed
+    by this upload, in its transaction), else ``NamespaceOwnedError`` or
+    ``NamespaceReservedError`` and nothing is stored. A new app is owned by ``user``;
+    an existing one takes new versions from its owner, its namespace's owners or
+    staff only, else ``AppOwnershipError`` and nothing is stored.
 
     A manifest that fails validation is still kept, as an invalid version with its
     ``errors``, when the app can be told (from ``app`` or its YAML); it never becomes
@@ -143,6 +266,7 @@ def manifest_upload(*, user: User, text: str | bytes, app: App | None = None) ->
         name = claim.name
 
     with transaction.atomic():
+        namespace_claim(user=user, name=namespace)
         target = _app_for_upload(user=user, namespace=namespace, name=name)
         last = target.versions.aggregate(last=Max("number"))["last"] or 0
         version = ManifestVersion.objects.create(
@@ -224,17 +348,99 @@ def runner_token_touch(*, runner_token: RunnerToken) -> None:
     _touch(runner_token)
 
 
-def runner_token_create(*, name: str, created_by: Any = None) -> tuple[RunnerToken, str]:
-    """Make a runner token; return the row and the token, shown once (only its hash
-    is stored)."""
-    token = make_runner_token()
-    row = RunnerToken.objects.create(
-        name=name,
-        prefix=runner_prefix_of(token),
-        token_hash=hash_api_token(token),
-        created_by=created_by,
-    )
+# A runner holds at most this many live tokens: the current one and the one replacing it.
+MAX_LIVE_RUNNER_TOKENS = 2
+
+
+def runner_scope_names(*, namespaces: Sequence[str], all_namespaces: bool) -> list[str]:
+    """A runner's namespaces, checked: exactly one of ``namespaces`` and
+    ``all_namespaces`` (the scope is never implied), each a namespace's name."""
+    names = sorted({n.strip().lower() for n in namespaces if n.strip()})
+    if all_namespaces == bool(names):
+        raise RunnerTokenError(
+            "Give the runner a scope: the namespaces it may serve (e.g. acme), or all "
+            "namespaces, not both and not neither."
+        )
+    bad = [n for n in names if not SLUG_RE.fullmatch(n)]
+    if bad:
+        raise RunnerTokenError(f"Not a namespace: {', '.join(bad)[:200]}.")
+    return names
+
+
+def runner_create(
+    *,
+    name: str,
+    namespaces: Sequence[str] = (),
+    all_namespaces: bool = False,
+    created_by: User | None = None,
+) -> Runner:
+    """A runner allowed the apps of ``namespaces``, or of every namespace when
+    ``all_namespaces``: the scope is always explicit (``RunnerTokenError`` for none, or
+    a taken name)."""
+    names = runner_scope_names(namespaces=namespaces, all_namespaces=all_namespaces)
+    try:
+        with transaction.atomic():
+            return Runner.objects.create(
+                name=name, namespaces=names, all_namespaces=all_namespaces, created_by=created_by
+            )
+    except IntegrityError:
+        raise RunnerTokenError(
+            f"A runner named {name} exists: issue it a new token instead (admin → Runners)."
+        ) from None
+
+
+def runner_token_issue(
+    *, runner: Runner, expires_at: datetime | None = None, created_by: User | None = None
+) -> tuple[RunnerToken, str]:
+    """A new token for ``runner``; return the row and the token, shown once (only its
+    hash is stored). The runner's other live token stays valid until revoked, so that
+    it can be rotated; a third live one is refused (``RunnerTokenError``)."""
+    now = timezone.now()
+    if expires_at is not None and expires_at <= now:
+        raise RunnerTokenError("The expiry is in the past: pick a later one.")
+    with transaction.atomic():
+        # The runner's row lock: two issues at once cannot both pass the count.
+        Runner.objects.select_for_update().filter(pk=runner.pk).first()
+        if selectors.live_runner_tokens(runner=runner, now=now).count() >= MAX_LIVE_RUNNER_TOKENS:
+            raise RunnerTokenError(
+                f"The runner {runner.name} has {MAX_LIVE_RUNNER_TOKENS} live tokens already: "
+                "revoke the old one first (admin → Runner tokens)."
+            )
+        token = make_runner_token()
+        row = RunnerToken.objects.create(
+            runner=runner,
+            prefix=runner_prefix_of(token),
+            token_hash=hash_api_token(token),
+            created_by=created_by,
+            expires_at=expires_at,
+        )
     return row, token
+
+
+def runner_token_create(
+    *,
+    name: str,
+    namespaces: Sequence[str] = (),
+    all_namespaces: bool = False,
+    expires_at: datetime | None = None,
+    created_by: User | None = None,
+) -> tuple[RunnerToken, str]:
+    """A new runner ``name`` with its scope (``runner_create``) and its first token
+    (``runner_token_issue``), in one transaction."""
+    with transaction.atomic():
+        runner = runner_create(
+            name=name, namespaces=namespaces, all_namespaces=all_namespaces, created_by=created_by
+        )
+        return runner_token_issue(runner=runner, expires_at=expires_at, created_by=created_by)
+
+
+def runner_scope_set(
+    *, runner: Runner, namespaces: Sequence[str] = (), all_namespaces: bool = False
+) -> None:
+    """Change what ``runner`` may serve (staff, the admin); explicit as at creation."""
+    names = runner_scope_names(namespaces=namespaces, all_namespaces=all_namespaces)
+    Runner.objects.filter(pk=runner.pk).update(namespaces=names, all_namespaces=all_namespaces)
+    runner.namespaces, runner.all_namespaces = names, all_namespaces
 
 
 def runner_token_revoke(*, runner_token: RunnerToken) -> None:

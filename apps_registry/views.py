@@ -20,8 +20,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps_registry import selectors, services
 from apps_registry.display import annotate_lines, describe_problem
-from apps_registry.errors import AppOwnershipError, ManifestRejectedError
-from apps_registry.forms import ManifestUploadForm
+from apps_registry.errors import (
+    AppOwnershipError,
+    ManifestRejectedError,
+    NamespaceOwnedError,
+    NamespaceOwnerError,
+    NamespaceReservedError,
+)
+from apps_registry.forms import ManifestUploadForm, NamespaceOwnerForm
 from apps_registry.limits import MAX_ENVELOPE_BYTES, MAX_MANIFEST_BYTES, content_length
 from apps_registry.manifest import ManifestProblem
 from apps_registry.serialization import problems_from_json, requirements_from_json
@@ -35,7 +41,8 @@ if TYPE_CHECKING:
 @login_required
 def app_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     apps = selectors.apps_of_owner(user=request.user)
-    return render(request, "apps_registry/list.html", {"apps": apps})
+    namespaces = selectors.namespaces_of_owner(user=request.user)
+    return render(request, "apps_registry/list.html", {"apps": apps, "namespaces": namespaces})
 
 
 def app_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
@@ -44,7 +51,8 @@ def app_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
     app = selectors.app_for_user(user=request.user, namespace=namespace, name=name)
     version = app.current_version
     parsed = version.parsed if version is not None else {}
-    can_change = selectors.user_can_change_app(user=request.user, app=app)
+    publisher = selectors.publisher_of(app=app)
+    can_change = selectors.user_can_change_app(user=request.user, app=app, publisher=publisher)
     context: dict[str, Any] = {
         "app": app,
         "version": version,
@@ -57,6 +65,10 @@ def app_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
             else None
         ),
         "can_change": can_change,
+        "publisher": publisher,
+        "owns_namespace": publisher is not None
+        and request.user.is_authenticated
+        and any(o.pk == request.user.pk for o in publisher.owners.all()),
         "versions": (
             list(selectors.versions_of_app(app=app).defer("raw_text", "parsed")[:20])
             if can_change
@@ -133,7 +145,8 @@ def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     manifest = form.cleaned_data["manifest"]
     try:
         version = services.manifest_upload(user=request.user, text=manifest)
-    except AppOwnershipError as exc:
+    except (AppOwnershipError, NamespaceOwnedError, NamespaceReservedError) as exc:
+        # The text stays in the form, with who to ask.
         return _upload_problems(request, manifest, [], refusal=str(exc), status=403)
     except ManifestRejectedError as exc:
         return _upload_problems(request, manifest, exc.problems)
@@ -177,3 +190,48 @@ def _upload_problems(
         "refusal": refusal,
     }
     return render(request, "apps_registry/upload.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def namespace_detail(request: AuthenticatedHttpRequest, name: str) -> HttpResponse:
+    """A namespace's owners, for its owners only (404 for anyone else): add a co-owner by
+    email, remove one (never the last)."""
+    namespace = selectors.namespace_for_owner(user=request.user, name=name)
+    form = NamespaceOwnerForm()
+    status, refusal = 200, ""
+    if request.method == "POST":
+        try:
+            if "remove" in request.POST:
+                owner_id = request.POST.get("remove", "")
+                if not owner_id.isdigit() or len(owner_id) > 18:
+                    raise NamespaceOwnerError("That user is not an owner of this namespace.")
+                services.namespace_owner_remove(
+                    namespace=namespace, by=request.user, owner_id=int(owner_id)
+                )
+                messages.success(request, "Owner removed.")
+                if owner_id == str(request.user.pk):
+                    return redirect("apps_registry:list")
+                return redirect("apps_registry:namespace", name=namespace.name)
+            form = NamespaceOwnerForm(request.POST)
+            if form.is_valid():
+                added = services.namespace_owner_add(
+                    namespace=namespace, by=request.user, email=form.cleaned_data["email"]
+                )
+                messages.success(request, f"{added.email} is now an owner of {namespace.name}.")
+                return redirect("apps_registry:namespace", name=namespace.name)
+            status = 400
+        except NamespaceOwnerError as exc:
+            if form.is_bound:
+                form.add_error(None, str(exc))
+            else:
+                refusal = str(exc)
+            status = 400
+    context = {
+        "namespace": namespace,
+        "owners": list(selectors.owners_of(namespace=namespace)),
+        "apps": list(selectors.apps_in_namespace(namespace=namespace)),
+        "form": form,
+        "refusal": refusal,
+    }
+    return render(request, "apps_registry/namespace.html", context, status=status)

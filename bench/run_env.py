@@ -307,7 +307,7 @@ class Bench:
         owner = User.objects.create_user(username="owner", email="owner@example.com")
         version = services.manifest_upload(user=owner, text=MANIFEST)
         assert version.valid and version.app.slug == APP, version.errors
-        _, self.runner_token = services.runner_token_create(name="bench")
+        _, self.runner_token = services.runner_token_create(name="bench", all_namespaces=True)
 
         self.user = User.objects.create_user(username="runs", email="runs@example.com")
         now = timezone.now()

@@ -412,9 +412,15 @@ def story(hub: str, manage: Manage, *, email: str) -> int:
     say(f"current version: {version['current']}")
 
     step("5. A runner asks for the run environment")
-    runner_token = manage("create_runner_token", "run-story")
+    # A runner of its own per run (names are unique), scoped to the example's namespace,
+    # its token expiring tomorrow.
+    runner_name = f"run-story-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    runner_token = manage(
+        "create_runner_token", runner_name, "--namespace", "examples", "--expires-in", "1"
+    )
     say(
-        f"runner token made with manage.py create_runner_token (sha256 {fingerprint(runner_token)})"
+        f"runner token made with manage.py create_runner_token {runner_name} --namespace "
+        f"examples --expires-in 1 (sha256 {fingerprint(runner_token)})"
     )
     client = HubClient(hub, token=runner_token)
     try:

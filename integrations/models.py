@@ -116,6 +116,9 @@ class AuditEvent(models.Model):
         SERVICE_ACCOUNT_REJECTED = "service_account_rejected", "Service account rejected"
         # A runner was handed an app run's environment (the keys, never the values).
         RUN_ENVIRONMENT = "run_environment", "Run environment"
+        # An owner of an app namespace added or removed (``detail``: namespace, by whom).
+        NAMESPACE_OWNER_ADDED = "namespace_owner_added", "Namespace owner added"
+        NAMESPACE_OWNER_REMOVED = "namespace_owner_removed", "Namespace owner removed"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(

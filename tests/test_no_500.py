@@ -30,7 +30,7 @@ GOOD_KEY = "aTxPN3GzW8yqUt1mDcBkFWnHQWb5w4EqTfsgtW2Lj3s="
 @pytest.mark.parametrize("user", [HUGE, str(2**63), "9" * 254])
 def test_run_env_with_a_user_id_beyond_64_bits_is_404(alice, user):
     services.manifest_upload(user=alice, text="namespace: acme\nname: a\n")
-    token = services.runner_token_create(name="r")[1]
+    token = services.runner_token_create(name="r", all_namespaces=True)[1]
     resp = Client().post(
         "/api/v1/run-environments/",
         json.dumps({"user": user, "app": "acme/a"}),

@@ -2,12 +2,13 @@
 
 Runners authenticate with a runner token (``Authorization: Bearer ihub_run_…``), made
 by staff in the admin and shown once; only its SHA-256 is stored, looked up by hash
-and compared in constant time.
+and compared in constant time. A revoked or expired token is 401; an app outside the
+runner's scope (its namespaces) is 403 ``runner_scope``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
@@ -32,19 +33,26 @@ from apps_registry.api.parsers import BoundedJSONParser
 from apps_registry.run_env import run_environment_build, run_target
 from apps_registry.tokens import RUNNER_TOKEN_PREFIX
 
+if TYPE_CHECKING:
+    from apps_registry.models import RunnerToken
+
+
+_REFUSED = "Invalid, expired or revoked runner token."
+
 
 class RunnerAuthentication(BaseAuthentication):
-    """``Authorization: Bearer ihub_run_...``: a live runner token, or 401."""
+    """``Authorization: Bearer ihub_run_...``: a live runner token, or 401 (one message
+    for unknown, revoked and expired tokens: it never repeats the token)."""
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         token = bearer_token(request, what="runner token")
         if token is None:
             return None
         if not token.startswith(RUNNER_TOKEN_PREFIX):
-            raise AuthenticationFailed("Invalid or revoked runner token.")
+            raise AuthenticationFailed(_REFUSED)
         row = selectors.runner_token_for(token=token)
         if row is None:
-            raise AuthenticationFailed("Invalid or revoked runner token.")
+            raise AuthenticationFailed(_REFUSED)
         services.runner_token_touch(runner_token=row)
         return (None, row)
 
@@ -169,7 +177,13 @@ class RunEnvironmentView(APIView):
         responses={
             200: _ENV,
             400: OpenApiResponse(_INVALID, description="Malformed request"),
-            401: OpenApiResponse(_API_ERROR, description="No runner token, or a bad one"),
+            401: OpenApiResponse(
+                _API_ERROR, description="No runner token, or a bad, expired or revoked one"
+            ),
+            403: OpenApiResponse(
+                _ERROR,
+                description="`runner_scope`: the app's namespace is outside the runner's scope",
+            ),
             404: OpenApiResponse(_ERROR, description="No such user, app or version"),
             409: OpenApiResponse(_MISSING, description="Not authorized yet"),
             413: OpenApiResponse(_API_ERROR, description="The body is over its size limit"),
@@ -189,13 +203,16 @@ class RunEnvironmentView(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         data = body.validated_data
-        # Errors (404, 409, 502, 503) are answered by ``api.errors.exception_handler``.
+        runner_token = cast("RunnerToken", request.auth)  # IsRunner: the authenticator's row
+        # Errors (403, 404, 409, 502, 503) are answered by ``api.errors.exception_handler``.
+        selectors.runner_scope_check(runner_token=runner_token, app=data["app"])
         manifest = run_target(app=data["app"], version=data.get("version"))
         run = run_environment_build(
             user=data["user"],
             manifest=manifest,
             connections=data.get("connections"),
-            runner=str(getattr(request.auth, "name", "")),
+            # The audit log names the runner and which of its tokens: "name (prefix…)".
+            runner=str(runner_token),
         )
         return Response(
             {

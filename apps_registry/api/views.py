@@ -1,6 +1,6 @@
 """API endpoints: thin, like the pages. Upload answers 201 with the version, 422 with
-the problems, 403 for another user's app, 413 for a body over its limit; never 500
-for anything a client sends."""
+the problems, 403 for another publisher's or a reserved namespace, 413 for a body over
+its limit; never 500 for anything a client sends."""
 
 from __future__ import annotations
 
@@ -41,7 +41,10 @@ class ManifestUploadView(APIView):
         description=(
             "Stores the manifest as the next version of the app it names "
             "(`namespace/name`; without `namespace`, the uploader's default namespace). "
-            "A new app is owned by the uploader; only its owner or staff upload versions. "
+            "The namespace must be the uploader's: a new one is claimed by its first "
+            "uploader, a reserved one (`APPS_RESERVED_NAMESPACES`, or marked by staff) is "
+            "staff's. A new app is owned by the uploader; its owner, its namespace's owners "
+            "and staff upload versions. "
             "The body is the manifest as `text/plain` (at most 64 KiB), or JSON "
             '`{"text": "..."}`. A manifest that fails validation is kept as an invalid '
             "version when it names its app (422 with `number`), or refused without "
@@ -55,7 +58,11 @@ class ManifestUploadView(APIView):
             201: VersionSerializer,
             400: OpenApiResponse(description="Malformed JSON, or no `text`"),
             401: OpenApiResponse(description="No token, or a bad or revoked one"),
-            403: OpenApiResponse(description="The app belongs to another user"),
+            403: OpenApiResponse(
+                description="`namespace_owned`: the namespace belongs to other publishers "
+                "(the detail names the owners to ask); `namespace_reserved`: only staff "
+                "upload into it"
+            ),
             413: OpenApiResponse(description="The body is over its size limit"),
             415: OpenApiResponse(description="Neither text/plain nor application/json"),
             422: OpenApiResponse(

@@ -397,6 +397,13 @@ def enable_sandbox(installed_apps: list[str]) -> dict:
 
 
 # --- apps registry / API ------------------------------------------------------------
+# Namespaces no upload may claim (only staff upload there, and assign owners): the
+# built-in providers' ids and the platform's own words, so that a fresh install is not
+# open to anyone claiming `google`. Staff reserve more in the admin.
+APPS_RESERVED_NAMESPACES = env.list(
+    "APPS_RESERVED_NAMESPACES",
+    default=["google", "x", "discord", "gcp", "admin", "api", "staff", "www", "apps", "platform"],
+)
 # The JSON API for CI uploads: Django REST framework with drf-spectacular's OpenAPI
 # schema (/api/schema/). Authentication is by our own hashed API tokens
 # (apps_registry.models.ApiToken), not DRF's authtoken, which keeps tokens in clear.

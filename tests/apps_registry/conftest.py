@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 
 from apps_registry import services
+from apps_registry.models import Namespace
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "manifests"
 REAL = {path.name: path.read_text() for path in sorted(FIXTURES.glob("*.inf.yml"))}
@@ -26,6 +27,14 @@ integrations:
     description: Find the spreadsheet in Drive
     optional: true
 """
+
+
+def own_namespaces(user: Any, *names: str) -> None:
+    """Make ``user`` an owner of the namespaces ``names``, as staff do in the admin: the
+    real manifests publish into reserved ones (``google``, ``x``, ``discord``)."""
+    for name in names:
+        namespace, _ = Namespace.objects.get_or_create(name=name, defaults={"reserved": True})
+        namespace.owners.add(user)
 
 
 @pytest.fixture

@@ -143,7 +143,8 @@ def test_another_users_app_is_403(api, alice, bob_token, upload):
     upload(alice)
     resp = post_text(api, bob_token, REPORT)
     assert resp.status_code == 403
-    assert "belongs to another user" in resp.json()["detail"]
+    assert resp.json()["error"] == "namespace_owned"
+    assert "Ask alice@example.com to add you" in resp.json()["detail"]
     assert ManifestVersion.objects.count() == 1
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def test_a_run_target_not_found_is_answered_by_the_handler(bob, caplog):
     caplog.set_level(logging.DEBUG, logger="apps_registry.api.errors")
-    runner = services.runner_token_create(name="runner-test")[1]
+    runner = services.runner_token_create(name="runner-test", all_namespaces=True)[1]
     resp = Client().post(
         "/api/v1/run-environments/",
         json.dumps({"user": str(bob.pk), "app": "acme/none"}),

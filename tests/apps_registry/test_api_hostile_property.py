@@ -68,11 +68,12 @@ def rows(alice, bob) -> dict[str, Any]:
         scopes=["openid", "email"],
     )
     secret_set(user=bob, key="FAL_KEY", value="fal-secret-value")
+    runner = services.runner_token_create(name="h", all_namespaces=True)[1]
     return {
         "api": {
             "HTTP_AUTHORIZATION": f"Bearer {services.api_token_create(user=alice, name='h')[1]}"
         },
-        "runner": {"HTTP_AUTHORIZATION": f"Bearer {services.runner_token_create(name='h')[1]}"},
+        "runner": {"HTTP_AUTHORIZATION": f"Bearer {runner}"},
     }
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from apps_registry import services
 
-from .conftest import REAL
+from .conftest import REAL, own_namespaces
 from .test_manifest_property import mutated_manifests, retyped_manifests
 
 pytestmark = pytest.mark.django_db
@@ -63,6 +63,7 @@ content_types = st.sampled_from(
 def clients(alice, bob) -> dict[str, Any]:
     """Alice signed in on the web, her API token, and an app of Bob's that she may not
     change (so that ownership refusals are among the answers)."""
+    own_namespaces(bob, "google")
     services.manifest_upload(user=bob, text=REAL["api-google-sheets.inf.yml"])
     web = Client()
     web.force_login(alice)

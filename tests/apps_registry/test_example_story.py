@@ -112,7 +112,7 @@ def test_the_app_reads_the_sheet_and_a_grant_revoked_at_google_asks_for_reconnec
     manifest = (ROOT / "examples" / "sheets_reader" / "inf.yml").read_text()
     version = story.upload_manifest(site, api_token=api_token, text=manifest)
     assert (version["app"], version["valid"], version["current"]) == (APP, True, True)
-    runner_token = services.runner_token_create(name="runner-e2e")[1]
+    runner_token = services.runner_token_create(name="runner-e2e", all_namespaces=True)[1]
     runner = HubClient(site, token=runner_token, session=http())
     run = runner.run_environment(user=email, app=APP)
     assert set(run.env) == GOOGLE_ENV

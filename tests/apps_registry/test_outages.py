@@ -43,7 +43,7 @@ def _no_retry_limits_left_over():
 
 @pytest.fixture
 def runner() -> str:
-    return services.runner_token_create(name="runner-test")[1]
+    return services.runner_token_create(name="runner-test", all_namespaces=True)[1]
 
 
 @pytest.fixture

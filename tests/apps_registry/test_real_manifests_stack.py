@@ -23,7 +23,7 @@ from integrations.providers import registry
 from integrations.secrets import secret_set
 from tests.integrations.factories import ConnectionFactory
 
-from .conftest import FIXTURES, bearer
+from .conftest import FIXTURES, bearer, own_namespaces
 
 pytestmark = pytest.mark.django_db
 API_UPLOAD = "/api/v1/manifests/"
@@ -74,6 +74,7 @@ def test_upload_refuses_a_staff_defined_providers_env_name(alice, upload):
 
 
 def test_the_real_discord_manifest_still_uploads(alice, upload):
+    own_namespaces(alice, "discord")
     text = (FIXTURES / "api-discord-message-send.inf.yml").read_text()
     assert upload(alice, text).valid
 
@@ -81,7 +82,7 @@ def test_the_real_discord_manifest_still_uploads(alice, upload):
 def test_run_env_never_takes_an_integrations_name_from_a_secret(alice, bob):
     """A secret row and a manifest declaring it, both stored before such names were
     refused: the run gets the connection's real token, never the secret."""
-    runner = services.runner_token_create(name="r")[1]
+    runner = services.runner_token_create(name="r", all_namespaces=True)[1]
     version = services.manifest_upload(
         user=alice,
         text="namespace: acme\nname: old\nintegrations:\n  - key: google.sheets.readonly\n"
@@ -115,7 +116,7 @@ def test_run_env_never_takes_an_integrations_name_from_a_secret(alice, bob):
 
 
 def test_run_env_skips_a_declared_reserved_secret_without_the_integration(alice, bob):
-    runner = services.runner_token_create(name="r")[1]
+    runner = services.runner_token_create(name="r", all_namespaces=True)[1]
     version = services.manifest_upload(user=alice, text="namespace: acme\nname: bare\n")
     ManifestVersion.objects.filter(pk=version.pk).update(
         parsed={
@@ -158,7 +159,8 @@ def test_api_upload_of_a_dotted_name_and_empty_namespace(api, alice, alice_token
     assert app.current_version is not None and app.owner == alice
 
 
-def test_api_upload_says_when_the_namespace_is_the_manifests(api, alice_token):
+def test_api_upload_says_when_the_namespace_is_the_manifests(api, alice, alice_token):
+    own_namespaces(alice, "google")
     text = "namespace: google\nname: gemini-2.0\n"
     resp = api.post(API_UPLOAD, text, content_type="text/plain", **bearer(alice_token))
     assert resp.status_code == 201
@@ -181,6 +183,7 @@ def test_page_upload_names_the_default_namespace_and_routes_the_dotted_name(alic
 
 
 def test_api_app_detail_and_run_api_with_a_dotted_name(api, alice, alice_token, bob):
+    own_namespaces(alice, "google")
     services.manifest_upload(
         user=alice,
         text="namespace: google\nname: model-2.5-flash\nsecrets:\n  - key: GEMINI_API_KEY\n",
@@ -189,7 +192,7 @@ def test_api_app_detail_and_run_api_with_a_dotted_name(api, alice, alice_token, 
     assert detail.status_code == 200 and detail.json()["name"] == "model-2.5-flash"
 
     secret_set(user=bob, key="GEMINI_API_KEY", value="gemini-key")
-    runner = services.runner_token_create(name="r")[1]
+    runner = services.runner_token_create(name="r", all_namespaces=True)[1]
     resp = run(runner, user=str(bob.pk), app="google/model-2.5-flash")
     assert resp.status_code == 200, resp.content
     assert resp.json()["env"] == {"GEMINI_API_KEY": "gemini-key"}

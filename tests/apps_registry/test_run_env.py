@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps_registry import services
+from apps_registry.models import RunnerToken
 from integrations.connections.store import connection_access_token
 from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.models import AuditEvent, Connection
@@ -55,7 +56,7 @@ GOOGLE_KEYS = {
 
 @pytest.fixture
 def runner() -> str:
-    return services.runner_token_create(name="runner-test")[1]
+    return services.runner_token_create(name="runner-test", all_namespaces=True)[1]
 
 
 @pytest.fixture
@@ -100,7 +101,10 @@ def test_only_the_declared_keys_with_fresh_tokens(runner, app, bob):
     assert data["app"] == "acme/digest" and data["version"] == 1
     event = AuditEvent.objects.get(kind="run_environment")
     assert event.user == bob and event.detail["keys"] == data["keys"]
-    assert event.detail["runner"] == "runner-test"
+    # The runner and which of its tokens: its name and the token's prefix, never the token.
+    token = RunnerToken.objects.get()
+    assert event.detail["runner"] == f"runner-test ({token.prefix}…)"
+    assert runner not in json.dumps(event.detail)
     assert "fal-secret-value" not in json.dumps(event.detail)
     assert "must-not-leak" not in resp.content.decode()
 
@@ -217,8 +221,6 @@ def test_runner_authentication(runner, app, bob, alice, monkeypatch):
     assert ask(runner, **body).status_code == 200
     assert compared and all(a == b for a, b in compared)  # the hashes, in constant time
 
-    from apps_registry.models import RunnerToken
-
     services.runner_token_revoke(runner_token=RunnerToken.objects.get())
     assert ask(runner, **body).status_code == 401
 
@@ -251,14 +253,14 @@ def test_an_email_two_accounts_share_is_refused(runner, app, alice, bob):
 
 def test_admin_makes_a_runner_token_and_shows_it_once(admin_client):
     resp = admin_client.post(
-        reverse("admin:apps_registry_runnertoken_add"), {"name": "runner-eu-1"}
+        reverse("admin:apps_registry_runnertoken_add"),
+        {"name": "runner-eu-1", "namespaces": "acme"},
     )
     assert resp.status_code == 200
     html = resp.content.decode()
     token = html.split('value="ihub_run_')[1].split('"')[0]
-    from apps_registry.models import RunnerToken
-
     row = RunnerToken.objects.get()
+    assert row.runner.namespaces == ["acme"] and not row.runner.all_namespaces
     assert token not in row.token_hash and row.prefix.startswith("ihub_run_")
     listing = admin_client.get(reverse("admin:apps_registry_runnertoken_changelist"))
     assert token not in listing.content.decode()

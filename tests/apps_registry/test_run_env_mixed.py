@@ -78,7 +78,7 @@ def ask(token: str, **body: object):
 
 def test_readiness_and_env_across_providers(alice, bob, x_provider, gcp_endpoint):
     services.manifest_upload(user=alice, text=MIXED)
-    runner = services.runner_token_create(name="r")[1]
+    runner = services.runner_token_create(name="r", all_namespaces=True)[1]
     ConnectionFactory.create(user=bob, scopes=["openid", "email", G + "spreadsheets.readonly"])
 
     body = ask(runner, user="bob@example.com", app="acme/everything").json()
@@ -141,7 +141,7 @@ integrations:
 
 def test_a_gcp_key_google_refuses_asks_for_a_new_key_not_a_500(alice, bob, gcp_endpoint):
     services.manifest_upload(user=alice, text=GCP_ONLY)
-    runner = services.runner_token_create(name="r")[1]
+    runner = services.runner_token_create(name="r", all_namespaces=True)[1]
     service_account_key_set(
         user=bob,
         purpose="gcp",
@@ -180,7 +180,7 @@ def test_a_provider_taking_users_own_clients_is_connectable_without_a_platform_c
     # "Your own OAuth app" mode: no platform client; each user brings theirs.
     ProviderDefinition.objects.create(**PRESETS["x"], enabled=True)
     services.manifest_upload(user=alice, text=X_ONLY)
-    runner = services.runner_token_create(name="r")[1]
+    runner = services.runner_token_create(name="r", all_namespaces=True)[1]
     body = ask(runner, user=str(bob.pk), app="acme/poster").json()
     assert [(m["key"], m["reason"]) for m in body["missing"]] == [
         ("x.tweet.write", "not_connected")
@@ -203,7 +203,7 @@ integrations:
 
 def test_a_refused_optional_gcp_key_leaves_gcp_out_and_the_run_goes_on(alice, bob, gcp_endpoint):
     services.manifest_upload(user=alice, text=GCP_OPTIONAL)
-    runner = services.runner_token_create(name="r")[1]
+    runner = services.runner_token_create(name="r", all_namespaces=True)[1]
     ConnectionFactory.create(user=bob, scopes=["openid", "email", G + "spreadsheets.readonly"])
     service_account_key_set(
         user=bob,
@@ -237,7 +237,7 @@ def test_a_provider_definition_deleted_under_its_connections_is_an_outage_not_a_
     built-in catalogue: the run cannot be given a token, and says so (503), rather than
     a 404 that means "no such user, app or version"."""
     services.manifest_upload(user=alice, text=X_ONLY)
-    runner = services.runner_token_create(name="r")[1]
+    runner = services.runner_token_create(name="r", all_namespaces=True)[1]
     conn = ConnectionFactory.create(
         user=bob, provider="x", scopes=["tweet.read", "tweet.write", "users.read", "offline.access"]
     )

@@ -189,7 +189,7 @@ def setup(make_user) -> tuple[Any, str]:
     )
     provider_definition_set_secret(definition=definition, secret="x-secret")
     user = make_user(EMAIL)
-    return user, services.runner_token_create(name="runner-property")[1]
+    return user, services.runner_token_create(name="runner-property", all_namespaces=True)[1]
 
 
 def ask(token: str) -> Any:

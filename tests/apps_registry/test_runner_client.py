@@ -25,7 +25,7 @@ V2 = V1 + "  - key: google.gmail.send\n"
 def hub(live_server, alice):
     services.manifest_upload(user=alice, text=V1)
     services.manifest_upload(user=alice, text=V2)  # version 2 is current
-    token = services.runner_token_create(name="client-test")[1]
+    token = services.runner_token_create(name="client-test", all_namespaces=True)[1]
     return live_server.url, token
 
 

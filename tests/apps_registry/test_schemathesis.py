@@ -90,7 +90,7 @@ def tokens(alice, bob) -> dict[str, str]:
     secret_set(user=bob, key="FAL_KEY", value="fal-secret-value")
     return {
         "apiToken": services.api_token_create(user=alice, name="schemathesis")[1],
-        "runnerToken": services.runner_token_create(name="schemathesis")[1],
+        "runnerToken": services.runner_token_create(name="schemathesis", all_namespaces=True)[1],
     }
 
 

@@ -6,12 +6,12 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from apps_registry import selectors, services
-from apps_registry.errors import AppOwnershipError, ManifestRejectedError
+from apps_registry.errors import ManifestRejectedError, NamespaceOwnedError
 from apps_registry.manifest import MAX_MANIFEST_BYTES
 from apps_registry.models import ApiToken, App, ManifestVersion
 from apps_registry.services import derive_default_namespace
 
-from .conftest import REAL, REPORT
+from .conftest import REAL, REPORT, own_namespaces
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +63,7 @@ def test_an_invalid_first_upload_is_kept_but_the_app_has_no_current_version(alic
 
 
 def test_real_manifests_upload_valid_with_their_warnings(alice, upload):
+    own_namespaces(alice, "google", "x", "discord")
     for text in REAL.values():
         assert upload(alice, text).valid
     assert App.objects.count() == len(REAL)
@@ -93,9 +94,9 @@ def test_default_namespace_is_a_slug_of_the_username(username, expected):
 
 def test_another_users_app_is_refused_and_nothing_is_stored(alice, bob, upload):
     upload(alice)
-    with pytest.raises(AppOwnershipError, match="acme/report belongs to another user"):
+    with pytest.raises(NamespaceOwnedError, match=r"Ask alice@example\.com to add you"):
         upload(bob, REPORT.replace("Weekly", "Hijacked"))
-    with pytest.raises(AppOwnershipError):
+    with pytest.raises(NamespaceOwnedError):
         upload(bob, BROKEN_REPORT)  # not even as an invalid version
     assert ManifestVersion.objects.count() == 1
     current = App.objects.get().current_version

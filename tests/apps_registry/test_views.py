@@ -19,7 +19,7 @@ from integrations.core.catalogue import BUILTIN as catalogue
 from integrations.secrets import secret_set
 from tests.integrations.factories import ConnectionFactory
 
-from .conftest import REAL, REPORT
+from .conftest import REAL, REPORT, own_namespaces
 
 pytestmark = pytest.mark.django_db
 
@@ -114,6 +114,7 @@ def test_app_page_when_ready(client, alice, bob, upload):
 
 
 def test_app_page_offers_connect_without_a_connection_and_names_secrets(client, alice, bob, upload):
+    own_namespaces(alice, "google")
     upload(alice, REAL["api-falai-dia-tts.inf.yml"])
     upload(alice, REAL["api-google-sheets.inf.yml"])
     client.force_login(bob)
@@ -134,6 +135,7 @@ def test_app_page_offers_connect_without_a_connection_and_names_secrets(client, 
 
 
 def test_app_page_says_reconnect_for_an_ended_grant(client, alice, bob, upload):
+    own_namespaces(alice, "google")
     upload(alice, REAL["api-google-sheets.inf.yml"])
     ConnectionFactory.create(
         user=bob,
@@ -150,6 +152,7 @@ def test_app_page_says_reconnect_for_an_ended_grant(client, alice, bob, upload):
 
 
 def test_app_page_of_a_credential_app_says_what_to_bring(client, alice, upload):
+    own_namespaces(alice, "google")
     upload(alice, REAL["api-google-gcp-vertex-veo-3.inf.yml"])
     client.force_login(alice)
     html = client.get(reverse("apps_registry:app", args=["google", "veo-3-1"])).content.decode()
@@ -198,10 +201,11 @@ def test_app_page_query_count_is_pinned(client, alice, bob, upload):
     for i in range(5):
         secret_set(user=bob, key=f"KEY_{i}", value="v")
     many = _queries(client, REPORT_URL)
-    # Session, user, the app (with its current version and owner), connections,
-    # secrets, and whatever integrations reads to know the connectable providers.
+    # Session, user, the app (with its current version and owner), its namespace and
+    # the namespace's owners (the publisher line), connections, secrets, and whatever
+    # integrations reads to know the connectable providers.
     assert one == many
-    assert one <= 6
+    assert one <= 8
     client.force_login(alice)  # the owner also reads the versions
     assert _queries(client, REPORT_URL) == one + 1
 
@@ -229,7 +233,8 @@ def test_paste_a_valid_manifest_goes_to_the_app_page_with_warnings(alice_client,
     ]
 
 
-def test_upload_a_file(alice_client):
+def test_upload_a_file(alice_client, alice):
+    own_namespaces(alice, "google")
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     data = REAL["api-google-gmail.inf.yml"].encode()
@@ -283,7 +288,10 @@ def test_another_users_app_is_refused(client, alice, bob, upload):
     client.force_login(bob)
     resp = client.post(UPLOAD, {"text": REPORT.replace("Weekly", "Hijacked")})
     assert resp.status_code == 403
-    assert "acme/report belongs to another user" in resp.content.decode()
+    html = resp.content.decode()
+    assert "The namespace acme belongs to another publisher" in html
+    assert "Ask alice@example.com to add you as a co-owner" in html
+    assert "Hijacked" in html  # what was typed stays in the form
     assert ManifestVersion.objects.count() == 1
 
 
@@ -338,6 +346,7 @@ def test_a_huge_body_is_refused_before_it_is_read(alice):
 
 
 def test_apps_list_shows_only_my_apps(client, alice, bob, upload):
+    own_namespaces(bob, "google")
     upload(alice)
     upload(bob, REAL["api-google-sheets.inf.yml"])
     upload(alice, "namespace: acme\nname: broken\nsecrets: 1\n")
@@ -346,6 +355,7 @@ def test_apps_list_shows_only_my_apps(client, alice, bob, upload):
     assert "acme/report" in html and "Weekly report" in html
     assert "acme/broken" in html and "no valid version" in html
     assert "google/sheets" not in html
+    assert 'Your namespaces: <a href="/namespaces/acme/">acme</a> (' in html
 
 
 def test_apps_list_query_count_is_pinned(client, alice, upload):
@@ -355,4 +365,5 @@ def test_apps_list_query_count_is_pinned(client, alice, upload):
     one = _queries(client, reverse("apps_registry:list"))
     for i in range(5):
         upload(alice, REPORT.replace("name: report", f"name: report-{i}"))
-    assert _queries(client, reverse("apps_registry:list")) == one == 3
+    # Session, user, the apps, the namespaces the user owns.
+    assert _queries(client, reverse("apps_registry:list")) == one == 4

@@ -597,7 +597,7 @@ def test_the_run_api_hands_out_the_narrowed_token_and_google_is_not_narrowed(
         user=alice,
         text="namespace: acme\nname: reader\nintegrations:\n  - key: acme.read\n",
     )
-    runner = apps.runner_token_create(name="r")[1]
+    runner = apps.runner_token_create(name="r", all_namespaces=True)[1]
     resp = Client().post(
         "/api/v1/run-environments/",
         _json.dumps({"user": str(bob.pk), "app": "acme/reader"}),
@@ -671,7 +671,7 @@ def test_a_run_with_an_own_client_connection_costs_no_extra_query(alice, bob, ac
     apps.manifest_upload(
         user=alice, text="namespace: acme\nname: reader\nintegrations:\n  - key: acme.read\n"
     )
-    runner = apps.runner_token_create(name="r")[1]
+    runner = apps.runner_token_create(name="r", all_namespaces=True)[1]
 
     def ask():
         return Client().post(

@@ -238,7 +238,7 @@ def test_celery_worker_and_beat_refresh_a_connection_about_to_expire(site, alice
     conn = sandbox_connection(alice, expires_in=timedelta(minutes=5))
     before = connection_access_token(connection=conn)
     app_services.manifest_upload(user=alice, text=RUN_MANIFEST)
-    runner = app_services.runner_token_create(name="runner-test")[1]
+    runner = app_services.runner_token_create(name="runner-test", all_namespaces=True)[1]
     queue = f"test-refresh-{tmp_path.name}"
     env = django_env(
         SITE_URL=site,
