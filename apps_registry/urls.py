@@ -31,6 +31,7 @@ urlpatterns = [
     path("apps/", views.app_list, name="list"),
     path("apps/upload/", views.upload, name="upload"),
     path("apps/<appslug:namespace>/<appslug:name>/", views.app_detail, name="app"),
+    path("apps/<appslug:namespace>/<appslug:name>/allow/", views.app_allow, name="app_allow"),
     path(
         "apps/<appslug:namespace>/<appslug:name>/retry/<int:connection_id>/",
         views.retry_now,

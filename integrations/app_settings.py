@@ -53,3 +53,17 @@ def service_account_loopback_http() -> bool:
     (tests run a token endpoint on 127.0.0.1). Off unless set: in production it would
     let a user make this server POST to its own loopback services."""
     return bool(settings.INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP)
+
+
+APP_AUTHORIZATION_MODES = ("per_app", "declared")
+
+
+def app_authorization() -> str:
+    """``per_app``: an app gets only what its user allowed it; ``declared``: everything
+    its manifest declares that the user has (running an app is the consent). Checked
+    by ``checks.app_authorization_check``."""
+    return str(settings.INTEGRATIONS_APP_AUTHORIZATION)
+
+
+def per_app_authorization() -> bool:
+    return app_authorization() != "declared"

@@ -236,6 +236,10 @@ INTEGRATIONS_SWEEP_BATCH_SIZE = env.int("INTEGRATIONS_SWEEP_BATCH_SIZE", default
 INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP = env.bool(
     "INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP", default=False
 )
+# Which items of a user's an app gets (docs/authorization.md): "per_app" (default) only
+# those the user allowed that app, once, on its page; "declared" everything its manifest
+# declares that the user has (for platforms where running an app is the consent).
+INTEGRATIONS_APP_AUTHORIZATION = env.str("INTEGRATIONS_APP_AUTHORIZATION", default="per_app")
 # Provider definitions are re-read from the database at most this often per process
 # (at once after a change made in the same process).
 INTEGRATIONS_PROVIDER_CACHE_SECONDS = env.float("INTEGRATIONS_PROVIDER_CACHE_SECONDS", default=5.0)
