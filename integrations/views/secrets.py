@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from integrations import secrets, selectors, service_accounts
+from integrations import app_authorization, secrets, selectors, service_accounts
 from integrations.core.service_account_keys import PURPOSE_GCP, PURPOSE_GOOGLE_SA
 from integrations.errors import InvalidSecretError, InvalidServiceAccountKeyError
 from integrations.types import AuthenticatedHttpRequest
@@ -38,10 +38,21 @@ def _secrets_page(request: AuthenticatedHttpRequest, form: SecretForm) -> HttpRe
         "integrations/secrets.html",
         {
             "settings_tab": "secrets",
-            "secrets": list(selectors.secrets_for_user(user=request.user)),
+            "secrets": _with_apps(request),
             "form": form,
         },
     )
+
+
+def _with_apps(request: AuthenticatedHttpRequest) -> list[Any]:
+    """The user's secrets, each with ``used_by``: the apps allowed to use it (two
+    queries in all)."""
+    used_by = app_authorization.apps_by_secret(user=request.user)
+    rows = list(selectors.secrets_for_user(user=request.user))
+    for secret in rows:
+        # A display attribute for the template only, never saved.
+        secret.used_by = used_by.get(secret.key, [])  # type: ignore[attr-defined]
+    return rows
 
 
 # Error reports (500 pages, admin emails) mask the write-only fields.
