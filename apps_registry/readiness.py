@@ -62,10 +62,10 @@ __all__ = [
     "Reason",
     "ToAllow",
     "assess_readiness",
-    "items_to_allow",
     "choose_connection",
     "grant_outage",
     "grant_serves",
+    "items_to_allow",
 ]
 
 

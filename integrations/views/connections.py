@@ -131,6 +131,8 @@ def _start(
             capabilities=form.cleaned_data["capabilities"],
             connection=connection,
             next_url=safe_next(request, form.cleaned_data.get("next")),
+            app=form.cleaned_data.get("app") or "",
+            app_version=form.cleaned_data.get("app_version") or 1,
         )
     except IntegrationError as exc:
         messages.error(request, str(exc))
@@ -259,9 +261,7 @@ def disconnect(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
             {
                 "connection": conn,
                 "provider_name": name,
-                "used_by": app_authorization.apps_by_connection(user=request.user).get(
-                    conn.pk, []
-                ),
+                "used_by": app_authorization.apps_by_connection(user=request.user).get(conn.pk, []),
             },
         )
     who = conn.account_email or conn.account_uid

@@ -39,7 +39,11 @@ secrets:
     optional: true
 """
 
-GOOGLE_KEYS = {"GOOGLE_OAUTH_ACCESS_TOKEN", "GOOGLE_OAUTH_TOKEN_EXPIRES_AT", "GOOGLE_OAUTH_CREDENTIALS"}
+GOOGLE_KEYS = {
+    "GOOGLE_OAUTH_ACCESS_TOKEN",
+    "GOOGLE_OAUTH_TOKEN_EXPIRES_AT",
+    "GOOGLE_OAUTH_CREDENTIALS",
+}
 PAGE = reverse("apps_registry:app", kwargs={"namespace": "acme", "name": "digest"})
 ALLOW = reverse("apps_registry:app_allow", kwargs={"namespace": "acme", "name": "digest"})
 
@@ -117,10 +121,16 @@ def test_a_run_gets_nothing_until_the_app_is_allowed(runner, app, bob):
 def test_optional_items_are_left_out_until_allowed(runner, app, bob):
     conn = ready(bob)
     AppAuthorization.objects.create(
-        user=bob, app="acme/digest", kind="capability", key="google.sheets.readonly",
-        connection=conn, version=1,
+        user=bob,
+        app="acme/digest",
+        kind="capability",
+        key="google.sheets.readonly",
+        connection=conn,
+        version=1,
     )
-    AppAuthorization.objects.create(user=bob, app="acme/digest", kind="secret", key="FAL_KEY", version=1)
+    AppAuthorization.objects.create(
+        user=bob, app="acme/digest", kind="secret", key="FAL_KEY", version=1
+    )
     secret_set(user=bob, key="EXTRA_KEY", value="extra-value")
     data = ask(runner, user=str(bob.pk), app="acme/digest").json()
     assert set(data["env"]) == GOOGLE_KEYS | {"FAL_KEY"}
@@ -212,7 +222,10 @@ def test_allow_and_remove_need_csrf(app, bob):
     conn = ready(bob)
     client = Client(enforce_csrf_checks=True)
     client.force_login(bob)
-    assert client.post(ALLOW, {"item": [f"capability:google.sheets.readonly:{conn.pk}"]}).status_code == 403
+    assert (
+        client.post(ALLOW, {"item": [f"capability:google.sheets.readonly:{conn.pk}"]}).status_code
+        == 403
+    )
     remove = reverse("integrations:app_access_remove", kwargs={"id": conn.pk})
     assert client.post(remove, {"app": "acme/digest"}).status_code == 403
     assert not AppAuthorization.objects.exists()
@@ -221,7 +234,13 @@ def test_allow_and_remove_need_csrf(app, bob):
 def test_hostile_input_is_refused_without_a_500(app, bob):
     conn = ready(bob)
     client = signed_in(bob)
-    for item in ("", "x", "capability:google.sheets.readonly:abc", "secret::", "capability:k:99999999999999999999"):
+    for item in (
+        "",
+        "x",
+        "capability:google.sheets.readonly:abc",
+        "secret::",
+        "capability:k:99999999999999999999",
+    ):
         assert client.post(ALLOW, {"item": [item]}).status_code == 302
     remove = reverse("integrations:app_access_remove", kwargs={"id": conn.pk})
     for app_name in ("", "../x", "a" * 500, "acme/digest/x", "ACME/digest"):
@@ -249,7 +268,9 @@ def test_the_pages_list_the_apps_allowed(app, bob):
     assert "acme/digest" in page and "Remove access" in page
     secrets = client.get(reverse("integrations:secrets")).content.decode()
     assert "acme/digest" in secrets and "Remove access" in secrets
-    confirm = client.get(reverse("integrations:disconnect", kwargs={"id": conn.pk})).content.decode()
+    confirm = client.get(
+        reverse("integrations:disconnect", kwargs={"id": conn.pk})
+    ).content.decode()
     assert "acme/digest" in confirm
 
 

@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from apps_registry.models import App
 from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
-from integrations.models import Connection
+from integrations.models import AppAuthorization, AuditEvent, Connection
 from integrations.sandbox.models import SandboxTokenRequest
 from integrations.sandbox.services import google_callback_uri, sandbox_client_ensure
 
@@ -61,7 +61,8 @@ def action_forms(html: str) -> list[tuple[str, list[tuple[str, str]]]]:
     forms = []
     for action, body in re.findall(r'action="([^"]+)"[^>]*>(.*?)</form>', html, re.S):
         inputs = re.findall(
-            r'<input type="hidden" name="(capabilities|next)" value="([^"]*)">', body
+            r'<input type="hidden" name="(capabilities|next|app|app_version)" value="([^"]*)">',
+            body,
         )
         if inputs:
             forms.append((action, inputs))
@@ -94,7 +95,12 @@ def test_add_permissions_from_the_app_page_ends_with_the_app_ready(site):
     (required_url, required), (optional_url, optional) = action_forms(html)
     add_url = reverse("integrations:add_permissions", kwargs={"id": conn.pk})
     assert required_url == add_url == optional_url
-    assert required == [("capabilities", "google.sheets.readonly"), ("next", REPORT_URL)]
+    assert required == [
+        ("capabilities", "google.sheets.readonly"),
+        ("next", REPORT_URL),
+        ("app", "acme/report"),
+        ("app_version", "1"),
+    ]
     assert ("capabilities", "google.drive.readonly") in optional
 
     # Follow it through the sandbox's consent.
@@ -106,9 +112,16 @@ def test_add_permissions_from_the_app_page_ends_with_the_app_ready(site):
     assert done.status_code == 302
     assert done["Location"] == REPORT_URL
 
-    # Back on the app page: ready, on the same connection, earlier grant kept.
+    # Back on the app page: ready, on the same connection, earlier grant kept; started
+    # from the app page, the app is allowed what it asked and got, on that connection,
+    # and nothing else (not Gmail, which the connection has and the app never asked).
     html = client.get(done["Location"]).content.decode()
     assert '<h2 id="readiness-heading">Ready</h2>' in html
+    assert "✓ Allowed" in html
+    assert list(
+        AppAuthorization.objects.filter(user=ada).values_list("app", "key", "connection_id")
+    ) == [("acme/report", "google.sheets.readonly", conn.pk)]
+    assert AuditEvent.objects.filter(kind="app_allowed", user=ada).count() == 1
     assert (
         "Not granted yet"
         not in html.split('data-key="google.sheets.readonly"')[1].split("</tr>")[0]
