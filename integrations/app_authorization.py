@@ -150,6 +150,12 @@ def secret_authorizations_delete(*, user: User, key: str) -> None:
     rows.delete()
 
 
+def app_authorizations_forget(*, app: str) -> None:
+    """Forget every user's allowances of ``app`` (the app was deleted): an app uploaded
+    later under the same name, maybe by another publisher, must be allowed anew."""
+    AppAuthorization.objects.filter(app=app).delete()
+
+
 # --- selectors ------------------------------------------------------------------------
 
 

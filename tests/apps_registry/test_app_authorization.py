@@ -304,3 +304,15 @@ def test_an_unknown_setting_is_a_check_error(settings):
     assert [e.id for e in app_authorization_check()] == ["integrations.E003"]
     settings.INTEGRATIONS_APP_AUTHORIZATION = "declared"
     assert app_authorization_check() == []
+
+
+def test_a_deleted_app_takes_its_allowances_along(runner, app, alice, bob):
+    ready(bob)
+    allow_from_page(signed_in(bob))
+    app.delete()
+    assert not AppAuthorization.objects.filter(app="acme/digest").exists()
+    # The name uploaded again (by whoever may): nothing is allowed to it.
+    services.manifest_upload(user=alice, text=MANIFEST)
+    resp = ask(runner, user=str(bob.pk), app="acme/digest")
+    assert resp.status_code == 409
+    assert {m["reason"] for m in resp.json()["missing"]} == {"not_allowed"}
