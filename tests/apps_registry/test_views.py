@@ -213,7 +213,8 @@ def test_app_page_query_count_is_pinned(client, alice, bob, upload):
         secret_set(user=bob, key=f"KEY_{i}", value="v")
     many = _queries(client, REPORT_URL)
     # Session, user, the app (with its current version and owner), connections,
-    # secrets, and whatever integrations reads to know the connectable providers.
+    # secrets, what the user allowed the app, and whatever integrations reads to know the
+    # connectable providers.
     assert one == many
     assert one <= 6
     client.force_login(alice)  # the owner also reads the versions
