@@ -150,6 +150,14 @@ def secret_authorizations_delete(*, user: User, key: str) -> None:
     rows.delete()
 
 
+def credential_authorizations_delete(*, user: User, keys: Sequence[str]) -> None:
+    """Forget which apps may use the credential capabilities ``keys`` (``google.sa``,
+    ``gcp.*``: their service-account key is being deleted)."""
+    AppAuthorization.objects.filter(
+        user=user, kind=CAPABILITY, key__in=list(keys), connection__isnull=True
+    ).delete()
+
+
 def app_authorizations_forget(*, app: str) -> None:
     """Forget every user's allowances of ``app`` (the app was deleted): an app uploaded
     later under the same name, maybe by another publisher, must be allowed anew."""

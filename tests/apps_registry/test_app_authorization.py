@@ -316,3 +316,60 @@ def test_a_deleted_app_takes_its_allowances_along(runner, app, alice, bob):
     resp = ask(runner, user=str(bob.pk), app="acme/digest")
     assert resp.status_code == 409
     assert {m["reason"] for m in resp.json()["missing"]} == {"not_allowed"}
+
+
+SA_APP = """\
+namespace: acme
+name: drive-writer
+integrations:
+  - key: google.sa
+    description: Write to the shared drive
+"""
+
+
+def test_a_service_account_is_handed_out_only_while_allowed(runner, alice, bob):
+    from integrations.models import ServiceAccountKey
+    from integrations.service_accounts import service_account_key_delete, service_account_key_set
+    from tests.integrations.gcp_fakes import key_json
+
+    services.manifest_upload(user=alice, text=SA_APP)
+    service_account_key_set(user=bob, purpose="google_sa", key_text=key_json())
+    resp = ask(runner, user=str(bob.pk), app="acme/drive-writer")
+    assert resp.status_code == 409
+    assert [(m["key"], m["reason"]) for m in resp.json()["missing"]] == [
+        ("google.sa", "not_allowed")
+    ]
+    page = reverse("apps_registry:app", kwargs={"namespace": "acme", "name": "drive-writer"})
+    allow = reverse("apps_registry:app_allow", kwargs={"namespace": "acme", "name": "drive-writer"})
+    _, items = allow_from_page(signed_in(bob), page, allow)
+    assert items == ["capability:google.sa:"]
+    env = ask(runner, user=str(bob.pk), app="acme/drive-writer").json()["env"]
+    assert set(env) == {"GOOGLE_SA_CREDENTIALS"}
+
+    # Deleted and uploaded again: the app must be allowed again.
+    service_account_key_delete(key=ServiceAccountKey.objects.get(user=bob))
+    assert not AppAuthorization.objects.filter(user=bob).exists()
+    service_account_key_set(user=bob, purpose="google_sa", key_text=key_json())
+    assert ask(runner, user=str(bob.pk), app="acme/drive-writer").status_code == 409
+
+
+def test_the_credential_path_keeps_its_query_count(runner, alice, bob, settings):
+    """The service-account query carries the allowance too: per_app costs no query
+    over declared."""
+    from integrations.service_accounts import service_account_key_set
+    from tests.integrations.gcp_fakes import key_json
+
+    services.manifest_upload(user=alice, text=SA_APP)
+    service_account_key_set(user=bob, purpose="google_sa", key_text=key_json())
+    AppAuthorization.objects.create(
+        user=bob, app="acme/drive-writer", kind="capability", key="google.sa", version=1
+    )
+    counts = {}
+    for mode in ("declared", "per_app"):
+        settings.INTEGRATIONS_APP_AUTHORIZATION = mode
+        ask(runner, user=str(bob.pk), app="acme/drive-writer")
+        with CaptureQueriesContext(db) as ctx:
+            resp = ask(runner, user=str(bob.pk), app="acme/drive-writer")
+        assert resp.status_code == 200, resp.content
+        counts[mode] = len(ctx.captured_queries)
+    assert counts["per_app"] == counts["declared"], counts
