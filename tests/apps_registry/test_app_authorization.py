@@ -373,3 +373,16 @@ def test_the_credential_path_keeps_its_query_count(runner, alice, bob, settings)
         assert resp.status_code == 200, resp.content
         counts[mode] = len(ctx.captured_queries)
     assert counts["per_app"] == counts["declared"], counts
+
+
+def test_staff_see_the_allowances_without_a_value(app, bob, admin_client):
+    ready(bob)
+    allow_from_page(signed_in(bob))
+    changelist = reverse("admin:integrations_appauthorization_changelist")
+    html = admin_client.get(changelist).content.decode()
+    assert "acme/digest" in html and "google.sheets.readonly" in html and "FAL_KEY" in html
+    row = AppAuthorization.objects.filter(kind="secret").get()
+    change = reverse("admin:integrations_appauthorization_change", args=[row.pk])
+    assert admin_client.get(change).status_code == 200
+    assert "fal-secret-value" not in html + admin_client.get(change).content.decode()
+    assert admin_client.post(change, {"key": "OTHER"}).status_code == 403
