@@ -24,6 +24,13 @@ What an app gets (DESIGN.md "Env given to apps"):
   (``registry.reserved_env_names``), which an integration's value always holds.
 
 Optional entries are included when available and skipped otherwise.
+
+Per-app authorization (``INTEGRATIONS_APP_AUTHORIZATION``, docs/authorization.md): with
+``per_app`` (the default) an app gets only the items its user allowed it, once readiness
+is complete; a required one not allowed answers 409 (reason ``not_allowed``, action
+``authorize_app``), an optional one is left out. The allowance rides on the queries
+above (annotations of the connections, secrets and service-account rows), so the count
+is the same as with ``declared``, which hands out everything declared.
 """
 
 from __future__ import annotations

@@ -55,6 +55,12 @@ def _with_apps(request: AuthenticatedHttpRequest) -> list[Any]:
     return rows
 
 
+def _and_allow_again(request: AuthenticatedHttpRequest, key: str) -> str:
+    """The apps allowed to use the secret ``key``, which must be allowed it again."""
+    apps = app_authorization.apps_by_secret(user=request.user).get(key, [])
+    return f" and allow it again to {', '.join(apps)}" if apps else ""
+
+
 # Error reports (500 pages, admin emails) mask the write-only fields.
 @sensitive_post_parameters("value")
 @login_required
@@ -92,8 +98,9 @@ def secret_delete(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
                 "settings_tab": "secrets",
                 "title": f"Delete {secret.key}?",
                 "body": (
-                    f"Apps that declare {secret.key} will not run until you set it again. "
-                    "The value cannot be recovered."
+                    f"Apps that declare {secret.key} will not run until you set it again"
+                    + _and_allow_again(request, secret.key)
+                    + ". The value cannot be recovered."
                 ),
                 "button": f"Delete {secret.key}",
                 "cancel_url": reverse("integrations:secrets"),

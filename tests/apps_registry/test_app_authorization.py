@@ -272,6 +272,9 @@ def test_the_pages_list_the_apps_allowed(app, bob):
         reverse("integrations:disconnect", kwargs={"id": conn.pk})
     ).content.decode()
     assert "acme/digest" in confirm
+    secret = Secret.objects.get(user=bob, key="FAL_KEY")
+    confirm = client.get(reverse("integrations:secret_delete", kwargs={"id": secret.pk}))
+    assert "and allow it again to acme/digest" in confirm.content.decode()
 
 
 @pytest.mark.parametrize("mode", ["per_app", "declared"])
