@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from apps_registry.models import App
 from apps_registry.selectors import secrets_handed_out
 from apps_registry.serialization import requirements_from_json
@@ -41,10 +39,3 @@ def allow_declared(user: Any, app: str) -> None:
             items.append(AllowItem("capability", req.key))
     items += [AllowItem("secret", r.key) for r in secrets_handed_out(version.parsed)]
     app_authorization_allow(user=user, app=app, version=version.number, items=items)
-
-
-@pytest.fixture
-def declared_authorization(settings: Any) -> None:
-    """Runs hand out everything declared (``INTEGRATIONS_APP_AUTHORIZATION=declared``):
-    for tests of what happens without per-app authorization."""
-    settings.INTEGRATIONS_APP_AUTHORIZATION = "declared"
