@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from django.db import transaction
+from django.db.models import Q
 
 from integrations.audit import audit_record
 from integrations.core.secret_rules import DISCORD_BOT_TOKEN_KEY
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 CAPABILITY: Final = AppAuthorization.Kind.CAPABILITY.value
 SECRET: Final = AppAuthorization.Kind.SECRET.value
+DISCORD_BOT: Final = "discord.bot"  # the capability whose credential is a secret
 
 # The manifest schema's slug rule (apps_registry.manifest.schema.SLUG_RE), repeated here
 # because integrations may not import the apps registry: ``namespace/name``.
@@ -133,7 +135,26 @@ def app_access_remove_for_secret(*, user: User, app: str, secret: Secret) -> int
     """Remove ``app``'s access to ``secret`` (got through ``selectors.secret_for_user``):
     its next run does not get the value. Audited as ``app_access_removed``."""
     check_app_slug(app)
+    if secret.key == DISCORD_BOT_TOKEN_KEY:
+        # The bot token is also the credential of ``discord.bot``: removed together.
+        rows = list(
+            AppAuthorization.objects.filter(user=user, app=app, connection__isnull=True).filter(
+                Q(kind=SECRET, key=secret.key) | Q(kind=CAPABILITY, key=DISCORD_BOT)
+            )
+        )
+        return _remove(user=user, app=app, rows=rows, pk__in=[r.pk for r in rows])
     where = {"kind": SECRET, "key": secret.key, "connection__isnull": True}
+    rows = list(AppAuthorization.objects.filter(user=user, app=app, **where))
+    return _remove(user=user, app=app, rows=rows, **where)
+
+
+@transaction.atomic
+def app_access_remove_for_credentials(*, user: User, app: str, keys: Sequence[str]) -> int:
+    """Remove ``app``'s access to the credential capabilities ``keys`` (``google.sa``;
+    ``gcp.*``: those of one service-account key of ``user``'s). Audited as
+    ``app_access_removed``."""
+    check_app_slug(app)
+    where = {"kind": CAPABILITY, "key__in": list(keys), "connection__isnull": True}
     rows = list(AppAuthorization.objects.filter(user=user, app=app, **where))
     return _remove(user=user, app=app, rows=rows, **where)
 
@@ -145,7 +166,7 @@ def secret_authorizations_delete(*, user: User, key: str) -> None:
     rows = AppAuthorization.objects.filter(user=user, kind=SECRET, key=key)
     if key == DISCORD_BOT_TOKEN_KEY:
         rows = rows | AppAuthorization.objects.filter(
-            user=user, kind=CAPABILITY, key="discord.bot", connection__isnull=True
+            user=user, kind=CAPABILITY, key=DISCORD_BOT, connection__isnull=True
         )
     rows.delete()
 
@@ -212,9 +233,27 @@ def apps_by_connection(*, user: User) -> dict[int, list[str]]:
 
 
 def apps_by_secret(*, user: User) -> dict[str, list[str]]:
-    """Per secret key of ``user``'s, the apps allowed to use it, sorted (one query)."""
+    """Per secret key of ``user``'s, the apps allowed to use it, sorted (one query);
+    under ``DISCORD_BOT_TOKEN`` also those allowed ``discord.bot`` (its credential)."""
     result: dict[str, set[str]] = {}
-    rows = AppAuthorization.objects.filter(user=user, kind=SECRET).values_list("key", "app")
+    rows = (
+        AppAuthorization.objects.filter(user=user, connection__isnull=True)
+        .filter(Q(kind=SECRET) | Q(kind=CAPABILITY, key=DISCORD_BOT))
+        .values_list("kind", "key", "app")
+    )
+    for kind, key, app in rows:
+        shown = DISCORD_BOT_TOKEN_KEY if kind == CAPABILITY else key
+        result.setdefault(shown, set()).add(app)
+    return {k: sorted(apps) for k, apps in result.items()}
+
+
+def apps_by_credential(*, user: User) -> dict[str, list[str]]:
+    """Per credential capability key (``google.sa``, ``gcp.*``, ``discord.bot``), the
+    apps ``user`` allowed it, sorted (one query)."""
+    result: dict[str, set[str]] = {}
+    rows = AppAuthorization.objects.filter(
+        user=user, kind=CAPABILITY, connection__isnull=True
+    ).values_list("key", "app")
     for key, app in rows:
         result.setdefault(key, set()).add(app)
     return {k: sorted(apps) for k, apps in result.items()}

@@ -72,6 +72,11 @@ urlpatterns = [
         name="secret_access_remove",
     ),
     path(
+        "settings/secrets/service-accounts/keys/<int:id>/remove-access/",
+        app_access.service_account_access_remove,
+        name="service_account_access_remove",
+    ),
+    path(
         "integrations/oauth/<slug:provider_id>/callback/",
         views.oauth_callback,
         name="oauth_callback",

@@ -122,11 +122,21 @@ def _service_accounts_page(
     gcp_form: GcpProjectForm | None = None,
 ) -> HttpResponse:
     keys = selectors.service_account_keys_for_user(user=request.user)
+    by_key = app_authorization.apps_by_credential(user=request.user)
+    used_by = {
+        purpose: sorted(
+            {a for k in service_accounts.capabilities_needing(purpose) for a in by_key.get(k, [])}
+        )
+        for purpose in (PURPOSE_GOOGLE_SA, PURPOSE_GCP)
+    }
     return render(
         request,
         "integrations/service_accounts.html",
         {
             "settings_tab": "service_accounts",
+            # Per purpose, the apps the user allowed to use that key.
+            "google_sa_used_by": used_by[PURPOSE_GOOGLE_SA],
+            "gcp_used_by": used_by[PURPOSE_GCP],
             "google_sa": keys.get(PURPOSE_GOOGLE_SA),
             "gcp": keys.get(PURPOSE_GCP),
             "google_sa_form": google_sa_form or ServiceAccountKeyForm(),

@@ -273,8 +273,8 @@ def test_the_pages_list_the_apps_allowed(app, bob):
     ).content.decode()
     assert "acme/digest" in confirm
     secret = Secret.objects.get(user=bob, key="FAL_KEY")
-    confirm = client.get(reverse("integrations:secret_delete", kwargs={"id": secret.pk}))
-    assert "and allow it again to acme/digest" in confirm.content.decode()
+    deleting = client.get(reverse("integrations:secret_delete", kwargs={"id": secret.pk}))
+    assert "and allow it again to acme/digest" in deleting.content.decode()
 
 
 @pytest.mark.parametrize("mode", ["per_app", "declared"])
@@ -349,6 +349,18 @@ def test_a_service_account_is_handed_out_only_while_allowed(runner, alice, bob):
     env = ask(runner, user=str(bob.pk), app="acme/drive-writer").json()["env"]
     assert set(env) == {"GOOGLE_SA_CREDENTIALS"}
 
+    # Remove access on the Service accounts page; then allowed again.
+    key = ServiceAccountKey.objects.get(user=bob)
+    remove = reverse("integrations:service_account_access_remove", kwargs={"id": key.pk})
+    client = signed_in(bob)
+    sa_page = client.get(reverse("integrations:service_accounts")).content.decode()
+    assert "acme/drive-writer" in sa_page and "Remove access" in sa_page
+    assert signed_in(alice).post(remove, {"app": "acme/drive-writer"}).status_code == 404
+    assert client.post(remove, {"app": "acme/drive-writer"}).status_code == 302
+    assert ask(runner, user=str(bob.pk), app="acme/drive-writer").status_code == 409
+    assert client.post(remove, {"app": "acme/drive-writer"}).status_code == 404  # nothing left
+    allow_from_page(client, page, allow)
+
     # Deleted and uploaded again: the app must be allowed again.
     service_account_key_delete(key=ServiceAccountKey.objects.get(user=bob))
     assert not AppAuthorization.objects.filter(user=bob).exists()
@@ -389,3 +401,34 @@ def test_staff_see_the_allowances_without_a_value(app, bob, admin_client):
     assert admin_client.get(change).status_code == 200
     assert "fal-secret-value" not in html + admin_client.get(change).content.decode()
     assert admin_client.post(change, {"key": "OTHER"}).status_code == 403
+
+
+BOT_APP = """\
+namespace: acme
+name: notifier
+integrations:
+  - key: discord.bot
+    description: Tell the channel
+"""
+BOT_TOKEN = "MTA4NzY1NDMyMTA5ODc2NTQz.GabcDE.abcdefghijklmnopqrstuvwxyz0123456789AB"
+
+
+def test_the_bot_token_is_listed_and_removed_under_its_secret(runner, alice, bob):
+    services.manifest_upload(user=alice, text=BOT_APP)
+    secret_set(user=bob, key="DISCORD_BOT_TOKEN", value=BOT_TOKEN)
+    assert ask(runner, user=str(bob.pk), app="acme/notifier").status_code == 409
+    page = reverse("apps_registry:app", kwargs={"namespace": "acme", "name": "notifier"})
+    allow = reverse("apps_registry:app_allow", kwargs={"namespace": "acme", "name": "notifier"})
+    client = signed_in(bob)
+    _, items = allow_from_page(client, page, allow)
+    assert items == ["capability:discord.bot:"]
+    assert ask(runner, user=str(bob.pk), app="acme/notifier").json()["env"] == {
+        "DISCORD_BOT_TOKEN": BOT_TOKEN
+    }
+    secrets_page = client.get(reverse("integrations:secrets")).content.decode()
+    assert "Used by <code>acme/notifier</code>" in secrets_page
+    assert BOT_TOKEN not in secrets_page
+    secret = Secret.objects.get(user=bob)
+    remove = reverse("integrations:secret_access_remove", kwargs={"id": secret.pk})
+    assert client.post(remove, {"app": "acme/notifier"}).status_code == 302
+    assert ask(runner, user=str(bob.pk), app="acme/notifier").status_code == 409

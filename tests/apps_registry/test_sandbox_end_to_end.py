@@ -153,7 +153,7 @@ def test_connect_from_the_app_page_allows_only_what_was_granted(site):
     assert client.post(reverse("apps_registry:upload"), {"text": REPORT}).status_code == 302
 
     html = client.get(REPORT_URL).content.decode()
-    (_, required), (optional_url, optional) = action_forms(html)
+    (_, _required), (optional_url, optional) = action_forms(html)
     assert optional_url == reverse("integrations:connect", kwargs={"provider_id": "google"})
     assert ("app", "acme/report") in optional
 
