@@ -432,3 +432,17 @@ def test_the_bot_token_is_listed_and_removed_under_its_secret(runner, alice, bob
     remove = reverse("integrations:secret_access_remove", kwargs={"id": secret.pk})
     assert client.post(remove, {"app": "acme/notifier"}).status_code == 302
     assert ask(runner, user=str(bob.pk), app="acme/notifier").status_code == 409
+
+
+def test_allowing_twice_is_allowing_once_and_never_on_anothers_connection(alice, bob):
+    from integrations.app_authorization import AllowItem, app_authorization_allow
+
+    conn = ready(bob)
+    items = [AllowItem("secret", "FAL_KEY"), AllowItem("capability", "google.sa")]
+    for _ in range(2):  # two tabs: the NULL-connection rows stay unique too
+        app_authorization_allow(user=bob, app="acme/digest", version=1, items=items)
+    assert AppAuthorization.objects.filter(user=bob).count() == 2
+    stolen = AllowItem("capability", "google.sheets.readonly", conn.pk)
+    assert app_authorization_allow(user=alice, app="acme/digest", version=1, items=[stolen]) == []
+    assert not AppAuthorization.objects.filter(user=alice).exists()
+    assert AuditEvent.objects.filter(kind="app_allowed").count() == 2  # the empty call: none
