@@ -783,11 +783,13 @@ def not_ready_payload(error: AppNotReadyError, *, app_url: str) -> dict[str, Any
             }
         )
     if error.not_allowed:
+        # The connection the capabilities are to be allowed on, when they are on one.
+        on = {i.connection_id for i in error.not_allowed if i.connection_id is not None}
         actions.append(
             {
                 "kind": "authorize_app",
                 "provider": None,
-                "connection_id": None,
+                "connection_id": on.pop() if len(on) == 1 else None,
                 "capabilities": [i.key for i in error.not_allowed if i.kind == "capability"],
                 "secrets": [i.key for i in error.not_allowed if i.kind == "secret"],
                 "url": app_url + "#" + ALLOW_ANCHOR,

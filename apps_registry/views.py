@@ -66,6 +66,7 @@ def app_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
         # None: authorization is "declared"; () when everything there is allowed.
         "to_allow": to_allow,
         "must_allow": [i for i in to_allow or () if not i.optional],
+        "not_allowed_keys": {i.key for i in to_allow or ()},
         "can_change": can_change,
         "versions": (
             list(selectors.versions_of_app(app=app).defer("raw_text", "parsed")[:20])

@@ -108,6 +108,8 @@ def test_a_run_gets_nothing_until_the_app_is_allowed(runner, app, bob):
     assert sentence.strip() == (
         f"Sheets: read ({who}), Drive: read ({who}) (optional), the secret FAL_KEY."
     )
+    row = html.split('data-key="google.sheets.readonly"')[1].split("</tr>")[0]
+    assert "not allowed yet" in row
     resp, items = allow_from_page(client)
     assert resp.status_code == 302
     assert f"capability:google.sheets.readonly:{conn.pk}" in items
@@ -199,6 +201,8 @@ def test_a_runner_naming_another_connection_is_refused_for_it(runner, app, bob):
     resp = ask(runner, user=str(bob.pk), app="acme/digest", connections={"google": other.pk})
     assert resp.status_code == 409
     assert [m["reason"] for m in resp.json()["missing"]] == ["not_allowed"]
+    (action,) = [a for a in resp.json()["actions"] if a["kind"] == "authorize_app"]
+    assert action["connection_id"] == other.pk  # the named one, not the allowed one
 
 
 def test_another_user_can_neither_remove_nor_allow(runner, app, alice, bob):
