@@ -43,7 +43,7 @@ inputs; :func:`assess_readiness` decides. The rules:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -60,10 +60,12 @@ __all__ = [
     "Outage",
     "Readiness",
     "Reason",
+    "ToAllow",
     "assess_readiness",
     "choose_connection",
     "grant_outage",
     "grant_serves",
+    "items_to_allow",
 ]
 
 
@@ -77,6 +79,7 @@ class Reason(StrEnum):
     NEEDS_CREDENTIAL = "needs_credential"  # not OAuth: a key or token the user brings
     UNKNOWN = "unknown"  # the catalogue does not know the key
     SECRET_NOT_SET = "secret_not_set"
+    NOT_ALLOWED = "not_allowed"  # the user has it, and has not allowed this app to use it
 
 
 _CREDENTIAL_HINTS = {
@@ -543,3 +546,95 @@ def _minimal(keys: list[str], cat: Catalogue) -> tuple[str, ...]:
     """``keys`` without those another of them covers (asking for ``google.sheets`` and
     ``google.sheets.readonly`` is asking for ``google.sheets``), in order."""
     return tuple(cat.effective_capabilities(dict.fromkeys(keys)))
+
+
+@dataclass(frozen=True)
+class ToAllow:
+    """An item the user has that the app declares and is not allowed to use yet
+    (:func:`items_to_allow`): a capability (on ``connection_id`` for OAuth ones, of
+    ``account``) or a secret."""
+
+    kind: Literal["capability", "secret"]
+    key: str
+    optional: bool
+    label: str
+    description: str
+    connection_id: int | None = None
+    account: str = ""
+    provider: str | None = None
+
+    @property
+    def text(self) -> str:
+        """How the Allow form names it: ``Sheets: read (ada@example.com)``, ``the secret
+        FAL_KEY``."""
+        if self.kind == "secret":
+            return f"the secret {self.key}"
+        return f"{self.label} ({self.account})" if self.account else self.label
+
+    @property
+    def form_value(self) -> str:
+        """The item in the Allow form: ``kind:key:connection id`` (empty without one)."""
+        connection = "" if self.connection_id is None else str(self.connection_id)
+        return f"{self.kind}:{self.key}:{connection}"
+
+
+def items_to_allow(
+    readiness: Readiness,
+    *,
+    by_connection: Mapping[int, Collection[str]],
+    credentials: Collection[str],
+    secrets: Collection[str],
+    chosen: Mapping[str, Grant] | None = None,
+    cat: Catalogue = BUILTIN,
+) -> tuple[ToAllow, ...]:
+    """The declared items that are there now (satisfied in ``readiness``) and that the
+    user has not allowed the app to use, in manifest order: what an Allow form offers
+    and what a run refuses (required) or leaves out (optional).
+
+    The user's allowance: ``by_connection`` the capability keys allowed per connection
+    id, ``credentials`` the capability keys allowed without a connection (``google.sa``,
+    ``gcp.*``, ``discord.bot``), ``secrets`` the secret keys. An OAuth capability is
+    judged on the connection a run takes its token from: ``chosen`` per provider (the
+    run environment's, when the runner names one), else the measured one.
+    """
+    result: list[ToAllow] = []
+    for item in readiness.items:
+        if not item.satisfied:
+            continue
+        if item.kind == "secret":
+            if item.key not in secrets:
+                result.append(
+                    ToAllow(
+                        kind="secret",
+                        key=item.key,
+                        optional=item.optional,
+                        label=item.key,
+                        description=item.description,
+                    )
+                )
+            continue
+        cap = item.capability
+        if cap is None:
+            continue
+        if cap.kind is not CredentialKind.OAUTH:
+            allowed = item.key in credentials
+            grant: Grant | None = None
+        else:
+            grant = (chosen or {}).get(cap.provider, item.granted_by)
+            if grant is None or not cat.is_satisfied(item.key, grant.capabilities):
+                continue
+            allowed = item.key in by_connection.get(grant.connection_id, ())
+        if not allowed:
+            result.append(
+                ToAllow(
+                    kind="capability",
+                    key=item.key,
+                    optional=item.optional,
+                    label=item.label,
+                    description=item.description,
+                    connection_id=grant.connection_id if grant is not None else None,
+                    account=grant.account if grant is not None else "",
+                    provider=cap.provider,
+                )
+            )
+    return tuple(result)

@@ -24,6 +24,13 @@ What an app gets (DESIGN.md "Env given to apps"):
   (``registry.reserved_env_names``), which an integration's value always holds.
 
 Optional entries are included when available and skipped otherwise.
+
+Per-app authorization (``INTEGRATIONS_APP_AUTHORIZATION``, docs/authorization.md): with
+``per_app`` (the default) an app gets only the items its user allowed it, once readiness
+is complete; a required one not allowed answers 409 (reason ``not_allowed``, action
+``authorize_app``), an optional one is left out. The allowance rides on the queries
+above (annotations of the connections, secrets and service-account rows), so the count
+is the same as with ``declared``, which hands out everything declared.
 """
 
 from __future__ import annotations
@@ -47,10 +54,12 @@ from apps_registry.readiness import (
     Outage,
     Readiness,
     Reason,
+    ToAllow,
     assess_readiness,
     choose_connection,
     grant_outage,
     grant_serves,
+    items_to_allow,
 )
 from apps_registry.selectors import grant_of, secrets_handed_out
 from apps_registry.serialization import requirements_from_json
@@ -67,7 +76,13 @@ from integrations.errors import (
     ReauthorizationRequiredError,
     UnknownProviderError,
 )
-from integrations.models import AuditEvent, Connection, Secret, ServiceAccountKey
+from integrations.models import (
+    AppAuthorization,
+    AuditEvent,
+    Connection,
+    Secret,
+    ServiceAccountKey,
+)
 from integrations.providers import registry
 from integrations.secrets import secret_value
 
@@ -122,13 +137,17 @@ class AppNotReadyError(RunEnvironmentError):
         app: str,
         reconnect: Sequence[Connection] = (),
         refused_keys: Sequence[str] = (),
+        not_allowed: Sequence[ToAllow] = (),
     ) -> None:
         self.app = app
         self.reconnect = list(reconnect)
+        # Required items the user has and has not allowed this app to use (per_app).
+        self.not_allowed = list(not_allowed)
         # Capability keys whose service-account key Google refused (upload a new one).
         self.refused_keys = list(refused_keys)
         keys = [i.key for i in (*readiness.required_missing, *readiness.secrets_missing)]
         keys += [c.provider for c in self.reconnect] + self.refused_keys
+        keys += [i.key for i in self.not_allowed]
         super().__init__("not ready: " + ", ".join(keys))
         self.readiness = readiness
 
@@ -150,6 +169,10 @@ class RunEnvironment:
     @property
     def keys(self) -> list[str]:
         return sorted(self.env)
+
+
+# The id of the app page's Allow form (templates/apps_registry/app.html).
+ALLOW_ANCHOR = "allow"
 
 
 def _iso(moment: datetime) -> str:
@@ -183,7 +206,67 @@ def run_target(*, app: str, version: int | None = None) -> ManifestVersion:
     return manifest
 
 
-def _user_and_connections(user: str) -> tuple[Any, list[Connection]]:
+# Per-app authorization rides on the run's queries as correlated subqueries, written as
+# SQL: built by the ORM (Subquery, StringAgg, Exists) they doubled the service's time
+# against the floor (bench/run_env.py: 2.2x instead of 1.1x, nearly all in compiling
+# them). The names come from the models, quoted; the app and the kinds are parameters.
+
+
+def _col(model: type[Any], name: str) -> str:
+    """``table.column`` of ``model``'s field ``name``, quoted."""
+    quote = db_connection.ops.quote_name
+    column = getattr(model._meta.get_field(name), "column", None) or name
+    return f"{quote(model._meta.db_table)}.{quote(str(column))}"
+
+
+def _auth_sql(outer: type[Any], where: str, select: str) -> str:
+    """A subquery over ``AppAuthorization`` rows of the ``outer`` model's row's user
+    (``outer`` is the query's own table, never aliased by the ORM) for one app."""
+    auth = AppAuthorization
+    return (
+        f"SELECT {select.format(key=_col(auth, 'key'))} "  # noqa: S608
+        f"FROM {db_connection.ops.quote_name(auth._meta.db_table)} "
+        f"WHERE {_col(auth, 'user')} = {_col(outer, 'user')} AND {_col(auth, 'app')} = %s "
+        f"AND {_col(auth, 'kind')} = %s "
+        + where.format(connection=_col(auth, "connection"), key=_col(auth, "key"))
+    )
+
+
+def _joined(column: str) -> str:
+    # STRING_AGG on PostgreSQL, GROUP_CONCAT on SQLite: both NULL over no rows.
+    if db_connection.vendor == "postgresql":
+        return f"STRING_AGG({column}, ',')"
+    return f"GROUP_CONCAT({column}, ',')"
+
+
+def _allowed_on_connection(app: str) -> RawSQL:
+    """The capability keys the connection's user allowed ``app`` on it, comma-separated
+    (capability keys hold no comma), or NULL: folded into the connections query so that
+    per-app authorization costs the run no query of its own."""
+    sql = _auth_sql(Connection, f"AND {{connection}} = {_col(Connection, 'id')}", _joined("{key}"))
+    return RawSQL(sql, (app, AppAuthorization.Kind.CAPABILITY.value))  # noqa: S611
+
+
+def _allowed_credentials(outer: type[Any], app: str) -> RawSQL:
+    """The capability keys without a connection (``google.sa``, ``gcp.*``,
+    ``discord.bot``) the row's user allowed ``app``, comma-separated, or NULL: folded
+    into the secrets and service-account queries."""
+    sql = _auth_sql(outer, "AND {connection} IS NULL", _joined("{key}"))
+    return RawSQL(sql, (app, AppAuthorization.Kind.CAPABILITY.value))  # noqa: S611
+
+
+def _secret_allowed(app: str) -> RawSQL:
+    """Whether the secret row's user allowed ``app`` that secret."""
+    key = _col(Secret, "key")
+    sql = _auth_sql(Secret, f"AND {{connection}} IS NULL AND {{key}} = {key}", "1")
+    return RawSQL(f"EXISTS({sql})", (app, AppAuthorization.Kind.SECRET.value))  # noqa: S611
+
+
+def _keys(joined: str | None) -> frozenset[str]:
+    return frozenset(joined.split(",")) if joined else frozenset()
+
+
+def _user_and_connections(user: str, *, app: str | None = None) -> tuple[Any, list[Connection]]:
     """The named user, active, and all their connections (with the user's own OAuth
     client each was made with, which their refreshes use): one query when they have
     any, two otherwise.
@@ -194,9 +277,13 @@ def _user_and_connections(user: str) -> tuple[Any, list[Connection]]:
     carries the count of active accounts with that email (one uncorrelated subquery,
     written as SQL: the ORM's own took a third of the call to compile), so that the
     check costs no query of its own.
+
+    ``app`` (per-app authorization): each connection also carries ``allowed_keys``, the
+    capability keys its user allowed that app on it (:func:`_allowed_on_connection`).
     """
     users = get_user_model()
     conns: list[Connection]
+    allowed = {"allowed_keys": _allowed_on_connection(app)} if app is not None else {}
     if user.isascii() and user.isdecimal():
         if int(user) > MAX_ID:
             # No row has it, and SQLite cannot even compare with it (OverflowError).
@@ -204,6 +291,7 @@ def _user_and_connections(user: str) -> tuple[Any, list[Connection]]:
         conns = list(
             Connection.objects.select_related("user", "oauth_client")
             .filter(user_id=int(user), user__is_active=True)
+            .annotate(**allowed)
             .order_by("created_at", "id")
         )
         if conns:
@@ -222,7 +310,7 @@ def _user_and_connections(user: str) -> tuple[Any, list[Connection]]:
         conns = list(
             Connection.objects.select_related("user", "oauth_client")
             .filter(user__email__iexact=user, user__is_active=True)
-            .annotate(accounts=sharing)
+            .annotate(accounts=sharing, **allowed)
             .order_by("created_at", "id")
         )
         if conns:
@@ -269,21 +357,27 @@ def run_environment_build(
     integrations = requirements_from_json(manifest.parsed, "integrations")
     secrets = secrets_handed_out(manifest.parsed)
     cat = registry.catalogue()
-    account, conns = _user_and_connections(user)
+    per_app = app_settings.per_app_authorization()
+    account, conns = _user_and_connections(user, app=app if per_app else None)
     declared_secrets = [r.key for r in secrets]
     wants_bot = any(r.key == "discord.bot" for r in integrations)
     wanted_secrets = declared_secrets + ([DISCORD_BOT_TOKEN_KEY] if wants_bot else [])
-    secret_rows = (
-        {s.key: s for s in Secret.objects.filter(user=account, key__in=wanted_secrets)}
-        if wanted_secrets
-        else {}
-    )
+    # Per-app authorization rides on the queries made anyway (the module's docstring).
+    secret_query = Secret.objects.filter(user=account, key__in=wanted_secrets)
+    if per_app:
+        secret_query = secret_query.annotate(
+            allowed=_secret_allowed(app),
+            allowed_credentials=_allowed_credentials(Secret, app),
+        )
+    secret_rows = {s.key: s for s in secret_query} if wanted_secrets else {}
     kinds = _declared_kinds(integrations, cat)
+    sa_query = ServiceAccountKey.objects.filter(user=account, refused_at__isnull=True)
+    if per_app:
+        sa_query = sa_query.annotate(
+            allowed_credentials=_allowed_credentials(ServiceAccountKey, app)
+        )
     sa_keys = (
-        {
-            k.purpose: k
-            for k in ServiceAccountKey.objects.filter(user=account, refused_at__isnull=True)
-        }
+        {k.purpose: k for k in sa_query}
         if kinds & {CredentialKind.SERVICE_ACCOUNT, CredentialKind.GCP_PROJECT}
         else {}
     )
@@ -313,6 +407,17 @@ def run_environment_build(
     chosen = _chosen_connections(
         integrations, readiness, grants, conns, connections or {}, cat, app=app
     )
+    left_out: set[str] = set()
+    if per_app:
+        chosen, left_out = _authorized(
+            readiness,
+            chosen=chosen,
+            grants=grants,
+            secret_rows=secret_rows,
+            sa_keys=sa_keys,
+            app=app,
+            cat=cat,
+        )
     dead: list[Connection] = []
     down: list[Outage] = []
     required = {r.key for r in integrations if not r.optional}
@@ -359,6 +464,14 @@ def run_environment_build(
     if down:
         raise RunUnavailableError(down)
 
+    if left_out:
+        # Optional items the user has not allowed this app: left out of its env.
+        kinds = {
+            cat.by_key[r.key].kind
+            for r in integrations
+            if r.key in cat.by_key and r.key not in left_out
+        }
+        declared_secrets = [k for k in declared_secrets if k not in left_out]
     if CredentialKind.SERVICE_ACCOUNT in kinds and "google_sa" in sa_keys:
         env["GOOGLE_SA_CREDENTIALS"] = service_accounts.google_sa_credentials_json(user=account)
     if CredentialKind.GCP_PROJECT in kinds and "gcp" in sa_keys:
@@ -410,6 +523,46 @@ def run_environment_build(
         },
     )
     return result
+
+
+def _authorized(
+    readiness: Readiness,
+    *,
+    chosen: dict[str, tuple[Connection, list[str]]],
+    grants: Sequence[Grant],
+    secret_rows: Mapping[str, Secret],
+    sa_keys: Mapping[str, ServiceAccountKey],
+    app: str,
+    cat: Catalogue,
+) -> tuple[dict[str, tuple[Connection, list[str]]], set[str]]:
+    """Per-app authorization of a run whose readiness is complete: ``AppNotReadyError``
+    (reason ``not_allowed``, action ``authorize_app``) when the user has not allowed the
+    app a required item, on the connection the run takes its token from; otherwise the
+    chosen connections with only the allowed capabilities (the token is narrowed to
+    them; a provider with none is left out) and the keys of the optional items left out.
+    The allowance comes from the rows' annotations: no query here."""
+    by_id = {g.connection_id: g for g in grants}
+    credentials: frozenset[str] = frozenset()
+    for row in (*secret_rows.values(), *sa_keys.values()):
+        credentials = _keys(getattr(row, "allowed_credentials", None))
+        break
+    pending = items_to_allow(
+        readiness,
+        by_connection={c.pk: _keys(getattr(c, "allowed_keys", None)) for c, _ in chosen.values()},
+        credentials=credentials,
+        secrets={k for k, row in secret_rows.items() if getattr(row, "allowed", False)},
+        chosen={p: by_id[c.pk] for p, (c, _) in chosen.items()},
+        cat=cat,
+    )
+    refused = [i for i in pending if not i.optional]
+    if refused:
+        raise AppNotReadyError(readiness, app=app, not_allowed=refused)
+    left_out = {i.key for i in pending}
+    narrowed = {
+        provider: (conn, [k for k in keys if k not in left_out])
+        for provider, (conn, keys) in chosen.items()
+    }
+    return {p: v for p, v in narrowed.items() if v[1]}, left_out
 
 
 def _outage_after(conn: Connection, *, code: str, cat: Catalogue, now: datetime) -> Outage:
@@ -618,6 +771,29 @@ def not_ready_payload(error: AppNotReadyError, *, app_url: str) -> dict[str, Any
                 capabilities=required,
                 url=app_url,
             )
+        )
+    for pending in error.not_allowed:
+        missing.append(
+            {
+                "kind": pending.kind,
+                "key": pending.key,
+                "reason": str(Reason.NOT_ALLOWED),
+                "provider": pending.provider,
+                "description": pending.description,
+            }
+        )
+    if error.not_allowed:
+        # The connection the capabilities are to be allowed on, when they are on one.
+        on = {i.connection_id for i in error.not_allowed if i.connection_id is not None}
+        actions.append(
+            {
+                "kind": "authorize_app",
+                "provider": None,
+                "connection_id": on.pop() if len(on) == 1 else None,
+                "capabilities": [i.key for i in error.not_allowed if i.kind == "capability"],
+                "secrets": [i.key for i in error.not_allowed if i.kind == "secret"],
+                "url": app_url + "#" + ALLOW_ANCHOR,
+            }
         )
     for key in error.refused_keys:
         missing.append(

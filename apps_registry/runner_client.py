@@ -43,7 +43,7 @@ class NotFoundError(HubError):
 class MissingItem:
     kind: str  # "capability" or "secret"
     key: str
-    reason: str  # "not_granted", "needs_reconnect", "not_set", "unknown", …
+    reason: str  # "not_granted", "needs_reconnect", "not_set", "not_allowed", "unknown", …
     provider: str | None = None
     description: str = ""
 
@@ -52,11 +52,13 @@ class MissingItem:
 class Action:
     """What the user must do: e.g. Add Permissions for these capabilities at ``url``."""
 
-    kind: str  # "add_permissions", "connect", "reconnect", "set_secret", "upload_key"
+    kind: str  # "add_permissions", "connect", "reconnect", "set_secret", "upload_key",
+    # "authorize_app" (the user has these and must allow the app to use them, at ``url``)
     url: str
     provider: str | None = None
     capabilities: tuple[str, ...] = ()
     connection_id: int | None = None
+    secrets: tuple[str, ...] = ()  # authorize_app: the secret keys to allow
 
 
 class NotAuthorizedYetError(HubError):
@@ -132,7 +134,13 @@ class HubClient:
             raise NotAuthorizedYetError(
                 missing=[MissingItem(**_pick(m, MissingItem)) for m in data.get("missing", [])],
                 actions=[
-                    Action(**{**_pick(a, Action), "capabilities": tuple(a.get("capabilities", ()))})
+                    Action(
+                        **{
+                            **_pick(a, Action),
+                            "capabilities": tuple(a.get("capabilities", ())),
+                            "secrets": tuple(a.get("secrets", ())),
+                        }
+                    )
                     for a in data.get("actions", [])
                 ],
             )

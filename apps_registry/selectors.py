@@ -24,9 +24,10 @@ from django.utils import timezone
 from apps_registry.errors import AppOwnershipError, RunnerScopeError
 from apps_registry.manifest import Requirement
 from apps_registry.models import ApiToken, App, ManifestVersion, Namespace, Runner, RunnerToken
-from apps_registry.readiness import Grant, Readiness, assess_readiness
+from apps_registry.readiness import Grant, Readiness, ToAllow, assess_readiness, items_to_allow
 from apps_registry.serialization import requirements_from_json
 from apps_registry.tokens import hash_api_token
+from integrations import app_authorization, app_settings
 from integrations import selectors as integrations_selectors
 from integrations.core.catalogue import Catalogue, CredentialKind
 from integrations.core.secret_rules import DISCORD_BOT_TOKEN_KEY
@@ -217,6 +218,22 @@ def readiness_for(*, user: User, app: App) -> Readiness | None:
             user=user, integrations=integrations, secret_keys=secret_keys, cat=cat
         ),
         cat=cat,
+    )
+
+
+def to_allow_for(*, user: User, app: App, readiness: Readiness) -> tuple[ToAllow, ...] | None:
+    """What ``app``'s current version declares that ``user`` has (``readiness``, of that
+    version) and has not allowed it yet (one query); ``None`` when authorization is
+    ``declared`` (running the app is the consent: nothing to allow)."""
+    if not app_settings.per_app_authorization():
+        return None
+    allowance = app_authorization.allowance_for(user=user, app=app.slug)
+    return items_to_allow(
+        readiness,
+        by_connection=allowance.by_connection,
+        credentials=allowance.credentials,
+        secrets=allowance.secrets,
+        cat=integrations_registry.catalogue(),
     )
 
 

@@ -32,6 +32,7 @@ urlpatterns = [
     path("apps/upload/", views.upload, name="upload"),
     path("apps/<appslug:namespace>/<appslug:name>/", views.app_detail, name="app"),
     path("namespaces/<appslug:name>/", views.namespace_detail, name="namespace"),
+    path("apps/<appslug:namespace>/<appslug:name>/allow/", views.app_allow, name="app_allow"),
     path(
         "apps/<appslug:namespace>/<appslug:name>/retry/<int:connection_id>/",
         views.retry_now,

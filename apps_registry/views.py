@@ -31,6 +31,7 @@ from apps_registry.forms import ManifestUploadForm, NamespaceOwnerForm
 from apps_registry.limits import MAX_ENVELOPE_BYTES, MAX_MANIFEST_BYTES, content_length
 from apps_registry.manifest import ManifestProblem
 from apps_registry.serialization import problems_from_json, requirements_from_json
+from integrations.app_authorization import AllowItem, app_authorization_allow
 from integrations.providers import registry as integrations_registry
 from integrations.types import AuthenticatedHttpRequest
 
@@ -53,17 +54,27 @@ def app_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
     parsed = version.parsed if version is not None else {}
     publisher = selectors.publisher_of(app=app)
     can_change = selectors.user_can_change_app(user=request.user, app=app, publisher=publisher)
+    readiness = (
+        selectors.readiness_for(user=request.user, app=app)
+        if request.user.is_authenticated
+        else None
+    )
+    to_allow = (
+        selectors.to_allow_for(user=request.user, app=app, readiness=readiness)
+        if readiness is not None and request.user.is_authenticated
+        else None
+    )
     context: dict[str, Any] = {
         "app": app,
         "version": version,
         "manifest": parsed,
         "integrations": requirements_from_json(parsed, "integrations"),
         "secrets": requirements_from_json(parsed, "secrets"),
-        "readiness": (
-            selectors.readiness_for(user=request.user, app=app)
-            if request.user.is_authenticated
-            else None
-        ),
+        "readiness": readiness,
+        # None: authorization is "declared"; () when everything there is allowed.
+        "to_allow": to_allow,
+        "must_allow": [i for i in to_allow or () if not i.optional],
+        "not_allowed_keys": {i.key for i in to_allow or ()},
         "can_change": can_change,
         "publisher": publisher,
         "owns_namespace": publisher is not None
@@ -77,6 +88,54 @@ def app_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
         "here": request.path,
     }
     return render(request, "apps_registry/app.html", context)
+
+
+def _posted_item(value: str) -> AllowItem | None:
+    """An item of the Allow form: ``capability:<key>:<connection id or empty>`` or
+    ``secret:<key>:`` (``ToAllow.form_value``); ``None`` when malformed."""
+    kind, _, rest = value.partition(":")
+    key, _, connection = rest.partition(":")
+    if not key or (connection and not (connection.isascii() and connection.isdecimal())):
+        return None
+    return AllowItem(kind=kind, key=key, connection_id=int(connection) if connection else None)
+
+
+@require_POST
+@login_required
+def app_allow(request: AuthenticatedHttpRequest, namespace: str, name: str) -> HttpResponse:
+    """Allow the app to use what the form listed (the user's own connections, secrets
+    and credentials, as the page showed them). Only items the app's current version
+    declares and that are still there and not allowed yet are allowed: the posted list
+    narrows that set, never widens it (a page that went stale allows nothing new)."""
+    app = selectors.app_for_user(user=request.user, namespace=namespace, name=name)
+    readiness = selectors.readiness_for(user=request.user, app=app)
+    pending = (
+        selectors.to_allow_for(user=request.user, app=app, readiness=readiness)
+        if readiness is not None
+        else None
+    )
+    if not pending or app.current_version is None:
+        messages.info(request, f"There was nothing left to allow for {app.slug}.")
+        return redirect("apps_registry:app", namespace=app.namespace, name=app.name)
+    posted = {i for v in request.POST.getlist("item") if (i := _posted_item(v)) is not None}
+    items = [
+        AllowItem(kind=i.kind, key=i.key, connection_id=i.connection_id)
+        for i in pending
+        if AllowItem(kind=i.kind, key=i.key, connection_id=i.connection_id) in posted
+    ]
+    if not items:
+        messages.warning(
+            request,
+            "What this app can use has changed since the page was shown: review it below "
+            "and allow again.",
+        )
+        return redirect("apps_registry:app", namespace=app.namespace, name=app.name)
+    app_authorization_allow(
+        user=request.user, app=app.slug, version=app.current_version.number, items=items
+    )
+    shown = [i.text for i in pending if AllowItem(i.kind, i.key, i.connection_id) in items]
+    messages.success(request, f"Allowed {app.slug} to use: {', '.join(shown)}.")
+    return redirect("apps_registry:app", namespace=app.namespace, name=app.name)
 
 
 def hhmm(moment: datetime) -> str:

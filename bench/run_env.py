@@ -290,6 +290,7 @@ class Bench:
         from django.utils import timezone
 
         from apps_registry import services
+        from integrations.app_authorization import AllowItem, app_authorization_allow
         from integrations.connections.store import store_tokens
         from integrations.core.catalogue import BUILTIN
         from integrations.core.tokens import TokenSet
@@ -333,6 +334,14 @@ class Bench:
         conn.save()
         for key, value in SECRETS.items():
             secret_set(user=self.user, key=key, value=value)
+        # The user allowed the app (per-app authorization, the default): what it declares.
+        app_authorization_allow(
+            user=self.user,
+            app=APP,
+            version=version.number,
+            items=[AllowItem("capability", k, conn.pk) for k in CAPABILITIES]
+            + [AllowItem("secret", k) for k in SECRETS],
+        )
 
     def set_connections(self, total: int) -> None:
         """The user has ``total`` connections: the default one and others (other Google

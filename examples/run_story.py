@@ -212,6 +212,29 @@ def connect_google(session: requests.Session, hub: str, capabilities: Sequence[s
     return landed
 
 
+def allow_app(session: requests.Session, hub: str, app: str) -> None:
+    """Press Allow on the app's page: the hub hands a run only what its user allowed
+    the app (docs/authorization.md). Nothing to allow (the hub runs with
+    ``INTEGRATIONS_APP_AUTHORIZATION=declared``) is fine too."""
+    page_url = f"{hub}/apps/{app}/"
+    page = session.get(page_url, timeout=TIMEOUT)
+    page.raise_for_status()
+    forms = [f for f in forms_of(page.text) if f.action.endswith(f"/apps/{app}/allow/")]
+    if not forms:
+        say("nothing to allow")
+        return
+    items = [value for name, value in forms[0].fields if name == "item"]
+    done = session.post(
+        urljoin(page_url, forms[0].action),
+        data=forms[0].fields,
+        allow_redirects=False,
+        timeout=TIMEOUT,
+    )
+    if done.status_code != 302:
+        raise StoryError(f"Allow answered {done.status_code}")
+    say("allowed: " + ", ".join(i.split(":")[1] for i in items))
+
+
 # --- the uploader's and the runner's steps ----------------------------------------------
 
 
@@ -411,7 +434,10 @@ def story(hub: str, manage: Manage, *, email: str) -> int:
     say(f"{version['app']} version {version['number']}: valid {version['valid']}")
     say(f"current version: {version['current']}")
 
-    step("5. A runner asks for the run environment")
+    step(f"5. Allow {APP} on its page (what it declares, nothing else)")
+    allow_app(browser, hub, APP)
+
+    step("6. A runner asks for the run environment")
     # A runner of its own per run (names are unique), scoped to the example's namespace,
     # its token expiring tomorrow.
     runner_name = f"run-story-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
@@ -437,7 +463,7 @@ def story(hub: str, manage: Manage, *, email: str) -> int:
         )
         say(f"{key} ({shown})")
 
-    step("6. Run examples/sheets_reader/app.py with exactly that env")
+    step("7. Run examples/sheets_reader/app.py with exactly that env")
     say(f"(and GOOGLE_API_ENDPOINT={hub}/sandbox/google/: the sandbox's fake Google API)")
     done = run_app(hub, run.env, python=manage.python)
     if done.returncode != 0:

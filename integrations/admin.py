@@ -13,6 +13,7 @@ from django.urls import reverse
 from integrations import app_settings
 from integrations.core.provider_definitions import PRESETS, DefinitionError, validate_definition
 from integrations.models import (
+    AppAuthorization,
     AuditEvent,
     Connection,
     ProviderDefinition,
@@ -139,6 +140,26 @@ class ProviderHealthAdmin(admin.ModelAdmin):
         return [f.name for f in ProviderHealth._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(AppAuthorization)
+class AppAuthorizationAdmin(admin.ModelAdmin):
+    """Which app each user allowed to use what (keys and connection ids, no value).
+    Read-only: users allow on the app page and remove on their Settings pages; staff
+    may delete a row (the app's next run asks the user again)."""
+
+    list_display = ("app", "user", "kind", "key", "connection", "version", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("app", "key", "user__email")
+    list_select_related = ("user", "connection")
+    fields = ("user", "app", "kind", "key", "connection", "version", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
 

@@ -61,3 +61,17 @@ def allow_private_urls() -> bool:
     development and tests (the sandbox and the fakes listen on 127.0.0.1), off in
     production unless staff's providers live on their private network."""
     return bool(settings.INTEGRATIONS_ALLOW_PRIVATE_URLS)
+
+
+APP_AUTHORIZATION_MODES = ("per_app", "declared")
+
+
+def app_authorization() -> str:
+    """``per_app``: an app gets only what its user allowed it; ``declared``: everything
+    its manifest declares that the user has (running an app is the consent). Checked
+    by ``checks.app_authorization_check``."""
+    return str(settings.INTEGRATIONS_APP_AUTHORIZATION)
+
+
+def per_app_authorization() -> bool:
+    return app_authorization() != "declared"

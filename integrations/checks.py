@@ -22,3 +22,19 @@ def token_keys_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     keys = app_settings.token_keys()
     code = "integrations.E001" if not keys else "integrations.E002"
     return [Error(p, hint=crypto.MAKE_A_KEY, id=code) for p in crypto.key_problems(keys)]
+
+
+@register()
+def app_authorization_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``INTEGRATIONS_APP_AUTHORIZATION`` is ``per_app`` or ``declared``: a typo must not
+    silently hand apps everything (or nothing)."""
+    mode = app_settings.app_authorization()
+    if mode in app_settings.APP_AUTHORIZATION_MODES:
+        return []
+    return [
+        Error(
+            f"INTEGRATIONS_APP_AUTHORIZATION is {mode!r}",
+            hint="Set it to 'per_app' (apps get what each user allowed them) or 'declared'.",
+            id="integrations.E003",
+        )
+    ]

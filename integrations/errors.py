@@ -231,3 +231,12 @@ class InvalidSecretError(IntegrationError):
     code = "invalid_secret"
     refused_as = None
     log_level = None
+
+
+class InvalidAppSlugError(IntegrationError):
+    """An app named otherwise than ``namespace/name`` (per-app authorization)."""
+
+    status = 400
+    code = "invalid_app"
+    refused_as = None
+    log_level = None

@@ -119,6 +119,9 @@ class AuditEvent(models.Model):
         # An owner of an app namespace added or removed (``detail``: namespace, by whom).
         NAMESPACE_OWNER_ADDED = "namespace_owner_added", "Namespace owner added"
         NAMESPACE_OWNER_REMOVED = "namespace_owner_removed", "Namespace owner removed"
+        # A user allowed an app to use named capabilities and secrets, or removed that.
+        APP_ALLOWED = "app_allowed", "App allowed"
+        APP_ACCESS_REMOVED = "app_access_removed", "App access removed"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(
@@ -331,3 +334,56 @@ class ServiceAccountKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_purpose_display()}: {self.client_email} (…{self.fingerprint})"
+
+
+class AppAuthorization(models.Model):
+    """One item a user allowed one app to use: a capability (on a connection for OAuth
+    capabilities, so that "Sheets: read (ada@example.com)" is exactly what was allowed;
+    without one for credentials the user brings: ``google.sa``, ``gcp.*``,
+    ``discord.bot``) or a secret by its key.
+
+    The app is named by its slug (``namespace/name``), not a foreign key: integrations
+    never depends on the apps registry. Disconnecting deletes a connection's rows
+    (CASCADE); deleting a secret deletes its rows (``secrets.secret_delete``), so that
+    a value added again under the same key must be allowed again. ``version`` is the
+    manifest version that asked (for the pages and the audit log).
+    """
+
+    class Kind(models.TextChoices):
+        CAPABILITY = "capability", "Capability"
+        SECRET = "secret", "Secret"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="app_authorizations"
+    )
+    app = models.CharField(max_length=201)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    key = models.CharField(max_length=128)
+    connection = models.ForeignKey(
+        Connection,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="app_authorizations",
+    )
+    version = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # Two constraints: NULLs are distinct in a unique index (PostgreSQL, SQLite).
+            models.UniqueConstraint(
+                fields=["user", "app", "kind", "key", "connection"],
+                condition=models.Q(connection__isnull=False),
+                name="app_authorization_unique_on_connection",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "app", "kind", "key"],
+                condition=models.Q(connection__isnull=True),
+                name="app_authorization_unique_without_connection",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "app"], name="app_authorization_user_app")]
+
+    def __str__(self) -> str:
+        return f"{self.app}: {self.kind} {self.key}"

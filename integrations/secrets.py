@@ -10,6 +10,7 @@ from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
 from integrations import app_settings
+from integrations.app_authorization import secret_authorizations_delete
 from integrations.audit import audit_record
 from integrations.core import crypto
 from integrations.core.secret_rules import check_secret_key, check_secret_value
@@ -63,6 +64,8 @@ def secret_delete(*, secret: Secret) -> None:
         account=secret.key,
         detail={"key": secret.key, "fingerprint": secret.fingerprint},
     )
+    # A value added again under this key is a new secret: apps must be allowed again.
+    secret_authorizations_delete(user=secret.user, key=secret.key)
     secret.delete()
 
 

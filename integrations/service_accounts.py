@@ -31,6 +31,7 @@ from django.views.decorators.debug import sensitive_variables
 from google.oauth2 import service_account as google_service_account
 
 from integrations import app_settings
+from integrations.app_authorization import credential_authorizations_delete
 from integrations.audit import audit_record
 from integrations.core import catalogue, crypto
 from integrations.core.catalogue import CredentialKind
@@ -158,6 +159,8 @@ def service_account_key_delete(*, key: ServiceAccountKey) -> None:
         },
     )
     _forget_token_on_commit(key)
+    # Like a deleted secret's: a key uploaded again must be allowed to apps again.
+    credential_authorizations_delete(user=key.user, keys=capabilities_needing(key.purpose))
     key.delete()
 
 

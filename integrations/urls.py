@@ -1,5 +1,6 @@
 from django.urls import path
 
+from integrations.views import app_access
 from integrations.views import connections as views
 from integrations.views import secrets as secret_views
 
@@ -59,6 +60,21 @@ urlpatterns = [
         "settings/secrets/integrations/connections/<int:id>/disconnect/",
         views.disconnect,
         name="disconnect",
+    ),
+    path(
+        "settings/secrets/integrations/connections/<int:id>/remove-access/",
+        app_access.app_access_remove,
+        name="app_access_remove",
+    ),
+    path(
+        "settings/secrets/<int:id>/remove-access/",
+        app_access.secret_access_remove,
+        name="secret_access_remove",
+    ),
+    path(
+        "settings/secrets/service-accounts/keys/<int:id>/remove-access/",
+        app_access.service_account_access_remove,
+        name="service_account_access_remove",
     ),
     path(
         "integrations/oauth/<slug:provider_id>/callback/",

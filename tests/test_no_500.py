@@ -49,6 +49,8 @@ ID_URLS = [
     "/settings/secrets/integrations/connections/{id}/default/",
     "/settings/secrets/integrations/connections/{id}/disconnect/",
     "/apps/acme/a/retry/{id}/",
+    "/settings/secrets/integrations/connections/{id}/remove-access/",
+    "/settings/secrets/{id}/remove-access/",
 ]
 
 

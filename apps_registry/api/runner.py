@@ -95,7 +95,12 @@ _MISSING = inline_serializer(
     fields={
         "error": serializers.CharField(),
         "missing": serializers.ListField(child=serializers.DictField()),
-        "actions": serializers.ListField(child=serializers.DictField()),
+        "actions": serializers.ListField(
+            child=serializers.DictField(),
+            help_text="kind: connect, add_permissions, reconnect, set_secret, upload_key, "
+            "or authorize_app (the user has the items and must allow the app to use them "
+            "at url; capabilities and secrets name them)",
+        ),
         "unavailable": serializers.ListField(
             child=serializers.DictField(),
             help_text="Outages of connections that grant what is there (as in a 503)",
@@ -171,7 +176,8 @@ class RunEnvironmentView(APIView):
         description=(
             "Only the keys the app's manifest declares (required ones, and optional ones "
             "that are available), every token valid for at least the margin. 409 lists "
-            "what the user must still grant, with the actions that fix it."
+            "what the user must still grant, or allow the app to use (reason not_allowed, "
+            "action authorize_app), with the actions that fix it."
         ),
         request=RunRequestSerializer,
         responses={

@@ -309,6 +309,11 @@ INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP = env.bool(
 # CGNAT ones are refused after DNS resolution. True lifts that, for providers on your
 # private network; development and tests turn it on (local.py).
 INTEGRATIONS_ALLOW_PRIVATE_URLS = env.bool("INTEGRATIONS_ALLOW_PRIVATE_URLS", default=False)
+
+# Which items of a user's an app gets (docs/authorization.md): "per_app" (default) only
+# those the user allowed that app, once, on its page; "declared" everything its manifest
+# declares that the user has (for platforms where running an app is the consent).
+INTEGRATIONS_APP_AUTHORIZATION = env.str("INTEGRATIONS_APP_AUTHORIZATION", default="per_app")
 # Provider definitions are re-read from the database at most this often per process
 # (at once after a change made in the same process).
 INTEGRATIONS_PROVIDER_CACHE_SECONDS = env.float("INTEGRATIONS_PROVIDER_CACHE_SECONDS", default=5.0)

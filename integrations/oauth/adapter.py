@@ -24,8 +24,14 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from integrations.app_authorization import AllowItem, app_authorization_allow, check_app_slug
 from integrations.connections import connect
-from integrations.errors import AccountMismatchError, ProviderDisabledError, UnknownProviderError
+from integrations.errors import (
+    AccountMismatchError,
+    InvalidAppSlugError,
+    ProviderDisabledError,
+    UnknownProviderError,
+)
 from integrations.oauth.provider import ALLAUTH_PREFIX, IntegrationProvider
 from integrations.providers import client as http
 from integrations.providers import registry
@@ -125,6 +131,7 @@ class IntegrationSocialAccountAdapter(DefaultSocialAccountAdapter):
             return HttpResponseRedirect(_page_url())
         conn = result.connection
         who = conn.account_email or conn.account_uid
+        allowed_app = self._allow_app(request, data, result)
         if result.not_granted:
             granted_now = len(requested) - len(result.not_granted)
             messages.warning(
@@ -150,7 +157,36 @@ class IntegrationSocialAccountAdapter(DefaultSocialAccountAdapter):
             messages.success(
                 request, f"Updated {provider.name} ({who}): granted {_labels(requested)}."
             )
+        if allowed_app:
+            messages.success(request, f"Allowed {allowed_app} to use what you granted.")
         return HttpResponseRedirect(safe_next(request, state.get("next")) or _page_url())
+
+    def _allow_app(
+        self, request: HttpRequest, data: dict[str, Any], result: connect.ConnectResult
+    ) -> str:
+        """A flow started from an app's page allows that app the capabilities it asked
+        for and got, on this connection, nothing else (the slug was checked when the
+        flow started; checked again: the state is ours, but costs nothing to verify).
+        Returns the app allowed, ``""`` for none."""
+        app = data.get("app")
+        version = data.get("app_version")
+        if not isinstance(app, str) or not app or not isinstance(version, int):
+            return ""
+        try:
+            check_app_slug(app)
+        except InvalidAppSlugError:
+            return ""
+        keys = [k for k in result.requested if k not in result.not_granted]
+        allowed = app_authorization_allow(
+            user=result.connection.user,
+            app=app,
+            version=version,
+            items=[
+                AllowItem(kind="capability", key=k, connection_id=result.connection.pk)
+                for k in keys
+            ],
+        )
+        return app if allowed else ""
 
     def on_authentication_error(
         self,

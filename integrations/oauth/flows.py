@@ -33,6 +33,8 @@ def connection_start(
     connection: Connection | None = None,
     next_url: str | None = None,
     reconnect: bool = False,
+    app: str = "",
+    app_version: int = 1,
 ) -> HttpResponse:
     """Start Connect (``connection`` None) or Add Permissions at the provider.
 
@@ -42,6 +44,10 @@ def connection_start(
     for incremental authorization
     (https://developers.google.com/identity/protocols/oauth2/web-server#incrementalAuth);
     ``prompt=consent`` whenever we hold no refresh token, as Google sends one only then.
+
+    ``app`` (a checked slug; its manifest ``app_version``): the flow was started from
+    that app's page, and the callback allows the app what is asked and granted, on the
+    connection it lands on (the user's intent; kept in the flow's server-side state).
     """
     config = registry.flow_config(provider_id, user=request.user)
     keys = _validate_capabilities(provider_id, capabilities)
@@ -63,11 +69,14 @@ def connection_start(
     provider = get_social_adapter(request).get_provider(
         request, provider=allauth_provider_id(provider_id)
     )
-    data = {
+    data: dict[str, object] = {
         "capabilities": keys,
         "connection_id": connection.pk if connection else None,
         "user_id": request.user.pk,
     }
+    if app:
+        data["app"] = app
+        data["app_version"] = int(app_version)
     return provider.redirect(
         request,
         process="connect",

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from integrations import app_settings, selectors
+from integrations import app_authorization, app_settings, selectors
 from integrations.connections.connect import connection_make_default
 from integrations.connections.disconnect import connection_disconnect
 from integrations.core.catalogue import Capability
@@ -41,6 +41,8 @@ class ConnectionRow:
     provider_name: str
     granted: list[Capability]
     addable: list[Capability]
+    # The apps the user allowed to use this connection (per-app authorization).
+    used_by: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -81,6 +83,7 @@ def integrations_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     for client in selectors.own_clients_for_user(user=request.user):
         if client.provider in sections:
             sections[client.provider].own_client = client
+    used_by = app_authorization.apps_by_connection(user=request.user)
     for conn in selectors.connections_for_user(user=request.user):
         section = sections.get(conn.provider)
         if section is None:
@@ -92,6 +95,7 @@ def integrations_page(request: AuthenticatedHttpRequest) -> HttpResponse:
                 provider_name=section.config.name,
                 granted=[cat.by_key[k] for k in cat.effective_capabilities(granted)],
                 addable=[c for c in section.capabilities if not cat.is_satisfied(c.key, granted)],
+                used_by=used_by.get(conn.pk, []),
             )
         )
     broken = [
@@ -127,6 +131,8 @@ def _start(
             capabilities=form.cleaned_data["capabilities"],
             connection=connection,
             next_url=safe_next(request, form.cleaned_data.get("next")),
+            app=form.cleaned_data.get("app") or "",
+            app_version=form.cleaned_data.get("app_version") or 1,
         )
     except IntegrationError as exc:
         messages.error(request, str(exc))
@@ -250,7 +256,13 @@ def disconnect(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
         name = conn.provider  # its definition was deleted: the connection still goes
     if request.method == "GET":
         return render(
-            request, "integrations/disconnect.html", {"connection": conn, "provider_name": name}
+            request,
+            "integrations/disconnect.html",
+            {
+                "connection": conn,
+                "provider_name": name,
+                "used_by": app_authorization.apps_by_connection(user=request.user).get(conn.pk, []),
+            },
         )
     who = conn.account_email or conn.account_uid
     outcome = connection_disconnect(connection=conn)

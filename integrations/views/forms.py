@@ -4,10 +4,15 @@ from collections.abc import Iterable
 
 from django import forms
 
+from integrations.app_authorization import check_app_slug
 from integrations.core.catalogue import Capability
 from integrations.core.secret_rules import check_secret_key, check_secret_value
 from integrations.core.service_account_keys import MAX_KEY_BYTES, parse_project_number
-from integrations.errors import InvalidSecretError, InvalidServiceAccountKeyError
+from integrations.errors import (
+    InvalidAppSlugError,
+    InvalidSecretError,
+    InvalidServiceAccountKeyError,
+)
 from integrations.providers import registry
 
 
@@ -20,6 +25,22 @@ class CapabilitiesForm(forms.Form):
         error_messages={"required": "Choose at least one permission."},
     )
     next = forms.CharField(required=False, widget=forms.HiddenInput)
+    # Started from an app's page: that app (``namespace/name``) and its version are
+    # allowed what is asked and granted, on return (per-app authorization). Only the
+    # user's own intent: its shape is checked, nothing else is read from it.
+    app = forms.CharField(required=False, max_length=201, widget=forms.HiddenInput)
+    app_version = forms.IntegerField(
+        required=False, min_value=1, max_value=2**31 - 1, widget=forms.HiddenInput
+    )
+
+    def clean_app(self) -> str:
+        app = self.cleaned_data.get("app") or ""
+        if not app:
+            return ""
+        try:
+            return check_app_slug(app)
+        except InvalidAppSlugError:
+            raise forms.ValidationError("This is not an app's name.") from None
 
     def __init__(self, *args: object, offered: Iterable[Capability], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

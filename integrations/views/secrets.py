@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from integrations import secrets, selectors, service_accounts
+from integrations import app_authorization, secrets, selectors, service_accounts
 from integrations.core.service_account_keys import PURPOSE_GCP, PURPOSE_GOOGLE_SA
 from integrations.errors import InvalidSecretError, InvalidServiceAccountKeyError
 from integrations.types import AuthenticatedHttpRequest
@@ -38,10 +38,27 @@ def _secrets_page(request: AuthenticatedHttpRequest, form: SecretForm) -> HttpRe
         "integrations/secrets.html",
         {
             "settings_tab": "secrets",
-            "secrets": list(selectors.secrets_for_user(user=request.user)),
+            "secrets": _with_apps(request),
             "form": form,
         },
     )
+
+
+def _with_apps(request: AuthenticatedHttpRequest) -> list[Any]:
+    """The user's secrets, each with ``used_by``: the apps allowed to use it (two
+    queries in all)."""
+    used_by = app_authorization.apps_by_secret(user=request.user)
+    rows = list(selectors.secrets_for_user(user=request.user))
+    for secret in rows:
+        # A display attribute for the template only, never saved.
+        secret.used_by = used_by.get(secret.key, [])  # type: ignore[attr-defined]
+    return rows
+
+
+def _and_allow_again(request: AuthenticatedHttpRequest, key: str) -> str:
+    """The apps allowed to use the secret ``key``, which must be allowed it again."""
+    apps = app_authorization.apps_by_secret(user=request.user).get(key, [])
+    return f" and allow it again to {', '.join(apps)}" if apps else ""
 
 
 # Error reports (500 pages, admin emails) mask the write-only fields.
@@ -81,8 +98,9 @@ def secret_delete(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
                 "settings_tab": "secrets",
                 "title": f"Delete {secret.key}?",
                 "body": (
-                    f"Apps that declare {secret.key} will not run until you set it again. "
-                    "The value cannot be recovered."
+                    f"Apps that declare {secret.key} will not run until you set it again"
+                    + _and_allow_again(request, secret.key)
+                    + ". The value cannot be recovered."
                 ),
                 "button": f"Delete {secret.key}",
                 "cancel_url": reverse("integrations:secrets"),
@@ -104,11 +122,21 @@ def _service_accounts_page(
     gcp_form: GcpProjectForm | None = None,
 ) -> HttpResponse:
     keys = selectors.service_account_keys_for_user(user=request.user)
+    by_key = app_authorization.apps_by_credential(user=request.user)
+    used_by = {
+        purpose: sorted(
+            {a for k in service_accounts.capabilities_needing(purpose) for a in by_key.get(k, [])}
+        )
+        for purpose in (PURPOSE_GOOGLE_SA, PURPOSE_GCP)
+    }
     return render(
         request,
         "integrations/service_accounts.html",
         {
             "settings_tab": "service_accounts",
+            # Per purpose, the apps the user allowed to use that key.
+            "google_sa_used_by": used_by[PURPOSE_GOOGLE_SA],
+            "gcp_used_by": used_by[PURPOSE_GCP],
             "google_sa": keys.get(PURPOSE_GOOGLE_SA),
             "gcp": keys.get(PURPOSE_GCP),
             "google_sa_form": google_sa_form or ServiceAccountKeyForm(),

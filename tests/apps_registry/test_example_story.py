@@ -114,6 +114,14 @@ def test_the_app_reads_the_sheet_and_a_grant_revoked_at_google_asks_for_reconnec
     assert (version["app"], version["valid"], version["current"]) == (APP, True, True)
     runner_token = services.runner_token_create(name="runner-e2e", all_namespaces=True)[1]
     runner = HubClient(site, token=runner_token, session=http())
+    # Not allowed yet: the client carries the authorize_app action to the app page.
+    with pytest.raises(NotAuthorizedYetError) as not_allowed:
+        runner.run_environment(user=email, app=APP)
+    (authorize,) = [a for a in not_allowed.value.actions if a.kind == "authorize_app"]
+    assert authorize.url == site + f"/apps/{APP}/#allow"
+    assert authorize.capabilities == ("google.sheets.readonly",) and authorize.secrets == ()
+    assert {m.reason for m in not_allowed.value.missing} == {"not_allowed"}
+    story.allow_app(browser, site, APP)
     run = runner.run_environment(user=email, app=APP)
     assert set(run.env) == GOOGLE_ENV
 

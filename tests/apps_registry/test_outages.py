@@ -23,6 +23,7 @@ from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.models import Connection, Secret
 from integrations.providers import registry
 from integrations.secrets import secret_set
+from tests.authorization import allow_declared
 from tests.integrations.factories import ConnectionFactory
 
 from .test_run_env import MANIFEST
@@ -66,6 +67,7 @@ def failing(user, *, backoff: timedelta | None = timedelta(minutes=10), **fields
     answer, backing off (or not any more)."""
     conn = ConnectionFactory.create(user=user, is_default=True, scopes=SCOPES)
     secret_set(user=user, key="FAL_KEY", value="fal-secret-value")
+    allow_declared(user, "acme/digest")
     now = timezone.now()
     values = {
         "status": "refresh_failing",
@@ -127,6 +129,7 @@ def test_a_failed_refresh_on_the_run_path_answers_503_and_the_page_says_the_same
 ):
     conn = ConnectionFactory.create(user=bob, is_default=True, scopes=SCOPES)
     secret_set(user=bob, key="FAL_KEY", value="fal-secret-value")
+    allow_declared(bob, "acme/digest")
     Connection.objects.filter(pk=conn.pk).update(expires_at=timezone.now() - timedelta(seconds=5))
     client.force_login(bob)
     assert '<h2 id="readiness-heading">Ready</h2>' in client.get(PAGE).content.decode()
@@ -201,6 +204,7 @@ def test_every_reconnect_action_has_one_shape(runner, app, bob):
         user=bob, is_default=True, scopes=SCOPES, status="needs_reconnect"
     )
     secret_set(user=bob, key="FAL_KEY", value="fal-secret-value")
+    allow_declared(bob, "acme/digest")
     known = ask(runner, user="bob@example.com", app="acme/digest").json()
     (a,) = [x for x in known["actions"] if x["kind"] == "reconnect"]
 

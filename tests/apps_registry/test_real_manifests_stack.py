@@ -21,6 +21,7 @@ from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.models import Secret
 from integrations.providers import registry
 from integrations.secrets import secret_set
+from tests.authorization import allow_declared
 from tests.integrations.factories import ConnectionFactory
 
 from .conftest import FIXTURES, bearer, own_namespaces
@@ -105,6 +106,7 @@ def test_run_env_never_takes_an_integrations_name_from_a_secret(alice, bob):
         value_encrypted=crypto.encrypt(forged, keys=app_settings.token_keys()),
         fingerprint=crypto.fingerprint(forged),
     )
+    allow_declared(bob, "acme/old")
 
     resp = run(runner, user=str(bob.pk), app="acme/old")
 
@@ -192,6 +194,7 @@ def test_api_app_detail_and_run_api_with_a_dotted_name(api, alice, alice_token, 
     assert detail.status_code == 200 and detail.json()["name"] == "model-2.5-flash"
 
     secret_set(user=bob, key="GEMINI_API_KEY", value="gemini-key")
+    allow_declared(bob, "google/model-2.5-flash")
     runner = services.runner_token_create(name="r", all_namespaces=True)[1]
     resp = run(runner, user=str(bob.pk), app="google/model-2.5-flash")
     assert resp.status_code == 200, resp.content

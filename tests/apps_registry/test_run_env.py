@@ -22,6 +22,7 @@ from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.models import AuditEvent, Connection
 from integrations.providers import registry
 from integrations.secrets import secret_set
+from tests.authorization import allow_declared
 from tests.integrations.factories import ConnectionFactory
 from tests.processes import needs_postgres
 
@@ -81,6 +82,7 @@ def ready_user(user) -> Connection:
     )
     secret_set(user=user, key="FAL_KEY", value="fal-secret-value")
     secret_set(user=user, key="UNDECLARED_KEY", value="must-not-leak")
+    allow_declared(user, "acme/digest")
     return conn
 
 
@@ -178,6 +180,7 @@ def test_a_named_connection_is_used(runner, app, bob, alice):
     other = ConnectionFactory.create(
         user=bob, scopes=["openid", "email", G + "spreadsheets.readonly", G + "gmail.send"]
     )
+    allow_declared(bob, "acme/digest")  # on the new connection too
     resp = ask(runner, user="bob@example.com", app="acme/digest", connections={"google": other.pk})
     assert resp.json()["env"]["GOOGLE_OAUTH_ACCESS_TOKEN"] == connection_access_token(
         connection=other

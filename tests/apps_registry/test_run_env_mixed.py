@@ -16,10 +16,11 @@ from apps_registry import services
 from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.core.provider_definitions import PRESETS
 from integrations.errors import InvalidSecretError
-from integrations.models import ProviderDefinition
+from integrations.models import AppAuthorization, ProviderDefinition
 from integrations.providers.definitions import provider_definition_set_secret
 from integrations.secrets import secret_set
 from integrations.service_accounts import service_account_key_set
+from tests.authorization import allow_declared
 from tests.integrations.factories import ConnectionFactory
 from tests.integrations.gcp_fakes import TokenEndpoint, key_json, rsa_key, serve
 
@@ -108,6 +109,21 @@ def test_readiness_and_env_across_providers(alice, bob, x_provider, gcp_endpoint
         project_number="123456789012",
     )
 
+    # Everything is there, nothing is allowed yet (per_app): no token, no credential,
+    # no secret, and each required item is named.
+    resp = ask(runner, user="bob@example.com", app="acme/everything")
+    assert resp.status_code == 409, resp.content
+    assert {(m["key"], m["reason"]) for m in resp.json()["missing"]} == {
+        ("google.sheets.readonly", "not_allowed"),
+        ("x.tweet.write", "not_allowed"),
+        ("discord.bot", "not_allowed"),
+        ("gcp.vertex_ai", "not_allowed"),
+        ("FAL_KEY", "not_allowed"),
+    }
+    assert BOT_TOKEN not in resp.content.decode() and "fal-value" not in resp.content.decode()
+    assert gcp_endpoint.requests == 0  # no token was minted for an app not allowed
+    allow_declared(bob, "acme/everything")
+
     resp = ask(runner, user="bob@example.com", app="acme/everything")
     assert resp.status_code == 200, resp.content
     env = resp.json()["env"]
@@ -129,6 +145,21 @@ def test_readiness_and_env_across_providers(alice, bob, x_provider, gcp_endpoint
     expires = resp.json()["expires_at"]
     assert expires is not None and expires <= (timezone.now() + timedelta(hours=2)).isoformat()
 
+    # The optional google.sa, set up now, is left out until allowed.
+    service_account_key_set(
+        user=bob, purpose="google_sa", key_text=key_json(token_uri=gcp_endpoint.url, key=rsa_key())
+    )
+    AppAuthorization.objects.filter(user=bob, key="google.sa").delete()
+    assert (
+        "GOOGLE_SA_CREDENTIALS"
+        not in ask(runner, user="bob@example.com", app="acme/everything").json()["env"]
+    )
+    allow_declared(bob, "acme/everything")
+    assert (
+        "GOOGLE_SA_CREDENTIALS"
+        in ask(runner, user="bob@example.com", app="acme/everything").json()["env"]
+    )
+
 
 GCP_ONLY = """\
 namespace: acme
@@ -148,6 +179,7 @@ def test_a_gcp_key_google_refuses_asks_for_a_new_key_not_a_500(alice, bob, gcp_e
         key_text=key_json(token_uri=gcp_endpoint.url, key=rsa_key()),
         project_number="123456789012",
     )
+    allow_declared(bob, "acme/vertex")
     # The key or its service account was deleted at Google.
     gcp_endpoint.script = [(400, {"error": "invalid_grant", "error_description": "Invalid JWT"})]
     resp = ask(runner, user=str(bob.pk), app="acme/vertex")
@@ -211,6 +243,7 @@ def test_a_refused_optional_gcp_key_leaves_gcp_out_and_the_run_goes_on(alice, bo
         key_text=key_json(token_uri=gcp_endpoint.url, key=rsa_key()),
         project_number="123456789012",
     )
+    allow_declared(bob, "acme/maybe-vertex")
     gcp_endpoint.script = [(400, {"error": "invalid_grant"})]
     resp = ask(runner, user=str(bob.pk), app="acme/maybe-vertex")
     assert resp.status_code == 200, resp.content
@@ -241,6 +274,7 @@ def test_a_provider_definition_deleted_under_its_connections_is_an_outage_not_a_
     conn = ConnectionFactory.create(
         user=bob, provider="x", scopes=["tweet.read", "tweet.write", "users.read", "offline.access"]
     )
+    allow_declared(bob, "acme/poster")
     x_provider.delete()
 
     resp = ask(runner, user="bob@example.com", app="acme/poster")

@@ -30,10 +30,17 @@ from integrations.connections.store import connection_access_token, connection_r
 from integrations.core.catalogue import BUILTIN as CATALOGUE
 from integrations.core.catalogue import CAPABILITIES, GOOGLE_SCOPE_PREFIX, CredentialKind
 from integrations.core.provider_definitions import PRESETS
-from integrations.models import Connection, ProviderDefinition, Secret, ServiceAccountKey
+from integrations.models import (
+    AppAuthorization,
+    Connection,
+    ProviderDefinition,
+    Secret,
+    ServiceAccountKey,
+)
 from integrations.providers.definitions import provider_definition_set_secret
 from integrations.secrets import secret_set
 from integrations.service_accounts import service_account_key_set
+from tests.authorization import allow_declared
 from tests.integrations.factories import ConnectionFactory
 from tests.integrations.gcp_fakes import key_json
 
@@ -255,6 +262,8 @@ def test_the_api_never_returns_a_key_the_manifest_did_not_declare(
         secret_set(user=user, key=key, value=value)
     if google_sa:
         service_account_key_set(user=user, purpose="google_sa", key_text=key_json())
+    AppAuthorization.objects.filter(user=user).delete()
+    allow_declared(user, version.app.slug)
 
     resp = ask(runner)
     event(f"status {resp.status_code}")

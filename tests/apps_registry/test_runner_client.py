@@ -13,6 +13,7 @@ from apps_registry.runner_client import (
     RunnerAuthenticationError,
 )
 from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
+from tests.authorization import allow_declared
 from tests.integrations.factories import ConnectionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,7 +43,14 @@ def test_the_client_maps_every_answer(hub, bob):
     (action,) = not_yet.value.actions
     assert action.kind == "add_permissions" and action.capabilities == ("google.gmail.send",)
 
-    # Version 1, named: ready with the Sheets grant alone.
+    # Version 1, named: ready with the Sheets grant alone, once the app is allowed.
+    with pytest.raises(NotAuthorizedYetError) as not_allowed:
+        client.run_environment(user=bob.pk, app="acme/sheet", version=1)
+    (action,) = not_allowed.value.actions
+    assert action.kind == "authorize_app" and action.url.endswith("/apps/acme/sheet/#allow")
+    assert action.capabilities == ("google.sheets.readonly",) and action.secrets == ()
+    assert [m.reason for m in not_allowed.value.missing] == ["not_allowed"]
+    allow_declared(bob, "acme/sheet")
     run = client.run_environment(user=bob.pk, app="acme/sheet", version=1)
     assert set(run.keys) == {
         "GOOGLE_OAUTH_ACCESS_TOKEN",

@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from apps_registry.models import App
 from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
-from integrations.models import Connection
+from integrations.models import AppAuthorization, AuditEvent, Connection
 from integrations.sandbox.models import SandboxTokenRequest
 from integrations.sandbox.services import google_callback_uri, sandbox_client_ensure
 
@@ -36,7 +36,9 @@ def site(live_server):
         yield live_server.url
 
 
-def through_consent(client: Client, site: str, started: Any) -> tuple[dict[str, str], Any]:
+def through_consent(
+    client: Client, site: str, started: Any, *, untick: str = ""
+) -> tuple[dict[str, str], Any]:
     """Follow a started flow: the sandbox's consent page, Allow with every requested
     scope ticked, then our callback. Returns the authorization request's parameters
     and the callback's answer."""
@@ -48,7 +50,7 @@ def through_consent(client: Client, site: str, started: Any) -> tuple[dict[str, 
     assert page.status_code == 200, page.content
     form = page.context["form"]
     data = {f.name: f.value() or "" for f in form.hidden_fields()}
-    data["scope"] = form.fields["scope"].initial
+    data["scope"] = [s for s in form.fields["scope"].initial if s != untick]
     data["allow"] = "true"
     answer = client.post(authorize, data)
     assert answer.status_code == 302
@@ -61,7 +63,8 @@ def action_forms(html: str) -> list[tuple[str, list[tuple[str, str]]]]:
     forms = []
     for action, body in re.findall(r'action="([^"]+)"[^>]*>(.*?)</form>', html, re.S):
         inputs = re.findall(
-            r'<input type="hidden" name="(capabilities|next)" value="([^"]*)">', body
+            r'<input type="hidden" name="(capabilities|next|app|app_version)" value="([^"]*)">',
+            body,
         )
         if inputs:
             forms.append((action, inputs))
@@ -94,7 +97,12 @@ def test_add_permissions_from_the_app_page_ends_with_the_app_ready(site):
     (required_url, required), (optional_url, optional) = action_forms(html)
     add_url = reverse("integrations:add_permissions", kwargs={"id": conn.pk})
     assert required_url == add_url == optional_url
-    assert required == [("capabilities", "google.sheets.readonly"), ("next", REPORT_URL)]
+    assert required == [
+        ("capabilities", "google.sheets.readonly"),
+        ("next", REPORT_URL),
+        ("app", "acme/report"),
+        ("app_version", "1"),
+    ]
     assert ("capabilities", "google.drive.readonly") in optional
 
     # Follow it through the sandbox's consent.
@@ -106,9 +114,16 @@ def test_add_permissions_from_the_app_page_ends_with_the_app_ready(site):
     assert done.status_code == 302
     assert done["Location"] == REPORT_URL
 
-    # Back on the app page: ready, on the same connection, earlier grant kept.
+    # Back on the app page: ready, on the same connection, earlier grant kept; started
+    # from the app page, the app is allowed what it asked and got, on that connection,
+    # and nothing else (not Gmail, which the connection has and the app never asked).
     html = client.get(done["Location"]).content.decode()
     assert '<h2 id="readiness-heading">Ready</h2>' in html
+    assert "✓ Allowed" in html
+    assert list(
+        AppAuthorization.objects.filter(user=ada).values_list("app", "key", "connection_id")
+    ) == [("acme/report", "google.sheets.readonly", conn.pk)]
+    assert AuditEvent.objects.filter(kind="app_allowed", user=ada).count() == 1
     assert (
         "Not granted yet"
         not in html.split('data-key="google.sheets.readonly"')[1].split("</tr>")[0]
@@ -125,3 +140,33 @@ def dict_of(inputs: list[tuple[str, str]]) -> dict[str, list[str]]:
     for name, value in inputs:
         data.setdefault(name, []).append(value)
     return data
+
+
+@pytest.mark.django_db(transaction=True)
+def test_connect_from_the_app_page_allows_only_what_was_granted(site):
+    """Connect started from the app page (asking for Sheets and the optional Drive);
+    Drive unticked at the consent page: the app is allowed Sheets only, on the new
+    connection. A forged app name in the form starts nothing."""
+    ada = get_user_model().objects.create_user(username="ada", email="ada@example.com")
+    client = Client()
+    client.force_login(ada)
+    assert client.post(reverse("apps_registry:upload"), {"text": REPORT}).status_code == 302
+
+    html = client.get(REPORT_URL).content.decode()
+    (_, _required), (optional_url, optional) = action_forms(html)
+    assert optional_url == reverse("integrations:connect", kwargs={"provider_id": "google"})
+    assert ("app", "acme/report") in optional
+
+    forged = dict_of(optional)
+    forged["app"] = ["../../etc"]
+    refused = client.post(optional_url, forged)
+    assert refused.status_code == 302 and refused["Location"] == reverse("integrations:page")
+
+    started = client.post(optional_url, dict_of(optional))
+    _, done = through_consent(client, site, started, untick=G + "drive.readonly")
+    assert done.status_code == 302 and done["Location"] == REPORT_URL
+    conn = Connection.objects.get(user=ada)
+    assert G + "drive.readonly" not in conn.scopes
+    assert list(
+        AppAuthorization.objects.filter(user=ada).values_list("app", "key", "connection_id")
+    ) == [("acme/report", "google.sheets.readonly", conn.pk)]

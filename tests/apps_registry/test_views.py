@@ -17,6 +17,7 @@ from apps_registry.manifest import MAX_MANIFEST_BYTES
 from apps_registry.models import App, ManifestVersion
 from integrations.core.catalogue import BUILTIN as catalogue
 from integrations.secrets import secret_set
+from tests.authorization import allow_declared
 from tests.integrations.factories import ConnectionFactory
 
 from .conftest import REAL, REPORT, own_namespaces
@@ -82,17 +83,25 @@ def test_app_page_shows_readiness_with_exact_add_permissions(client, alice, bob,
     required, optional = forms_of(html)
     add_url = reverse("integrations:add_permissions", kwargs={"id": conn.pk})
     assert required["action"] == add_url
+    # Started from the app page: on return the app is allowed what was asked and granted.
     assert required["inputs"] == [
         ("capabilities", "google.sheets.readonly"),
         ("next", REPORT_URL),
+        ("app", "acme/report"),
+        ("app_version", "1"),
     ]
     assert "Add Permissions</button>" in required["html"]
-    assert "Asks Google (bob@gmail.example) for: Sheets: read." in required["html"]
+    assert (
+        "Asks Google (bob@gmail.example) for: Sheets: read, and allows acme/report to use them."
+        in required["html"]
+    )
     assert optional["action"] == add_url
     assert optional["inputs"] == [
         ("capabilities", "google.sheets.readonly"),
         ("capabilities", "google.drive.readonly"),
         ("next", REPORT_URL),
+        ("app", "acme/report"),
+        ("app_version", "1"),
     ]
     assert "Add Permissions, including optional" in optional["html"]
     # Each requirement with the manifest's description and its state.
@@ -108,9 +117,13 @@ def test_app_page_when_ready(client, alice, bob, upload):
     ConnectionFactory.create(user=bob, scopes=google_scopes("google.sheets", "google.drive"))
     client.force_login(bob)
     html = client.get(REPORT_URL).content.decode()
+    assert '<h2 id="readiness-heading">Not allowed yet</h2>' in html
+    allow_declared(bob, "acme/report")
+    html = client.get(REPORT_URL).content.decode()
     assert '<h2 id="readiness-heading">Ready</h2>' in html
+    assert "✓ Allowed" in html
     assert forms_of(html) == []
-    assert html.count("state-ok") == 2
+    assert html.count("state-ok") == 3  # the two items, and "Allowed"
 
 
 def test_app_page_offers_connect_without_a_connection_and_names_secrets(client, alice, bob, upload):
@@ -129,6 +142,7 @@ def test_app_page_offers_connect_without_a_connection_and_names_secrets(client, 
     html = client.get(url).content.decode()
     assert "Not set: add it under Settings → Secrets" in html
     secret_set(user=bob, key="FAL_KEY", value="fal-secret-value")
+    allow_declared(bob, "falai/dia-tts")
     html = client.get(url).content.decode()
     assert '<h2 id="readiness-heading">Ready</h2>' in html
     assert "fal-secret-value" not in html
@@ -202,8 +216,8 @@ def test_app_page_query_count_is_pinned(client, alice, bob, upload):
         secret_set(user=bob, key=f"KEY_{i}", value="v")
     many = _queries(client, REPORT_URL)
     # Session, user, the app (with its current version and owner), its namespace and
-    # the namespace's owners (the publisher line), connections, secrets, and whatever
-    # integrations reads to know the connectable providers.
+    # the namespace's owners (the publisher line), connections, secrets, what the user
+    # allowed the app, and whatever integrations reads to know the connectable providers.
     assert one == many
     assert one <= 8
     client.force_login(alice)  # the owner also reads the versions

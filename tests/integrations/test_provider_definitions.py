@@ -17,6 +17,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from integrations.app_authorization import AllowItem, app_authorization_allow
 from integrations.connections.credentials import connection_credentials
 from integrations.core import crypto
 from integrations.core.provider_definitions import PRESETS, DefinitionError, validate_definition
@@ -24,6 +25,7 @@ from integrations.errors import ReauthorizationRequiredError
 from integrations.models import Connection, ProviderDefinition, UserOAuthClient
 from integrations.providers import registry
 from integrations.providers.definitions import provider_definition_set_secret, user_client_set
+from tests.authorization import allow_declared
 
 pytestmark = pytest.mark.django_db
 
@@ -592,10 +594,19 @@ def test_the_run_api_hands_out_the_narrowed_token_and_google_is_not_narrowed(
 
     make_acme(narrow_scope_on_refresh=True, rotates_refresh_tokens=False)
     assert not registry.provider_config("google").narrow_scope_on_refresh
-    acme_connection(bob)
+    conn = acme_connection(bob)
     apps.manifest_upload(
         user=alice,
-        text="namespace: acme\nname: reader\nintegrations:\n  - key: acme.read\n",
+        text="namespace: acme\nname: reader\nintegrations:\n  - key: acme.read\n"
+        "  - key: acme.write\n    optional: true\n",
+    )
+    # Bob allowed the app to read only (per-app authorization): the optional write is
+    # granted on the connection, and left out of the token.
+    app_authorization_allow(
+        user=bob,
+        app="acme/reader",
+        version=1,
+        items=[AllowItem(kind="capability", key="acme.read", connection_id=conn.pk)],
     )
     runner = apps.runner_token_create(name="r", all_namespaces=True)[1]
     resp = Client().post(
@@ -605,7 +616,7 @@ def test_the_run_api_hands_out_the_narrowed_token_and_google_is_not_narrowed(
         HTTP_AUTHORIZATION=f"Bearer {runner}",
     )
     assert resp.status_code == 200, resp.content
-    # The app declares acme.read only: its token was asked for with scope=read.
+    # The app is allowed acme.read only: its token was asked for with scope=read.
     assert resp.json()["env"] == {"ACME_TOKEN": "acme-at-1"}
     ((form, _),) = acme_server.token_requests
     assert form["scope"] == "read"
@@ -671,6 +682,7 @@ def test_a_run_with_an_own_client_connection_costs_no_extra_query(alice, bob, ac
     apps.manifest_upload(
         user=alice, text="namespace: acme\nname: reader\nintegrations:\n  - key: acme.read\n"
     )
+    allow_declared(bob, "acme/reader")
     runner = apps.runner_token_create(name="r", all_namespaces=True)[1]
 
     def ask():

@@ -42,6 +42,7 @@ from integrations.providers import registry
 from integrations.providers.definitions import provider_definition_set_secret
 from integrations.sandbox.models import SandboxTokenRequest
 from integrations.sandbox.services import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+from tests.authorization import allow_declared
 from tests.processes import django_env, start
 from tests.sandbox.conftest import Flow
 
@@ -238,6 +239,7 @@ def test_celery_worker_and_beat_refresh_a_connection_about_to_expire(site, alice
     conn = sandbox_connection(alice, expires_in=timedelta(minutes=5))
     before = connection_access_token(connection=conn)
     app_services.manifest_upload(user=alice, text=RUN_MANIFEST)
+    allow_declared(alice, "acme/sheets")
     runner = app_services.runner_token_create(name="runner-test", all_namespaces=True)[1]
     queue = f"test-refresh-{tmp_path.name}"
     env = django_env(

@@ -344,7 +344,8 @@ def test_page_query_count_is_pinned(alice_client, alice):
     empty = _queries(alice_client)
     service_account_key_set(user=alice, purpose="google_sa", key_text=key_json())
     service_account_key_set(user=alice, purpose="gcp", key_text=key_json(), project_number="1")
-    assert _queries(alice_client) == empty == 3  # session, user, keys
+    # session, user, keys, the apps allowed to use them
+    assert _queries(alice_client) == empty == 4
 
 
 # --- never in clear --------------------------------------------------------------------

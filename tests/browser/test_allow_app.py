@@ -1,0 +1,81 @@
+"""Per-app authorization in a real browser, over live HTTP, against the sandbox: Ada
+connects Google for Sheets, opens an app that needs it, presses Allow, a run gets the
+token; Remove access on the Integrations page, and the next run is refused again."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from playwright.sync_api import Page, expect
+
+from apps_registry import services
+from integrations.models import AppAuthorization, AuditEvent
+
+from .test_connect_google import consent
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+MANIFEST = """\
+namespace: acme
+name: report
+title: Weekly report
+integrations:
+  - key: google.sheets.readonly
+    description: Read the source spreadsheet
+"""
+
+
+def run(runner: str, email: str):
+    return Client().post(
+        "/api/v1/run-environments/",
+        json.dumps({"user": email, "app": "acme/report"}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {runner}",
+    )
+
+
+def test_allow_an_app_then_remove_its_access(site, page: Page):
+    publisher = get_user_model().objects.create_user(username="pub", email="pub@example.com")
+    services.manifest_upload(user=publisher, text=MANIFEST)
+    runner = services.runner_token_create(name="browser")[1]
+
+    page.goto(site + "/accounts/signup/")
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label(re.compile(r"^Password:?$")).fill("a long enough passphrase 42")
+    page.get_by_label(re.compile(r"^Password \(again\)")).fill("a long enough passphrase 42")
+    page.get_by_role("button", name="Sign Up").click()
+    page.get_by_label("Sheets: read", exact=True).check()
+    page.get_by_role("button", name="Connect", exact=True).click()
+    consent(page)
+    expect(page.get_by_role("status")).to_contain_text("Connected Google (ada@example.com)")
+    assert run(runner, "ada@example.com").status_code == 409  # connected, not allowed
+
+    page.goto(site + "/apps/acme/report/")
+    expect(page.get_by_role("heading", name="Not allowed yet")).to_be_visible()
+    allow = page.get_by_role("form", name="Allow acme/report")
+    expect(allow).to_contain_text("Allow acme/report to use: Sheets: read (ada@example.com).")
+    allow.get_by_role("button", name="Allow").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        "Allowed acme/report to use: Sheets: read (ada@example.com)."
+    )
+    expect(page.get_by_role("heading", name="Ready")).to_be_visible()
+    expect(page.get_by_text("✓ Allowed")).to_be_visible()
+    assert "GOOGLE_OAUTH_ACCESS_TOKEN" in run(runner, "ada@example.com").json()["env"]
+
+    page.goto(site + "/settings/secrets/integrations/")
+    account = page.get_by_role("article", name=re.compile("Google connection ada@example.com"))
+    expect(account.get_by_text("Used by:")).to_be_visible()
+    account.get_by_role("button", name="Remove acme/report's access to ada@example.com").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        "Removed acme/report's access to ada@example.com."
+    )
+    assert not AppAuthorization.objects.exists()
+    refused = run(runner, "ada@example.com")
+    assert refused.status_code == 409
+    assert [m["reason"] for m in refused.json()["missing"]] == ["not_allowed"]
+    kinds = set(AuditEvent.objects.values_list("kind", flat=True))
+    assert {"app_allowed", "app_access_removed"} <= kinds
