@@ -50,7 +50,7 @@ ALLOW = reverse("apps_registry:app_allow", kwargs={"namespace": "acme", "name": 
 
 @pytest.fixture
 def runner() -> str:
-    return services.runner_token_create(name="runner-test")[1]
+    return services.runner_token_create(name="runner-test", all_namespaces=True)[1]
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from apps_registry.models import Runner, RunnerToken
 from apps_registry.tokens import hash_api_token, make_runner_token, runner_prefix_of
 from integrations.models import AuditEvent
 
+from ..authorization import allow_declared
 from .test_run_env import MANIFEST, ask, ready_user
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +56,7 @@ def test_a_runner_scoped_to_acme_gets_403_for_google_sheets(apps, bob):
 
 def test_an_all_namespaces_runner_serves_every_namespace(apps, bob):
     ready_user(bob)
+    allow_declared(bob, "google/sheets")
     _, token = services.runner_token_create(name="any", all_namespaces=True)
     assert ask(token, user=str(bob.pk), app="acme/digest").status_code == 200
     assert ask(token, user=str(bob.pk), app="google/sheets").status_code == 200

@@ -41,7 +41,7 @@ def run(runner: str, email: str):
 def test_allow_an_app_then_remove_its_access(site, page: Page):
     publisher = get_user_model().objects.create_user(username="pub", email="pub@example.com")
     services.manifest_upload(user=publisher, text=MANIFEST)
-    runner = services.runner_token_create(name="browser")[1]
+    runner = services.runner_token_create(name="browser", all_namespaces=True)[1]
 
     page.goto(site + "/accounts/signup/")
     page.get_by_label("Email").fill("ada@example.com")
