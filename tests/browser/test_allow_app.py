@@ -69,7 +69,7 @@ def test_allow_an_app_then_remove_its_access(site, page: Page):
     page.goto(site + "/settings/secrets/integrations/")
     account = page.get_by_role("article", name=re.compile("Google connection ada@example.com"))
     expect(account.get_by_text("Used by:")).to_be_visible()
-    account.get_by_role("button", name="Remove acme/report's access to ada@example.com").click()
+    account.get_by_role("button", name="Remove access of acme/report to ada@example.com").click()
     expect(page.get_by_role("status")).to_contain_text(
         "Removed acme/report's access to ada@example.com."
     )
