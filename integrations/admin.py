@@ -7,10 +7,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 
-from integrations import app_settings
+from integrations import app_authorization, app_settings
 from integrations.core.provider_definitions import PRESETS, DefinitionError, validate_definition
 from integrations.models import (
     AppAuthorization,
@@ -29,6 +30,18 @@ from integrations.providers.definitions import (
     provider_definition_from_preset,
     provider_definition_set_secret,
 )
+
+
+class NamedBlankValuesFilter(admin.AllValuesFieldListFilter):
+    """Django's filter by each distinct value, with the empty one named: as is, an empty
+    provider or error code becomes a link with no text (unusable, and an accessibility
+    failure)."""
+
+    def choices(self, changelist: Any) -> Any:
+        for choice in super().choices(changelist):
+            if choice.get("display") == "":
+                choice = {**choice, "display": "(none)"}
+            yield choice
 
 
 @admin.register(Connection)
@@ -102,7 +115,12 @@ class ConnectionAdmin(admin.ModelAdmin):
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = ("created_at", "kind", "provider", "user", "account", "ok", "error_code")
-    list_filter = ("kind", "ok", "provider", "error_code")
+    list_filter = (
+        "kind",
+        "ok",
+        ("provider", NamedBlankValuesFilter),
+        ("error_code", NamedBlankValuesFilter),
+    )
     search_fields = ("user__email", "account", "error_code")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
@@ -147,7 +165,8 @@ class ProviderHealthAdmin(admin.ModelAdmin):
 class AppAuthorizationAdmin(admin.ModelAdmin):
     """Which app each user allowed to use what (keys and connection ids, no value).
     Read-only: users allow on the app page and remove on their Settings pages; staff
-    may delete a row (the app's next run asks the user again)."""
+    may delete a row (the app's next run asks the user again), audited as the users'
+    own removals are."""
 
     list_display = ("app", "user", "kind", "key", "connection", "version", "created_at")
     list_filter = ("kind",)
@@ -161,6 +180,16 @@ class AppAuthorizationAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def delete_model(self, request: HttpRequest, obj: AppAuthorization) -> None:
+        app_authorization.app_authorizations_remove_by_staff(
+            rows=[obj], by_staff_id=request.user.pk
+        )
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AppAuthorization]) -> None:
+        app_authorization.app_authorizations_remove_by_staff(
+            rows=queryset.select_related("user"), by_staff_id=request.user.pk
+        )
 
 
 @admin.register(Secret)

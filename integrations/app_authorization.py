@@ -120,6 +120,33 @@ def _remove(*, user: User, app: str, rows: Iterable[AppAuthorization], **where: 
 
 
 @transaction.atomic
+def app_authorizations_remove_by_staff(
+    *, rows: Iterable[AppAuthorization], by_staff_id: int | None
+) -> int:
+    """Remove allowances from the admin: audited as the users' own removals are
+    (``app_access_removed``, one event per user and app), naming the staff member. The
+    app's next run asks its user again."""
+    groups: dict[tuple[int, str], list[AppAuthorization]] = {}
+    for row in rows:
+        groups.setdefault((row.user_id, row.app), []).append(row)
+    for group in groups.values():
+        first = group[0]
+        AppAuthorization.objects.filter(pk__in=[r.pk for r in group]).delete()
+        audit_record(
+            kind=AuditEvent.Kind.APP_ACCESS_REMOVED,
+            provider="apps",
+            user=first.user,
+            account=first.app,
+            detail={
+                "app": first.app,
+                "items": [AllowItem(r.kind, r.key, r.connection_id).as_detail() for r in group],
+                "by_staff": by_staff_id,
+            },
+        )
+    return sum(len(g) for g in groups.values())
+
+
+@transaction.atomic
 def app_access_remove_for_connection(*, user: User, app: str, connection: Connection) -> int:
     """Remove what ``app`` was allowed on ``connection`` (got through
     ``selectors.connection_for_user``): its next run gets no token from it. Audited as

@@ -450,3 +450,19 @@ def test_allowing_twice_is_allowing_once_and_never_on_anothers_connection(alice,
     assert app_authorization_allow(user=alice, app="acme/digest", version=1, items=[stolen]) == []
     assert not AppAuthorization.objects.filter(user=alice).exists()
     assert AuditEvent.objects.filter(kind="app_allowed").count() == 2  # the empty call: none
+
+
+def test_staff_deleting_an_allowance_is_audited_and_the_run_asks_again(
+    app, bob, admin_client, admin_user, runner
+):
+    ready(bob)
+    allow_from_page(signed_in(bob))
+    assert ask(runner, user=str(bob.pk), app="acme/digest").status_code == 200
+    row = AppAuthorization.objects.filter(kind="secret").get()
+    delete = reverse("admin:integrations_appauthorization_delete", args=[row.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    event = AuditEvent.objects.filter(kind="app_access_removed").get()
+    assert event.detail["by_staff"] == admin_user.pk
+    assert event.detail["items"] == [{"kind": "secret", "key": "FAL_KEY", "connection_id": None}]
+    resp = ask(runner, user=str(bob.pk), app="acme/digest")
+    assert resp.status_code == 409 and resp.json()["actions"][0]["kind"] == "authorize_app"
