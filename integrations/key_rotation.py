@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from allauth.mfa.models import Authenticator
 from django.db import models, transaction
 
@@ -36,26 +38,32 @@ def encryption_keys_rotate(*, batch_size: int = 500) -> dict[str, int]:
     keys = app_settings.token_keys()
     done: dict[str, int] = {}
     for model, fields in ENCRYPTED_FIELDS:
-        count = 0
-        last_id = 0
-        while True:
-            with transaction.atomic():
-                batch = list(
-                    model._default_manager.select_for_update()
-                    .filter(pk__gt=last_id)
-                    .order_by("pk")[:batch_size]
-                )
-                if not batch:
-                    break
-                for row in batch:
-                    changed = [f for f in fields if getattr(row, f)]
-                    for name in changed:
-                        setattr(row, name, crypto.rotate(getattr(row, name), keys=keys))
-                    row.save(update_fields=changed)
-                count += len(batch)
-                last_id = batch[-1].pk
-        done[str(model._meta.verbose_name_plural)] = count
-    done["authenticators"] = _authenticators_rotate(keys=keys, batch_size=batch_size)
+
+        def columns(row: models.Model, fields: tuple[str, ...] = fields) -> None:
+            changed = [f for f in fields if getattr(row, f)]
+            for name in changed:
+                setattr(row, name, crypto.rotate(getattr(row, name), keys=keys))
+            row.save(update_fields=changed)
+
+        done[str(model._meta.verbose_name_plural)] = _in_locked_batches(
+            model, columns, batch_size=batch_size
+        )
+
+    def again(value: str) -> str:
+        return crypto.rotate(value.encode("ascii"), keys=keys).decode("ascii")
+
+    def second_factor(row: models.Model) -> None:
+        data = dict(row.data)  # type: ignore[attr-defined]
+        for name in _AUTHENTICATOR_VALUES:
+            if isinstance(data.get(name), str):
+                data[name] = again(data[name])
+        for name in _AUTHENTICATOR_LISTS:
+            if isinstance(data.get(name), list):
+                data[name] = [again(v) for v in data[name]]
+        row.data = data  # type: ignore[attr-defined]
+        row.save(update_fields=["data"])
+
+    done["authenticators"] = _in_locked_batches(Authenticator, second_factor, batch_size=batch_size)
     return done
 
 
@@ -66,32 +74,23 @@ _AUTHENTICATOR_VALUES = ("secret", "seed")
 _AUTHENTICATOR_LISTS = ("migrated_codes",)
 
 
-def _authenticators_rotate(*, keys: list[str], batch_size: int) -> int:
-    """Staff's second factors, as the encrypted columns: in batches under row locks."""
-
-    def again(value: str) -> str:
-        return crypto.rotate(value.encode("ascii"), keys=keys).decode("ascii")
-
+def _in_locked_batches(
+    model: type[models.Model], rewrite: Callable[[models.Model], None], *, batch_size: int
+) -> int:
+    """``rewrite`` every row of ``model``, in primary-key batches each under its row
+    locks; returns the number of rows."""
     count = 0
     last_id = 0
     while True:
         with transaction.atomic():
             batch = list(
-                Authenticator.objects.select_for_update()
+                model._default_manager.select_for_update()
                 .filter(pk__gt=last_id)
                 .order_by("pk")[:batch_size]
             )
             if not batch:
                 return count
             for row in batch:
-                data = dict(row.data)
-                for name in _AUTHENTICATOR_VALUES:
-                    if isinstance(data.get(name), str):
-                        data[name] = again(data[name])
-                for name in _AUTHENTICATOR_LISTS:
-                    if isinstance(data.get(name), list):
-                        data[name] = [again(v) for v in data[name]]
-                row.data = data
-                row.save(update_fields=["data"])
+                rewrite(row)
             count += len(batch)
             last_id = batch[-1].pk
