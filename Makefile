@@ -9,8 +9,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: requirements-dev.lock tests/oidc_peer/package-lock.json | $(BIN)/python
+$(VENV)/.installed: requirements-dev.lock tests/oidc_peer/package-lock.json clients/python/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
+	@# The client package (clients/python), editable; its one dependency, httpx, is in the lock.
+	$(BIN)/pip install -q --no-deps -e clients/python
 	@# The independent OAuth peer of the tests (panva's oidc-provider); skipped without npm.
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --prefix tests/oidc_peer --no-audit --no-fund --loglevel=error; \

@@ -41,9 +41,12 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the runner client lives in the hub's code
+sys.path.insert(0, str(ROOT))  # fingerprint() lives in the hub's code
+# The client package (clients/python), installed or not.
+sys.path.insert(1, str(ROOT / "clients" / "python" / "src"))
 
-from apps_registry.runner_client import HubClient, NotAuthorizedYetError  # noqa: E402
+from integrations_hub_client import HubClient, NotAuthorizedYetError  # noqa: E402
+
 from integrations.core.crypto import fingerprint  # noqa: E402
 
 APP_DIR = ROOT / "examples" / "sheets_reader"
@@ -448,9 +451,9 @@ def story(hub: str, manage: Manage, *, email: str) -> int:
         f"runner token made with manage.py create_runner_token {runner_name} --namespace "
         f"examples --expires-in 1 (sha256 {fingerprint(runner_token)})"
     )
-    client = HubClient(hub, token=runner_token)
     try:
-        run = client.run_environment(user=email, app=APP)
+        with HubClient(hub, token=runner_token) as client:
+            run = client.run_environment(user=email, app=APP)
     except NotAuthorizedYetError as exc:
         say("not ready: " + ", ".join(f"{m.key} ({m.reason})" for m in exc.missing))
         for action in exc.actions:

@@ -4,7 +4,7 @@
 
 The user's browser steps (sign-up, Connect through the sandbox's consent page) are
 ``requests`` against the live server, with the helpers of ``examples/run_story.py``;
-the runner is ``apps_registry.runner_client``; the app is
+the runner is ``integrations_hub_client.HubClient``; the app is
 ``examples/sheets_reader/app.py`` in a subprocess, with google-api-python-client
 calling the sandbox's fake Sheets API on the live server.
 """
@@ -26,9 +26,9 @@ import pytest
 import requests
 from django.db import connection as db
 from django.utils import timezone
+from integrations_hub_client import HubClient, NotAuthorizedYetError
 
 from apps_registry import services
-from apps_registry.runner_client import HubClient, NotAuthorizedYetError
 from integrations.connections.store import connection_refresh_token
 from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.models import Connection
@@ -94,8 +94,18 @@ def http() -> Iterator[Callable[[], requests.Session]]:
         time.sleep(0.05)
 
 
+@pytest.fixture
+def hub_clients(http) -> Iterator[list[HubClient]]:
+    """Clients to close before ``http`` waits for the live server's threads (a
+    keep-alive connection holds one open)."""
+    made: list[HubClient] = []
+    yield made
+    for client in made:
+        client.close()
+
+
 def test_the_app_reads_the_sheet_and_a_grant_revoked_at_google_asks_for_reconnect(
-    site, http, settings
+    site, http, hub_clients, settings
 ):
     email, password = "ada@example.com", "a long enough passphrase 42"
 
@@ -113,7 +123,8 @@ def test_the_app_reads_the_sheet_and_a_grant_revoked_at_google_asks_for_reconnec
     version = story.upload_manifest(site, api_token=api_token, text=manifest)
     assert (version["app"], version["valid"], version["current"]) == (APP, True, True)
     runner_token = services.runner_token_create(name="runner-e2e", all_namespaces=True)[1]
-    runner = HubClient(site, token=runner_token, session=http())
+    runner = HubClient(site, token=runner_token)
+    hub_clients.append(runner)
     # Not allowed yet: the client carries the authorize_app action to the app page.
     with pytest.raises(NotAuthorizedYetError) as not_allowed:
         runner.run_environment(user=email, app=APP)

@@ -1,0 +1,41 @@
+"""What the sync and the async client share besides the protocol: their settings,
+the request options, the repr (never the token)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _protocol
+
+
+class ClientBase:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str,
+        timeout: float = _protocol.DEFAULT_TIMEOUT,
+        max_retries: int = 2,
+        max_retry_wait: float = 30.0,
+        retry_backoff: float = 0.5,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retry_policy = _protocol.RetryPolicy(
+            max_retries=max_retries, max_wait=max_retry_wait, backoff=retry_backoff
+        )
+        self._headers = _protocol.headers(token)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_url!r})"
+
+    def _options(self, request: _protocol.Request) -> dict[str, Any]:
+        """The keyword arguments of ``httpx.Client.request`` for ``request``."""
+        return {
+            "method": request.method,
+            "url": self.base_url + request.path,
+            "params": request.params,
+            "json": request.json,
+            "headers": self._headers,
+            "timeout": self.timeout,
+        }
