@@ -1,7 +1,7 @@
 """Staff pages: apps with their versions and what each requests, manifest versions
 (read-only), an upload form that calls the upload service, namespaces (owners, reserved,
-verified), runners (their scope) and API and runner tokens (the hash is never shown; a
-new token is shown once, on the page that made it)."""
+verified), runners (their scope), and API tokens, runner tokens and platform credentials
+(the hash is never shown; a new token is shown once, on the page that made it)."""
 
 from __future__ import annotations
 
@@ -27,11 +27,20 @@ from apps_registry.errors import (
     ManifestRejectedError,
     NamespaceOwnedError,
     NamespaceReservedError,
+    PlatformCredentialError,
     RunnerTokenError,
 )
 from apps_registry.forms import AdminManifestUploadForm
 from apps_registry.manifest import SLUG_RE
-from apps_registry.models import ApiToken, App, ManifestVersion, Namespace, Runner, RunnerToken
+from apps_registry.models import (
+    ApiToken,
+    App,
+    ManifestVersion,
+    Namespace,
+    PlatformCredential,
+    Runner,
+    RunnerToken,
+)
 from apps_registry.serialization import problems_from_json, requirements_from_json
 from integrations.types import AuthenticatedHttpRequest
 
@@ -282,7 +291,7 @@ class ShowOnceTokenAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 row, token = self.create_token(request, form.cleaned_data)
-            except RunnerTokenError as exc:
+            except (RunnerTokenError, PlatformCredentialError) as exc:
                 form.add_error(None, str(exc))
                 return TemplateResponse(request, f"{templates}/add.html", context)
             context.update({"title": self.created_title, self.row_name: row, "token": token})
@@ -607,5 +616,93 @@ class RunnerTokenAdmin(ShowOnceTokenAdmin):
             namespaces=_namespace_list(data.get("namespaces") or ""),
             all_namespaces=bool(data.get("all_namespaces")),
             expires_at=expires_at,
+            created_by=_staff(request),
+        )
+
+
+class PlatformCredentialCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Which platform backend, e.g. 'acme-backend'.")
+    scopes = forms.MultipleChoiceField(
+        choices=[(s, s) for s in PlatformCredential.SCOPES],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="connections:read lists and gets connections; connections:write forces "
+        "refreshes and disconnects. Write does not imply read.",
+    )
+    expires_in_days = forms.IntegerField(
+        required=False, min_value=1, max_value=3650, help_text="Empty: it never expires."
+    )
+
+
+def _credential_state(row: PlatformCredential) -> str:
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= timezone.now():
+        return "expired"
+    return "live"
+
+
+@admin.register(PlatformCredential)
+class PlatformCredentialAdmin(ShowOnceTokenAdmin):
+    """Platform credentials for the connections API: made here and shown once; only a
+    hash is kept. Revoke, not delete, so the audit log's names keep their meaning."""
+
+    list_display = (
+        "name",
+        "prefix",
+        "scope_list",
+        "state",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+        "created_by",
+        "created_at",
+    )
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    list_select_related = ("created_by",)
+    search_fields = ("name", "prefix")
+    fields = (
+        "name",
+        "prefix",
+        "scope_list",
+        "state",
+        "expires_at",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="scopes")
+    def scope_list(self, obj: PlatformCredential) -> str:
+        return ", ".join(obj.scopes)
+
+    @admin.display(description="state")
+    def state(self, obj: PlatformCredential) -> str:
+        return _credential_state(obj)
+
+    @admin.action(description="Revoke the selected platform credentials")
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        for row in queryset:
+            services.platform_credential_revoke(credential=row)
+        self.message_user(request, f"Revoked {queryset.count()} platform credential(s).")
+
+    create_form = PlatformCredentialCreateForm
+    add_title, created_title = "Create a platform credential", "Platform credential created"
+    row_name = "credential"
+
+    def create_token(self, request: HttpRequest, data: dict[str, Any]) -> tuple[Any, str]:
+        days = data.get("expires_in_days")
+        return services.platform_credential_create(
+            name=data["name"],
+            scopes=data["scopes"],
+            expires_at=timezone.now() + timedelta(days=days) if days else None,
             created_by=_staff(request),
         )

@@ -114,3 +114,71 @@ class RunnerTokenError(IntegrationError):
     code = "runner_token_refused"
     refused_as = None
     log_level = None
+
+
+class PlatformCredentialError(IntegrationError):
+    """A platform credential that cannot be made as asked (a name taken, no scope, an
+    unknown scope, an expiry in the past); the message says what to do instead."""
+
+    status = 400
+    code = "platform_credential_refused"
+    refused_as = None
+    log_level = None
+
+
+class ScopeMissingError(IntegrationError):
+    """The platform credential lacks the scope this operation needs (403
+    ``scope_missing``; ``scope`` names it)."""
+
+    status = 403
+    code = "scope_missing"
+    refused_as = None
+    log_level = None
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        super().__init__(
+            f"This platform credential lacks the scope {scope}: ask staff for a credential "
+            "that has it."
+        )
+
+    def payload(self) -> dict[str, Any]:
+        return {**super().payload(), "scope": self.scope}
+
+
+class UserRequiredError(IntegrationError):
+    """A platform credential lists the connections of one user, named by ``?user=``."""
+
+    status = 400
+    code = "user_required"
+    refused_as = None
+    log_level = None
+
+    def __init__(self) -> None:
+        super().__init__("Name the user whose connections to list: ?user=<email or id>.")
+
+
+class UserNotFoundError(IntegrationError):
+    """No active user is named so (or, with a personal token, the user named is not the
+    token's own); an email two accounts share names none: use the id."""
+
+    status = 404
+    code = "user_not_found"
+    refused_as = None
+    log_level = None
+
+    def __init__(self) -> None:
+        super().__init__("No such user (an email two accounts share names none: use the id).")
+
+
+class ConnectionNotFoundError(IntegrationError):
+    """No such connection, or not one this credential may see (the same answer, so that
+    other users' connection ids are not disclosed)."""
+
+    status = 404
+    code = "not_found"
+    refused_as = None
+    log_level = None
+
+    def __init__(self) -> None:
+        super().__init__("No such connection.")

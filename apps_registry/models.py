@@ -187,3 +187,34 @@ class RunnerToken(models.Model):
     @property
     def name(self) -> str:
         return self.runner.name
+
+
+class PlatformCredential(models.Model):
+    """A platform backend's credential for the connections API (``ihp_...``), with
+    ``scopes`` (``connections:read``, ``connections:write``) over every user's
+    connections. Made by staff (the admin, ``manage.py create_platform_credential``)
+    and shown once; only a SHA-256 hash is kept. It stops working when revoked or past
+    ``expires_at``; a revoked one stays listed for the record (the audit log names
+    credentials by ``name``)."""
+
+    SCOPE_READ = "connections:read"
+    SCOPE_WRITE = "connections:write"
+    SCOPES = (SCOPE_READ, SCOPE_WRITE)
+
+    name = models.CharField(max_length=100, unique=True)
+    scopes = models.JSONField(default=list)
+    prefix = models.CharField(max_length=16)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -21,9 +21,24 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from apps_registry.errors import AppOwnershipError, RunnerScopeError
+from apps_registry.errors import (
+    AppOwnershipError,
+    ConnectionNotFoundError,
+    RunnerScopeError,
+    ScopeMissingError,
+    UserNotFoundError,
+    UserRequiredError,
+)
 from apps_registry.manifest import Requirement
-from apps_registry.models import ApiToken, App, ManifestVersion, Namespace, Runner, RunnerToken
+from apps_registry.models import (
+    ApiToken,
+    App,
+    ManifestVersion,
+    Namespace,
+    PlatformCredential,
+    Runner,
+    RunnerToken,
+)
 from apps_registry.readiness import Grant, Readiness, ToAllow, assess_readiness, items_to_allow
 from apps_registry.serialization import requirements_from_json
 from apps_registry.tokens import hash_api_token
@@ -31,6 +46,7 @@ from integrations import app_authorization, app_settings
 from integrations import selectors as integrations_selectors
 from integrations.core.catalogue import Catalogue, CredentialKind
 from integrations.core.secret_rules import DISCORD_BOT_TOKEN_KEY
+from integrations.models import Connection
 from integrations.providers import registry as integrations_registry
 
 if TYPE_CHECKING:
@@ -237,7 +253,9 @@ def to_allow_for(*, user: User, app: App, readiness: Readiness) -> tuple[ToAllow
     )
 
 
-def _by_hash[T: (ApiToken, RunnerToken)](rows: QuerySet[T], token: str) -> T | None:
+def _by_hash[T: (ApiToken, RunnerToken, PlatformCredential)](
+    rows: QuerySet[T], token: str
+) -> T | None:
     """The row of ``rows`` whose hash matches ``token``: looked up by hash (a token is
     never stored), then compared in constant time."""
     digest = hash_api_token(token)
@@ -290,3 +308,92 @@ def user_by_email(*, email: str) -> User | None:
     """The one user with this email address (case-insensitive), or None."""
     users = list(get_user_model().objects.filter(email__iexact=email.strip())[:2])
     return users[0] if len(users) == 1 else None
+
+
+# --- the connections API ----------------------------------------------------------------
+
+# Primary keys are signed 64-bit integers: a larger id names no row (and PostgreSQL
+# would refuse to compare with it).
+_MAX_ID = 2**63 - 1
+# Token columns are never read by the connections API.
+_TOKEN_COLUMNS = ("access_token_encrypted", "refresh_token_encrypted")
+
+
+def platform_credential_for(*, token: str) -> PlatformCredential | None:
+    """The live (not revoked, not expired) platform credential that ``token`` is, or
+    None."""
+    now = timezone.now()
+    rows = PlatformCredential.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now), revoked_at__isnull=True
+    )
+    return _by_hash(rows, token)
+
+
+def platform_scope_check(*, credential: PlatformCredential, scope: str) -> None:
+    """Refuse (``ScopeMissingError``, 403 ``scope_missing``) a credential without
+    ``scope``. A write scope does not imply the read one."""
+    if scope not in credential.scopes:
+        raise ScopeMissingError(scope)
+
+
+def _user_named(name: str) -> Any:
+    """The active user ``name`` names: by id, or by email (case-insensitive; an email
+    two accounts share names none); None otherwise."""
+    name = name.strip()
+    if name.isascii() and name.isdecimal():
+        if int(name) > _MAX_ID:
+            return None
+        return get_user_model().objects.filter(pk=int(name), is_active=True).first()
+    if "@" in name:
+        found = user_by_email(email=name)
+        return found if found is not None and found.is_active else None
+    return None
+
+
+def _names_user(name: str, user: User) -> bool:
+    """Whether ``name`` (an id or an email) names ``user``; no query."""
+    name = name.strip()
+    if name.isascii() and name.isdecimal():
+        return int(name) == user.pk
+    return bool(user.email) and name.lower() == user.email.lower()
+
+
+def connections_api_user(*, owner: User | None, name: str | None) -> Any:
+    """Whose connections the connections API lists. With a personal token (``owner``,
+    the token's user): its own; a ``name`` naming anyone else is ``UserNotFoundError``
+    (404). With a platform credential (``owner`` None): the user ``name`` names,
+    required (``UserRequiredError``, 400), else ``UserNotFoundError``."""
+    if owner is not None:
+        if name is None or _names_user(name, owner):
+            return owner
+        raise UserNotFoundError
+    if not name:
+        raise UserRequiredError
+    found = _user_named(name)
+    if found is None:
+        raise UserNotFoundError
+    return found
+
+
+def connections_api_list(*, user: User, provider: str | None = None) -> QuerySet[Connection]:
+    """``user``'s connections (of ``provider`` if given), with their user, no token
+    column read: one query."""
+    rows = integrations_selectors.connections_for_user(user=user).select_related("user")
+    if provider:
+        rows = rows.filter(provider=provider)
+    return rows.defer(*_TOKEN_COLUMNS)
+
+
+def connection_for_api(*, owner: User | None, id: int) -> Connection:
+    """The connection ``id`` with its user, no token column read: for a personal token
+    (``owner``) only one of its own, for a platform credential (``owner`` None) any;
+    ``ConnectionNotFoundError`` (404) otherwise, whether it exists or not."""
+    if id > _MAX_ID:
+        raise ConnectionNotFoundError
+    rows = Connection.objects.select_related("user").defer(*_TOKEN_COLUMNS).filter(pk=id)
+    if owner is not None:
+        rows = rows.filter(user=owner)
+    found = rows.first()
+    if found is None:
+        raise ConnectionNotFoundError
+    return found

@@ -25,6 +25,7 @@ from apps_registry.errors import (
     NamespaceOwnedError,
     NamespaceOwnerError,
     NamespaceReservedError,
+    PlatformCredentialError,
     RunnerTokenError,
 )
 from apps_registry.manifest import (
@@ -38,18 +39,29 @@ from apps_registry.manifest import (
     decode_manifest_text,
     validate_manifest_tree,
 )
-from apps_registry.models import ApiToken, App, ManifestVersion, Namespace, Runner, RunnerToken
+from apps_registry.models import (
+    ApiToken,
+    App,
+    ManifestVersion,
+    Namespace,
+    PlatformCredential,
+    Runner,
+    RunnerToken,
+)
 from apps_registry.serialization import manifest_as_json, problems_as_json
 from apps_registry.tokens import (
     hash_api_token,
     make_api_token,
+    make_platform_token,
     make_runner_token,
+    platform_prefix_of,
     prefix_of,
     runner_prefix_of,
 )
 from integrations import selectors as integrations_selectors
 from integrations.audit import audit_record
 from integrations.connections import refresh
+from integrations.connections.disconnect import connection_disconnect
 from integrations.errors import IntegrationError
 from integrations.models import AuditEvent, Connection
 from integrations.providers import registry
@@ -332,7 +344,7 @@ def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
     return row, token
 
 
-def _touch(row: ApiToken | RunnerToken) -> None:
+def _touch(row: ApiToken | RunnerToken | PlatformCredential) -> None:
     """Record that the token ``row`` was used, at most once a minute: reads stay reads."""
     now = timezone.now()
     if row.last_used_at is None or now - row.last_used_at >= _TOUCH_EVERY:
@@ -508,3 +520,79 @@ def connection_retry_now(
             next_attempt_at=row.backoff_until if row is not None else None,
         )
     return RetryOutcome(ok=True, provider=conn.provider)
+
+
+# --- platform credentials and the connections API -----------------------------------
+
+
+def platform_credential_create(
+    *,
+    name: str,
+    scopes: Sequence[str],
+    expires_at: datetime | None = None,
+    created_by: User | None = None,
+) -> tuple[PlatformCredential, str]:
+    """A platform credential ``name`` with ``scopes`` (at least one of
+    ``PlatformCredential.SCOPES``); return the row and the token, shown once (only its
+    hash is stored). ``PlatformCredentialError`` for no or an unknown scope, a taken
+    name or an expiry in the past."""
+    name = name.strip()
+    wanted = sorted(set(scopes))
+    if not name:
+        raise PlatformCredentialError("Name the platform credential, e.g. 'acme-backend'.")
+    unknown = [s for s in wanted if s not in PlatformCredential.SCOPES]
+    if unknown or not wanted:
+        raise PlatformCredentialError(
+            "Give the credential its scopes: "
+            + " and/or ".join(PlatformCredential.SCOPES)
+            + (f" (not {', '.join(unknown)[:200]})" if unknown else "")
+            + "."
+        )
+    if expires_at is not None and expires_at <= timezone.now():
+        raise PlatformCredentialError("The expiry is in the past: pick a later one.")
+    token = make_platform_token()
+    try:
+        with transaction.atomic():
+            row = PlatformCredential.objects.create(
+                name=name,
+                scopes=wanted,
+                prefix=platform_prefix_of(token),
+                token_hash=hash_api_token(token),
+                created_by=created_by,
+                expires_at=expires_at,
+            )
+    except IntegrityError:
+        raise PlatformCredentialError(
+            f"A platform credential named {name} exists: pick another name (or revoke it "
+            "and name the new one differently)."
+        ) from None
+    return row, token
+
+
+def platform_credential_touch(*, credential: PlatformCredential) -> None:
+    _touch(credential)
+
+
+def platform_credential_revoke(*, credential: PlatformCredential) -> None:
+    PlatformCredential.objects.filter(pk=credential.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+
+
+def connection_api_disconnect(*, connection: Connection, actor: dict[str, str]) -> str:
+    """Disconnect ``connection`` for the connections API (``connection_disconnect``:
+    revoke at the provider, then delete), audited with ``actor`` (``{"by", "via"}``:
+    names and ids only). Returns the revocation's outcome: ``revoked``, or the code of
+    what went wrong (``no_revocation_endpoint``, ``http_503``...); the connection is
+    deleted either way."""
+    outcome = connection_disconnect(connection=connection)
+    audit_record(
+        kind=AuditEvent.Kind.API_DISCONNECT,
+        provider=connection.provider,
+        user=connection.user,
+        connection=connection,
+        ok=outcome.ok,
+        error_code=outcome.error_code[:64],
+        detail=dict(actor),
+    )
+    return "revoked" if outcome.ok else outcome.error_code

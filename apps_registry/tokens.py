@@ -38,3 +38,14 @@ def make_runner_token() -> str:
 
 def runner_prefix_of(token: str) -> str:
     return token[: len(RUNNER_TOKEN_PREFIX) + 6]
+
+
+PLATFORM_TOKEN_PREFIX = "ihp_"
+
+
+def make_platform_token() -> str:
+    return PLATFORM_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def platform_prefix_of(token: str) -> str:
+    return token[: len(PLATFORM_TOKEN_PREFIX) + 6]

@@ -4,6 +4,7 @@ from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView
 
 from apps_registry import views
+from apps_registry.api import connections as connections_api
 from apps_registry.api import errors as api_errors
 from apps_registry.api import runner as runner_api
 from apps_registry.api import views as api_views
@@ -52,6 +53,21 @@ urlpatterns = [
         "api/v1/run-environments/",
         runner_api.RunEnvironmentView.as_view(),
         name="api_run_environment",
+    ),
+    path(
+        "api/v1/connections/",
+        connections_api.ConnectionListView.as_view(),
+        name="api_connections",
+    ),
+    path(
+        "api/v1/connections/<int:id>/",
+        connections_api.ConnectionDetailView.as_view(),
+        name="api_connection",
+    ),
+    path(
+        "api/v1/connections/<int:id>/refresh/",
+        connections_api.ConnectionRefreshView.as_view(),
+        name="api_connection_refresh",
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     # Last: any other path under /api/ is a JSON 404, with DEBUG on too (handler404

@@ -75,3 +75,9 @@ def app_authorization() -> str:
 
 def per_app_authorization() -> bool:
     return app_authorization() != "declared"
+
+
+def forced_refresh_interval() -> int:
+    """Seconds between two refreshes of one connection forced through the connections
+    API (``INTEGRATIONS_FORCED_REFRESH_INTERVAL``)."""
+    return int(settings.INTEGRATIONS_FORCED_REFRESH_INTERVAL)

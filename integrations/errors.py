@@ -240,3 +240,44 @@ class InvalidAppSlugError(IntegrationError):
     code = "invalid_app"
     refused_as = None
     log_level = None
+
+
+class RefreshRateLimitedError(IntegrationError):
+    """A forced refresh of this connection came too soon after the last one (429
+    ``rate_limited``, ``Retry-After``: the seconds until the next is allowed)."""
+
+    status = 429
+    code = "rate_limited"
+    refused_as = None
+    log_level = None
+
+    def __init__(self, *, retry_after: int) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__(
+            "This connection's last forced refresh was too recent: try again in "
+            f"{self.retry_after} s."
+        )
+
+    def payload(self) -> dict[str, Any]:
+        return {**super().payload(), "retry_after": self.retry_after}
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ConnectionNeedsReconnectError(IntegrationError):
+    """The connection's grant has ended (``invalid_grant``, or no refresh token): only
+    the user can bring it back, by reconnecting (409 ``needs_reconnect``; ``reason`` is
+    the provider's or our code)."""
+
+    status = 409
+    code = "needs_reconnect"
+    refused_as = None
+    log_level = None
+
+    def __init__(self, *, reason: str) -> None:
+        self.reason = reason
+        super().__init__("The connection needs reconnecting: its user must connect it again.")
+
+    def payload(self) -> dict[str, Any]:
+        return {**super().payload(), "reason": self.reason}

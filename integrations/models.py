@@ -68,6 +68,9 @@ class Connection(models.Model):
     )
     # The connection runs use when an app does not name one (per user and provider).
     is_default = models.BooleanField(default=False)
+    # The last refresh forced through the connections API: at most one per
+    # INTEGRATIONS_FORCED_REFRESH_INTERVAL (a column, so that every web process sees it).
+    last_forced_refresh_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -122,6 +125,10 @@ class AuditEvent(models.Model):
         # A user allowed an app to use named capabilities and secrets, or removed that.
         APP_ALLOWED = "app_allowed", "App allowed"
         APP_ACCESS_REMOVED = "app_access_removed", "App access removed"
+        # Through the connections API (``detail``: ``by``, the platform credential's
+        # name or the user's id, and ``via``).
+        REFRESH_FORCED = "refresh_forced", "Refresh forced"
+        API_DISCONNECT = "api_disconnect", "Disconnected through the API"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(

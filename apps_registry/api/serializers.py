@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from apps_registry import services
 from apps_registry.models import App, ManifestVersion
+from integrations.models import Connection
 
 
 class UploadRequestSerializer(serializers.Serializer):
@@ -142,3 +143,63 @@ class AppSerializer(serializers.Serializer):
             many=True,
             context={"current_version_id": app.current_version_id},
         ).data
+
+
+# --- the connections API ----------------------------------------------------------------
+
+
+class ConnectionUserSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    email = serializers.EmailField(allow_blank=True)
+
+
+class ConnectionAccountSerializer(serializers.Serializer):
+    email = serializers.CharField(allow_blank=True, help_text="The account's email, if known")
+    subject = serializers.CharField(help_text="The account's id at the provider (`sub`)")
+
+
+class ConnectionSerializer(serializers.Serializer):
+    """A connection as the connections API answers it: never a token value, a refresh
+    token or a client secret (tokens only through the run environment API). Expects
+    ``connection.user`` loaded; ``context["catalogue"]`` names the capabilities."""
+
+    id = serializers.IntegerField()
+    user = serializers.SerializerMethodField()
+    provider = serializers.CharField()
+    account = serializers.SerializerMethodField()
+    capabilities = serializers.SerializerMethodField(
+        help_text="The capability keys the granted scopes cover, e.g. google.sheets.readonly"
+    )
+    status = serializers.ChoiceField(choices=Connection.Status.choices)
+    error_code = serializers.CharField(
+        source="last_error_code",
+        allow_blank=True,
+        help_text="The last refresh's error code (empty after a success)",
+    )
+    expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the access token expires; null: it does not"
+    )
+    connected_at = serializers.DateTimeField(source="created_at")
+    last_used_at = serializers.DateTimeField(
+        allow_null=True, help_text="When a run was last given its token"
+    )
+    last_refreshed_at = serializers.DateTimeField(allow_null=True)
+    is_default = serializers.BooleanField(
+        help_text="The connection runs use when an app names none (per user and provider)"
+    )
+
+    @extend_schema_field(ConnectionUserSerializer)
+    def get_user(self, connection: Connection) -> dict[str, Any]:
+        return {"id": connection.user_id, "email": connection.user.email}
+
+    @extend_schema_field(ConnectionAccountSerializer)
+    def get_account(self, connection: Connection) -> dict[str, Any]:
+        return {"email": connection.account_email, "subject": connection.account_uid}
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_capabilities(self, connection: Connection) -> list[str]:
+        return sorted(
+            self.context["catalogue"].granted_capabilities(
+                connection.provider, connection.scopes or []
+            )
+        )

@@ -299,6 +299,9 @@ INTEGRATIONS_REFRESH_MAX_ATTEMPTS_PER_DAY = env.int(
     "INTEGRATIONS_REFRESH_MAX_ATTEMPTS_PER_DAY", default=10
 )
 INTEGRATIONS_SWEEP_BATCH_SIZE = env.int("INTEGRATIONS_SWEEP_BATCH_SIZE", default=1000)
+# A refresh forced through the connections API (POST /api/v1/connections/<id>/refresh/):
+# at most one per connection per this many seconds (429 with Retry-After otherwise).
+INTEGRATIONS_FORCED_REFRESH_INTERVAL = env.int("INTEGRATIONS_FORCED_REFRESH_INTERVAL", default=60)
 # Service-account keys: token_uri may be http:// to 127.0.0.1/localhost/::1 (tests'
 # local token endpoint). Off by default; never turn it on in production.
 INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP = env.bool(
