@@ -17,6 +17,10 @@ import pytest
 from django.db import connection as db
 from integrations_hub_client import AsyncHubClient, HubClient
 
+# The connections API's fixtures: Google's token and revoke endpoints (``google``), a
+# default connection of Alice's and of Bob's.
+from tests.apps_registry.test_connections_api import alice_conn, bob_conn, google  # noqa: F401
+
 
 class Blocking:
     """An ``AsyncHubClient`` whose methods block: each coroutine runs on ``runner``."""

@@ -5,11 +5,9 @@ dead grant as ``NeedsReconnectError``; disconnect. Google is faked at the HTTP e
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-import responses
 from django.utils import timezone
 from integrations_hub_client import (
     Account,
@@ -26,31 +24,14 @@ from integrations_hub_client import (
 
 from apps_registry import services
 from integrations.models import Connection as ConnectionRow
-from tests.apps_registry.test_connections_api import READ, WRITE, Google, platform
-from tests.integrations.factories import ConnectionFactory
+from tests.apps_registry.test_connections_api import READ, WRITE, platform
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def google() -> Iterator[Google]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield Google(rsps)
-
-
-@pytest.fixture
 def url(live_server) -> str:
     return live_server.url
-
-
-@pytest.fixture
-def alice_conn(alice) -> ConnectionRow:
-    return ConnectionFactory.create(user=alice, is_default=True)
-
-
-@pytest.fixture
-def bob_conn(bob) -> ConnectionRow:
-    return ConnectionFactory.create(user=bob, is_default=True)
 
 
 def test_a_personal_token_lists_and_gets_its_own_connections(

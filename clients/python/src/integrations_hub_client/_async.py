@@ -16,22 +16,16 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class AsyncBase(ClientBase):
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        token: str,
-        http: httpx.AsyncClient | None = None,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-        **options: Any,
-    ) -> None:
-        super().__init__(base_url, token=token, **options)
-        self._http = http if http is not None else httpx.AsyncClient()
-        self._sleep = sleep
+class AsyncBase(ClientBase[httpx.AsyncClient, Callable[[float], Awaitable[object]]]):
+    def _new_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient()
+
+    def _default_sleep(self) -> Callable[[float], Awaitable[object]]:
+        return asyncio.sleep
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._owns_http:
+            await self._http.aclose()
 
     async def __aenter__(self: T) -> T:
         return self

@@ -19,18 +19,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from . import errors
-from .models import (
-    Account,
-    Action,
-    Connection,
-    ConnectionUser,
-    Disconnection,
-    MissingItem,
-    Outage,
-    Refresh,
-    RunEnvironment,
-)
+from . import errors, models
 
 __version__ = "0.1.0"
 T = TypeVar("T")
@@ -95,7 +84,7 @@ def run_environment(
     app: str,
     version: int | None = None,
     connections: Mapping[str, int] | None = None,
-) -> Operation[RunEnvironment]:
+) -> Operation[models.RunEnvironment]:
     """The environment for ``user`` (id or email) running ``app`` (``namespace/name``):
     exactly the keys its manifest declares, tokens valid for at least the hub's margin.
 
@@ -115,19 +104,19 @@ def run_environment(
 
 def list_connections(
     *, user: str | int | None = None, provider: str | None = None
-) -> Operation[list[Connection]]:
+) -> Operation[list[models.Connection]]:
     """The connections the credential may see: of ``user`` (id or email; a personal
     token sees only its own), optionally at one ``provider``."""
     params = {k: str(v) for k, v in (("user", user), ("provider", provider)) if v is not None}
     return Operation(Request("GET", CONNECTIONS, params=params), _connections)
 
 
-def get_connection(id: int) -> Operation[Connection]:
+def get_connection(id: int) -> Operation[models.Connection]:
     """One connection; ``NotFoundError`` if there is none the credential may see."""
     return Operation(Request("GET", _connection_path(id)), _connection)
 
 
-def refresh_connection(id: int) -> Operation[Refresh]:
+def refresh_connection(id: int) -> Operation[models.Refresh]:
     """Refresh the connection's token now. Rate limited per connection: a 429 is retried
     as its ``Retry-After`` says, within the retry policy, then ``RateLimitedError``."""
     return Operation(
@@ -137,7 +126,7 @@ def refresh_connection(id: int) -> Operation[Refresh]:
     )
 
 
-def disconnect_connection(id: int) -> Operation[Disconnection]:
+def disconnect_connection(id: int) -> Operation[models.Disconnection]:
     """Revoke the grant at the provider and delete the connection here."""
     return Operation(Request("DELETE", _connection_path(id)), _disconnection)
 
@@ -261,9 +250,9 @@ def _datetime(value: Any) -> datetime | None:
     return datetime.fromisoformat(text)
 
 
-def _run_environment(body: Body) -> RunEnvironment:
+def _run_environment(body: Body) -> models.RunEnvironment:
     env = {str(k): str(v) for k, v in dict(body["env"]).items()}
-    return RunEnvironment(
+    return models.RunEnvironment(
         env=env,
         expires_at=_datetime(body.get("expires_at")),
         keys=tuple(body.get("keys") or sorted(env)),
@@ -272,14 +261,14 @@ def _run_environment(body: Body) -> RunEnvironment:
     )
 
 
-def _connection(body: Body) -> Connection:
+def _connection(body: Body) -> models.Connection:
     user = body.get("user") or {}
     account = body.get("account") or {}
-    return Connection(
+    return models.Connection(
         id=int(body["id"]),
-        user=ConnectionUser(id=int(user.get("id", 0)), email=str(user.get("email", ""))),
+        user=models.ConnectionUser(id=int(user.get("id", 0)), email=str(user.get("email", ""))),
         provider=str(body["provider"]),
-        account=Account(email=account.get("email"), subject=account.get("subject")),
+        account=models.Account(email=account.get("email"), subject=account.get("subject")),
         capabilities=tuple(body.get("capabilities") or ()),
         status=str(body.get("status", "")),
         error_code=body.get("error_code") or None,
@@ -291,20 +280,24 @@ def _connection(body: Body) -> Connection:
     )
 
 
-def _connections(body: Body) -> list[Connection]:
+def _connections(body: Body) -> list[models.Connection]:
     return [_connection(c) for c in body.get("connections", [])]
 
 
-def _refresh(body: Body) -> Refresh:
-    return Refresh(connection=_connection(body["connection"]), refreshed=bool(body["refreshed"]))
+def _refresh(body: Body) -> models.Refresh:
+    return models.Refresh(
+        connection=_connection(body["connection"]), refreshed=bool(body["refreshed"])
+    )
 
 
-def _disconnection(body: Body) -> Disconnection:
-    return Disconnection(deleted=bool(body.get("deleted")), revocation=str(body["revocation"]))
+def _disconnection(body: Body) -> models.Disconnection:
+    return models.Disconnection(
+        deleted=bool(body.get("deleted")), revocation=str(body["revocation"])
+    )
 
 
-def _missing(item: Mapping[str, Any]) -> MissingItem:
-    return MissingItem(
+def _missing(item: Mapping[str, Any]) -> models.MissingItem:
+    return models.MissingItem(
         kind=str(item.get("kind", "")),
         key=str(item.get("key", "")),
         reason=str(item.get("reason", "")),
@@ -313,8 +306,8 @@ def _missing(item: Mapping[str, Any]) -> MissingItem:
     )
 
 
-def _action(item: Mapping[str, Any]) -> Action:
-    return Action(
+def _action(item: Mapping[str, Any]) -> models.Action:
+    return models.Action(
         kind=str(item.get("kind", "")),
         url=str(item.get("url", "")),
         provider=item.get("provider"),
@@ -324,8 +317,8 @@ def _action(item: Mapping[str, Any]) -> Action:
     )
 
 
-def _outage(item: Mapping[str, Any]) -> Outage:
-    return Outage(
+def _outage(item: Mapping[str, Any]) -> models.Outage:
+    return models.Outage(
         provider=str(item.get("provider", "")),
         connection_id=item.get("connection_id"),
         reason=str(item.get("reason", "")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 import httpx
 
@@ -16,22 +16,16 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class SyncBase(ClientBase):
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        token: str,
-        http: httpx.Client | None = None,
-        sleep: Callable[[float], object] = time.sleep,
-        **options: Any,
-    ) -> None:
-        super().__init__(base_url, token=token, **options)
-        self._http = http if http is not None else httpx.Client()
-        self._sleep = sleep
+class SyncBase(ClientBase[httpx.Client, Callable[[float], object]]):
+    def _new_http(self) -> httpx.Client:
+        return httpx.Client()
+
+    def _default_sleep(self) -> Callable[[float], object]:
+        return time.sleep
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self: T) -> T:
         return self
