@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from django.db import connection as db
 from integrations_hub_client import AsyncHubClient, HubClient
@@ -84,6 +85,15 @@ class ClientMaker:
         aclient = AsyncHubClient(base_url, token=token, sleep=asleep, **options)
         self._made.append(aclient)
         return Blocking(aclient, self._runner)
+
+    def run(self, coroutine: Any) -> Any:
+        """Run ``coroutine`` on the async client's loop."""
+        assert self._runner is not None
+        return self._runner.run(coroutine)
+
+    def new_http(self) -> httpx.Client | httpx.AsyncClient:
+        """An httpx client of the caller's, of the kind this maker's client takes."""
+        return httpx.Client() if self._runner is None else httpx.AsyncClient()
 
     def close(self) -> None:
         for client in self._made:

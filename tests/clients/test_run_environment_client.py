@@ -9,6 +9,7 @@ import socket
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 import responses
 from integrations_hub_client import (
@@ -64,6 +65,22 @@ def test_a_ready_environment(hub, make_client, bob):
     assert run.env["GOOGLE_OAUTH_ACCESS_TOKEN"] not in repr(run)
     assert token not in repr(client) and url in repr(client)
     assert make_client.sleeps == []
+
+
+def test_an_httpx_client_of_the_callers_is_used_and_left_open(hub, make_client, bob):
+    url, token = hub
+    http = make_client.new_http()
+    client = make_client(url, token=token, http=http)
+    with pytest.raises(NotFoundError):
+        client.run_environment(user="nobody@example.com", app="acme/sheet")
+    if isinstance(http, httpx.Client):
+        client.close()
+        assert not http.is_closed  # the caller's to close
+        http.close()
+    else:
+        client.aclose()  # Blocking: runs to its end
+        assert not http.is_closed
+        make_client.run(http.aclose())
 
 
 def test_not_ready_is_a_409_with_the_missing_items_and_the_actions(hub, make_client, bob):
