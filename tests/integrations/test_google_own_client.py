@@ -303,3 +303,25 @@ def test_the_system_check_refuses_anything_else(settings):
     settings.INTEGRATIONS_GOOGLE_USER_CLIENTS = "yes"
     (error,) = google_user_clients_check()
     assert error.id == "integrations.E004" and "'yes'" in error.msg
+
+
+def test_a_refused_own_client_is_the_users_to_fix_not_a_provider_outage(
+    alice_client, alice, allowed, google, mailoutbox, django_capture_on_commit_callbacks
+):
+    from integrations.errors import IntegrationError
+    from integrations.models import ProviderHealth
+
+    add_own_client(alice_client)
+    connect(alice_client, google, ["google.sheets.readonly"])
+    conn = Connection.objects.get(user=alice)
+    del google.clients[OWN_ID]  # she deleted the client in the Cloud console
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(IntegrationError):
+        connection_credentials(connection=expire(conn))
+    conn.refresh_from_db()
+    assert conn.status == Connection.Status.NEEDS_RECONNECT
+    assert conn.last_error_code == "invalid_client"
+    # Google is fine for everyone else: staff see no provider failure.
+    assert not ProviderHealth.objects.filter(provider="google", ok=False).exists()
+    assert [m.to for m in mailoutbox] == [["alice@example.com"]]
+    assert OWN_SECRET not in mailoutbox[0].body
