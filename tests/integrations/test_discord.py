@@ -41,7 +41,11 @@ def expire(conn: Connection) -> Connection:
 
 
 def test_the_page_offers_discord_with_its_two_capabilities(alice_client, discord):
-    page = alice_client.get(reverse("integrations:page")).content.decode()
+    resp = alice_client.get(reverse("integrations:page"))
+    page = resp.content.decode()
+    # Connect's form POST is answered with a redirect to Discord: the policy allows it.
+    form_action = next(d for d in resp["Content-Security-Policy"].split(";") if "form-action" in d)
+    assert "https://discord.com" in form_action.split()
     assert 'id="provider-discord"' in page
     assert 'value="discord.identify"' in page and 'value="discord.guilds"' in page
     # The bot token stays a secret the user brings, never an OAuth permission.
@@ -142,7 +146,9 @@ def test_disconnect_revokes_at_discord(alice_client, alice, discord):
 def test_without_a_client_discord_is_not_offered(alice_client, settings):
     settings.DISCORD_CLIENT_ID = ""
     settings.DISCORD_CLIENT_SECRET = ""
-    page = alice_client.get(reverse("integrations:page")).content.decode()
+    resp = alice_client.get(reverse("integrations:page"))
+    page = resp.content.decode()
+    assert "https://discord.com" not in resp["Content-Security-Policy"]
     assert 'id="provider-discord"' not in page
     assert "discord" not in registry.connectable_ids()
     resp = alice_client.post(
