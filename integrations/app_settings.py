@@ -63,6 +63,15 @@ def allow_private_urls() -> bool:
     return bool(settings.INTEGRATIONS_ALLOW_PRIVATE_URLS)
 
 
+GOOGLE_USER_CLIENT_MODES = ("off", "allowed", "required")
+
+
+def google_user_clients() -> str:
+    """Whether users may bring their own Google OAuth client: ``off``, ``allowed`` or
+    ``required``. Checked by ``checks.google_user_clients_check``."""
+    return str(settings.INTEGRATIONS_GOOGLE_USER_CLIENTS)
+
+
 APP_AUTHORIZATION_MODES = ("per_app", "declared")
 
 

@@ -38,3 +38,21 @@ def app_authorization_check(app_configs: Any = None, **kwargs: Any) -> list[Chec
             id="integrations.E003",
         )
     ]
+
+
+@register()
+def google_user_clients_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``INTEGRATIONS_GOOGLE_USER_CLIENTS`` (env ``GOOGLE_USER_CLIENTS``) is ``off``,
+    ``allowed`` or ``required``: a typo must not silently open (or close) users' own
+    clients."""
+    mode = app_settings.google_user_clients()
+    if mode in app_settings.GOOGLE_USER_CLIENT_MODES:
+        return []
+    return [
+        Error(
+            f"INTEGRATIONS_GOOGLE_USER_CLIENTS is {mode!r}",
+            hint="Set GOOGLE_USER_CLIENTS to 'off' (the platform's client only), 'allowed' "
+            "(users may add their own Google OAuth client) or 'required'.",
+            id="integrations.E004",
+        )
+    ]

@@ -85,6 +85,26 @@ class OwnClientNotAllowedError(IntegrationError):
     log_level = None
 
 
+class OwnClientRequiredError(IntegrationError):
+    """No flow can start: the provider takes new grants only through the user's own
+    OAuth client (or has no client of the platform's), and the user has not added one.
+    The message names the next step."""
+
+    status = 409
+    code = "own_client_required"
+    refused_as = None
+    log_level = None
+
+
+class ProviderNotConfiguredError(IntegrationError):
+    """The provider has no client on this server yet: staff must set it."""
+
+    status = 409
+    code = "provider_not_configured"
+    refused_as = None
+    log_level = None
+
+
 class AuditEventImmutableError(IntegrationError, PermissionError):
     """An audit event, once written, is never changed or deleted through the ORM. A
     ``PermissionError`` too: it guards the model, as Django's own guards do."""

@@ -264,6 +264,27 @@ GOOGLE_OAUTH_REVOKE_URL = env(
 GOOGLE_OAUTH_USERINFO_URL = env(
     "GOOGLE_OAUTH_USERINFO_URL", default="https://openidconnect.googleapis.com/v1/userinfo"
 )
+# Users' own Google OAuth clients ("your own OAuth app"): "off" (default: only the
+# platform's client above), "allowed" (a user may add their own client ID and secret on
+# the Integrations page; their flows, refreshes and revocations use it) or "required"
+# (Connect waits until the user has added one). Checked by integrations.E004.
+INTEGRATIONS_GOOGLE_USER_CLIENTS = env.str("GOOGLE_USER_CLIENTS", default="off")
+# Discord OAuth2 (discord.identify, discord.guilds): on once a client is set. Endpoints
+# from https://discord.com/developers/docs/topics/oauth2 (overridable for tests).
+DISCORD_CLIENT_ID = env("DISCORD_CLIENT_ID", default="")
+DISCORD_CLIENT_SECRET = env("DISCORD_CLIENT_SECRET", default="")
+DISCORD_OAUTH_AUTHORIZE_URL = env(
+    "DISCORD_OAUTH_AUTHORIZE_URL", default="https://discord.com/oauth2/authorize"
+)
+DISCORD_OAUTH_TOKEN_URL = env(
+    "DISCORD_OAUTH_TOKEN_URL", default="https://discord.com/api/oauth2/token"
+)
+DISCORD_OAUTH_REVOKE_URL = env(
+    "DISCORD_OAUTH_REVOKE_URL", default="https://discord.com/api/oauth2/token/revoke"
+)
+DISCORD_OAUTH_USERINFO_URL = env(
+    "DISCORD_OAUTH_USERINFO_URL", default="https://discord.com/api/users/@me"
+)
 # HTTP timeouts for every call to a provider: (connect, read) seconds.
 INTEGRATIONS_HTTP_TIMEOUT = (
     env.float("INTEGRATIONS_HTTP_CONNECT_TIMEOUT", default=5.0),

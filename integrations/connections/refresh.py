@@ -60,6 +60,7 @@ from integrations.core.refresh_policy import (
 from integrations.core.tokens import TokenSet
 from integrations.errors import (
     IntegrationError,
+    PrivateAddressError,
     ProviderMisconfiguredError,
     ProviderUnavailableError,
     ReauthorizationRequiredError,
@@ -296,6 +297,17 @@ def _record_failure(
         # The grant just died (a dead one is never refreshed: this runs once per death).
         # The email goes unless one was delivered for it already; the task sets
         # reconnect_notified_at once it is, and a Reconnect clears it.
+        conn.status = Connection.Status.NEEDS_RECONNECT
+        conn.backoff_until = None
+        notify = conn.reconnect_notified_at is None
+    elif (
+        isinstance(failure, ProviderMisconfiguredError)
+        and config.user_client_id is not None
+        and not isinstance(failure, PrivateAddressError)
+    ):
+        # The user's own client is refused (deleted, or its secret reset, at the
+        # provider): the user's to fix (replace the client, then reconnect), not staff's;
+        # the provider is fine for everyone else.
         conn.status = Connection.Status.NEEDS_RECONNECT
         conn.backoff_until = None
         notify = conn.reconnect_notified_at is None

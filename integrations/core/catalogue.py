@@ -288,6 +288,26 @@ CAPABILITIES: tuple[Capability, ...] = (
         description="Act as your own Discord bot",
         kind=CredentialKind.BOT_TOKEN,
     ),
+    # Discord OAuth2 (https://discord.com/developers/docs/topics/oauth2#shared-resources-oauth2-scopes).
+    # `identify` is also the identity scope (GET /users/@me needs it), so every
+    # connection has discord.identify.
+    Capability(
+        key="discord.identify",
+        provider="discord",
+        label="Discord: profile",
+        description="See your Discord username, avatar and banner (not your email)",
+        scopes=("identify",),
+        read_only=True,
+    ),
+    Capability(
+        key="discord.guilds",
+        provider="discord",
+        label="Discord: servers",
+        description="See which Discord servers you are in",
+        scopes=("identify", "guilds"),
+        covers=("discord.identify",),
+        read_only=True,
+    ),
 )
 
 
@@ -315,7 +335,12 @@ BUILTIN_PROVIDERS: tuple[ProviderInfo, ...] = (
     ),
     ProviderInfo(id="x", name="X", env={"access_token": "X_ACCESS_TOKEN"}),
     ProviderInfo(id="gcp", name="Google Cloud project"),
-    ProviderInfo(id="discord", name="Discord"),
+    ProviderInfo(
+        id="discord",
+        name="Discord",
+        identity_scopes=("identify",),
+        env={"access_token": "DISCORD_ACCESS_TOKEN"},
+    ),
 )
 
 

@@ -8,7 +8,11 @@ from collections.abc import Sequence
 from allauth.socialaccount.adapter import get_adapter as get_social_adapter
 from django.http import HttpRequest, HttpResponse
 
-from integrations.errors import IntegrationError
+from integrations.errors import (
+    IntegrationError,
+    OwnClientRequiredError,
+    ProviderNotConfiguredError,
+)
 from integrations.models import Connection
 from integrations.oauth.provider import allauth_provider_id
 from integrations.providers import registry
@@ -50,6 +54,16 @@ def connection_start(
     connection it lands on (the user's intent; kept in the flow's server-side state).
     """
     config = registry.flow_config(provider_id, user=request.user)
+    if not config.configured:
+        # Add Permissions and Reconnect too: a grant is only ever asked for with a client.
+        if config.allow_user_clients:
+            raise OwnClientRequiredError(
+                f"To connect {config.name}, first add your own {config.name} OAuth client's "
+                "ID and secret on the Integrations page."
+            )
+        raise ProviderNotConfiguredError(
+            f"{config.name} is not set up on this server yet; ask staff."
+        )
     keys = _validate_capabilities(provider_id, capabilities)
     scopes = list(config.identity_scopes) + registry.catalogue().scopes_for(keys)
     auth_params = dict(config.auth_params)

@@ -1,13 +1,15 @@
-"""Which provider configuration applies: Google from the settings, the providers staff
-define as data (``ProviderDefinition``), a user's own client in place of the platform's;
-the one catalogue (built-in capabilities plus the defined providers'); the env names
-integrations hand out. Definitions are cached per process (``definitions_changed``)."""
+"""Which provider configuration applies: Google and Discord from the settings, the
+providers staff define as data (``ProviderDefinition``), a user's own client in place of
+the platform's (definitions that allow it, and Google per
+``INTEGRATIONS_GOOGLE_USER_CLIENTS``); the one catalogue (built-in capabilities plus
+the defined providers'); the env names integrations hand out. Definitions are cached per
+process (``definitions_changed``)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -38,13 +40,28 @@ def _sandboxed(authorize_url: str) -> bool:
     return authorize_url.startswith(app_settings.site_url() + "/sandbox/")
 
 
-def _google_config() -> ProviderConfig:
+def _own_client_credentials(client: Any) -> tuple[str, str, int | None]:
+    """A user's own client's ID, decrypted secret and row id."""
+    from integrations.core import crypto
+
+    secret = crypto.decrypt(client.client_secret_encrypted, keys=app_settings.token_keys())
+    return client.client_id, secret, client.pk
+
+
+def _google_config(client: Any = None) -> ProviderConfig:
+    """Google from the settings; with ``client`` (a user's own ``UserOAuthClient``), its
+    credentials in place of the platform's (``INTEGRATIONS_GOOGLE_USER_CLIENTS``)."""
     info = BUILTIN.providers["google"]
+    mode = app_settings.google_user_clients()
+    client_id, client_secret = settings.GOOGLE_CLIENT_ID, settings.GOOGLE_CLIENT_SECRET
+    user_client_id = None
+    if client is not None:
+        client_id, client_secret, user_client_id = _own_client_credentials(client)
     return ProviderConfig(
         id="google",
         name=info.name,
-        client_id=settings.GOOGLE_CLIENT_ID,
-        client_secret=settings.GOOGLE_CLIENT_SECRET,
+        client_id=client_id,
+        client_secret=client_secret,
         authorize_url=app_settings.absolute(settings.GOOGLE_OAUTH_AUTHORIZE_URL),
         token_url=app_settings.absolute(settings.GOOGLE_OAUTH_TOKEN_URL),
         revoke_url=app_settings.absolute(settings.GOOGLE_OAUTH_REVOKE_URL),
@@ -55,8 +72,47 @@ def _google_config() -> ProviderConfig:
         refresh_margin=app_settings.refresh_margin("google"),
         keepalive_interval=app_settings.keepalive_interval("google"),
         env=dict(info.env),
+        allow_user_clients=mode in ("allowed", "required"),
+        # "required": the platform's client takes no new flows (its grants still refresh).
+        managed=_google_platform_client() and mode != "required",
+        user_client_id=user_client_id,
         is_sandbox=_sandboxed(app_settings.absolute(settings.GOOGLE_OAUTH_AUTHORIZE_URL)),
     )
+
+
+def _google_platform_client() -> bool:
+    return bool(settings.GOOGLE_CLIENT_ID and settings.GOOGLE_CLIENT_SECRET)
+
+
+def _discord_config() -> ProviderConfig:
+    """Discord's OAuth2 from the settings (https://discord.com/developers/docs/topics/oauth2):
+    PKCE, HTTP Basic client authentication on the token and revocation endpoints, a new
+    refresh token with every refresh (the old one is dead), the account from
+    ``GET /users/@me`` (``id``; labelled by ``username``)."""
+    info = BUILTIN.providers["discord"]
+    return ProviderConfig(
+        id="discord",
+        name=info.name,
+        client_id=settings.DISCORD_CLIENT_ID,
+        client_secret=settings.DISCORD_CLIENT_SECRET,
+        authorize_url=app_settings.absolute(settings.DISCORD_OAUTH_AUTHORIZE_URL),
+        token_url=app_settings.absolute(settings.DISCORD_OAUTH_TOKEN_URL),
+        revoke_url=app_settings.absolute(settings.DISCORD_OAUTH_REVOKE_URL),
+        userinfo_url=app_settings.absolute(settings.DISCORD_OAUTH_USERINFO_URL),
+        identity_scopes=info.identity_scopes,
+        client_auth="basic",
+        uid_field="id",
+        email_field="username",
+        refresh_margin=app_settings.refresh_margin("discord"),
+        keepalive_interval=app_settings.keepalive_interval("discord"),
+        rotates_refresh_tokens=True,
+        env=dict(info.env),
+        managed=_discord_configured(),
+    )
+
+
+def _discord_configured() -> bool:
+    return bool(settings.DISCORD_CLIENT_ID and settings.DISCORD_CLIENT_SECRET)
 
 
 # Definitions are read from the database at most every few seconds per process (and at
@@ -94,8 +150,7 @@ def _definition_config(definition: Any, client: Any = None) -> ProviderConfig:
 
     client_id, secret = definition.client_id, ""
     if client is not None:
-        client_id = client.client_id
-        secret = crypto.decrypt(client.client_secret_encrypted, keys=app_settings.token_keys())
+        client_id, secret, _ = _own_client_credentials(client)
     elif definition.client_secret_encrypted:
         try:
             secret = crypto.decrypt(
@@ -151,7 +206,9 @@ def provider_config(provider_id: str, *, client: Any = None) -> ProviderConfig:
     ``client``: a ``UserOAuthClient`` whose credentials replace the platform's.
     """
     if provider_id == "google":
-        return _google_config()
+        return _google_config(client)
+    if provider_id == "discord":
+        return _discord_config()
     rows, _, configs = _definitions_state()
     definition = rows.get(provider_id)
     if definition is None:
@@ -187,6 +244,11 @@ def flow_config(provider_id: str, *, user: User | AnonymousUser | None) -> Provi
         client = UserOAuthClient.objects.filter(user=user, provider=provider_id).first()
         if client is not None:
             return provider_config(provider_id, client=client)
+        if not config.managed:
+            # No client of the user's and none of the platform's offered for new grants
+            # (Google with INTEGRATIONS_GOOGLE_USER_CLIENTS=required): not configured,
+            # so that no flow starts (``connection_start``) with the platform's.
+            return replace(config, client_id="", client_secret="")
     return config
 
 
@@ -239,11 +301,20 @@ def provider_info(provider_id: str) -> ProviderInfo:
     """``UnknownProviderError`` when there is no such provider. Decrypts nothing, so
     it works when a stored client secret no longer decrypts."""
     if provider_id == "google":
+        mode = app_settings.google_user_clients()
         return ProviderInfo(
             id="google",
             name=BUILTIN.provider_name("google"),
             enabled=True,
-            configured=bool(settings.GOOGLE_CLIENT_ID and settings.GOOGLE_CLIENT_SECRET),
+            configured=_google_platform_client() and mode != "required",
+            allow_user_clients=mode in ("allowed", "required"),
+        )
+    if provider_id == "discord":
+        return ProviderInfo(
+            id="discord",
+            name=BUILTIN.provider_name("discord"),
+            enabled=True,
+            configured=_discord_configured(),
             allow_user_clients=False,
         )
     definition = _definitions_state()[0].get(provider_id)
@@ -265,6 +336,8 @@ def _info_of(definition: Any) -> ProviderInfo:
 def connectable_providers() -> list[ProviderConfig]:
     """Providers a user can Connect on the integrations page, in display order."""
     configs = [_google_config()]
+    if _discord_configured():
+        configs.append(_discord_config())
     for definition in sorted(_definitions().values(), key=lambda d: d.name):
         if definition.enabled:
             configs.append(provider_config(definition.slug))
@@ -275,7 +348,11 @@ def connectable_ids() -> set[str]:
     """The providers a user can Connect now: enabled, with the platform's client or
     taking users' own (which the user adds on the integrations page first). Decrypts
     nothing (the run path asks for it on every call)."""
-    ids = {"google"} if provider_info("google").configured else set()
+    ids = {
+        provider
+        for provider in ("google", "discord")
+        if (info := provider_info(provider)).configured or info.allow_user_clients
+    }
     for definition in _definitions_state()[0].values():
         info = _info_of(definition)
         if info.enabled and (info.configured or info.allow_user_clients):
@@ -306,6 +383,8 @@ def authorization_origins() -> list[str]:
     from urllib.parse import urlsplit
 
     urls = [app_settings.absolute(settings.GOOGLE_OAUTH_AUTHORIZE_URL)]
+    if _discord_configured():
+        urls.append(app_settings.absolute(settings.DISCORD_OAUTH_AUTHORIZE_URL))
     urls += [
         app_settings.absolute(d.authorize_url)
         for d in _definitions_state()[0].values()

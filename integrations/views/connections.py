@@ -54,7 +54,7 @@ class ProviderSection:
 
     @property
     def can_connect(self) -> bool:
-        if self.config.id == "google" or not self.config.allow_user_clients:
+        if not self.config.allow_user_clients:
             return self.config.configured
         return self.config.managed or self.own_client is not None
 
