@@ -63,10 +63,22 @@ def connection_locked(connection_id: int) -> Iterator[Connection]:
     """
     if row_locks():
         with transaction.atomic():
-            yield Connection.objects.select_for_update().get(pk=connection_id)
+            yield _locked_row(connection_id)
         return
     with _exclusive(connection_id):
         yield Connection.objects.get(pk=connection_id)
+
+
+def _locked_row(connection_id: int) -> Connection:
+    """``Connection.objects.select_for_update().get(pk=...)`` without compiling that
+    query each time (a quarter of a refresh's CPU went to building it): the same
+    statement, written once."""
+    table = db.ops.quote_name(Connection._meta.db_table)  # the model's, not input
+    sql = f"SELECT * FROM {table} WHERE id = %s FOR UPDATE"  # noqa: S608
+    rows = list(Connection.objects.raw(sql, [connection_id]))
+    if not rows:
+        raise Connection.DoesNotExist(f"no connection {connection_id}")
+    return rows[0]
 
 
 # In-memory SQLite (one process only): a lock per connection id in this process.
