@@ -87,24 +87,6 @@ def proc_cpu(pid: int, *, children: bool = False) -> float:
     return ticks / CLK_TCK
 
 
-def postgres_cpu(postmaster: int | None) -> float:
-    """CPU seconds of the local PostgreSQL server: the postmaster, the backends and
-    workers alive now, and (through the postmaster's cutime) those that have exited."""
-    if postmaster is None:
-        return float("nan")
-    total = proc_cpu(postmaster, children=True)
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            f = _stat_fields(int(entry.name))
-        except OSError:
-            continue
-        if int(f[1]) == postmaster:
-            total += (int(f[11]) + int(f[12])) / CLK_TCK
-    return total
-
-
 def machine_busy() -> float:
     """CPU seconds spent busy by the whole machine, all cores (from /proc/stat)."""
     with open("/proc/stat") as fh:
@@ -440,13 +422,26 @@ class Bench:
 
     # --- measurements -------------------------------------------------------------------
 
+    def postgres_cpu(self) -> float:
+        """CPU seconds of the PostgreSQL backends connected to the bench's database now
+        (the machine's server is shared: other databases' backends are not the bench's).
+        Backends that exit during a case are missed; the workers keep theirs."""
+        from django.db import connection
+
+        if self.postmaster is None:
+            return float("nan")
+        with connection.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            pids = [row[0] for row in cur.fetchall()]
+        return sum(proc_cpu(pid) for pid in pids)
+
     def cpu_sample(self) -> CpuSample:
         info = self.redis.info("cpu")
         return CpuSample(
             worker=sum(proc_cpu(w.pid) for w in self.workers),
             server=proc_cpu(self.server.pid) if self.server else 0.0,
             bench=time.process_time(),
-            postgres=postgres_cpu(self.postmaster),
+            postgres=self.postgres_cpu(),
             redis=float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
             machine=machine_busy(),
         )
