@@ -71,9 +71,7 @@ class _ProviderSession(requests.Session):
         if key not in self._env_settings:
             if len(self._env_settings) >= self.ENV_SETTINGS_HOSTS:
                 self._env_settings.clear()
-            self._env_settings[key] = super().merge_environment_settings(
-                url, {}, None, None, None
-            )
+            self._env_settings[key] = super().merge_environment_settings(url, {}, None, None, None)
         merged = self._env_settings[key]
         return {**merged, "proxies": dict(merged["proxies"])}
 
