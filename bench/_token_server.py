@@ -11,7 +11,8 @@ It prints ``PORT <n>`` on stdout once listening, then serves:
   ``{"access_token": ..., "expires_in": 3599, "token_type": "Bearer"}``; anything else
   with a 400 ``invalid_request`` / ``unsupported_grant_type``. Every request is counted,
   and every refresh token seen is counted (to check one request per connection).
-- ``POST /_config?latency_ms=<ms>``: set the added latency and reset the counters.
+- ``POST /_config?latency_ms=<ms>[&expires_in=<s>]``: set the added latency (and the
+  lifetime of the tokens issued, 3599 s unless given) and reset the counters.
 - ``GET /_stats``: the counters as JSON.
 
 HTTP/1.1 with keep-alive (the refresher's pooled sessions keep their connections), one
@@ -36,6 +37,7 @@ class State:
     def __init__(self, latency: float) -> None:
         self.lock = threading.Lock()
         self.latency = latency
+        self.expires_in = 3599
         self.reset()
 
     def reset(self) -> None:
@@ -102,6 +104,7 @@ class Handler(BaseHTTPRequestHandler):
             query = parse_qs(url.query)
             with STATE.lock:
                 STATE.latency = float(query.get("latency_ms", ["0"])[0]) / 1000
+                STATE.expires_in = int(query.get("expires_in", ["3599"])[0])
                 STATE.reset()
             self._send(200, {"ok": True})
             return
@@ -114,6 +117,7 @@ class Handler(BaseHTTPRequestHandler):
             STATE.requests += 1
             STATE.first = STATE.first or now
             latency = STATE.latency
+            expires_in = STATE.expires_in
         grant = form.get("grant_type", [""])[0]
         refresh_token = form.get("refresh_token", [""])[0]
         if latency:
@@ -132,7 +136,7 @@ class Handler(BaseHTTPRequestHandler):
             200,
             {
                 "access_token": "ya29.bench-" + secrets.token_urlsafe(32),
-                "expires_in": 3599,
+                "expires_in": expires_in,
                 "token_type": "Bearer",
             },
         )

@@ -45,7 +45,24 @@ def refresh_max_attempts_per_day() -> int:
 
 
 def sweep_batch_size() -> int:
+    """Connections claimed by one claim query of the sweep."""
     return int(settings.INTEGRATIONS_SWEEP_BATCH_SIZE)
+
+
+def sweep_seconds() -> float:
+    """Beat's interval between sweeps, and the longest one sweep keeps claiming."""
+    return float(settings.INTEGRATIONS_SWEEP_SECONDS)
+
+
+def sweep_max_pending() -> int:
+    """Refresh messages waiting in the broker's queue above which the sweep stops
+    publishing until the workers have taken some (backpressure)."""
+    return int(settings.INTEGRATIONS_SWEEP_MAX_PENDING)
+
+
+def refresh_task_batch() -> int:
+    """Connection ids per refresh task."""
+    return max(int(settings.INTEGRATIONS_REFRESH_TASK_BATCH), 1)
 
 
 def service_account_loopback_http() -> bool:

@@ -5,11 +5,13 @@ refresh tasks never retry; the reconnect email retries until it is delivered."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery import shared_task
 
-from integrations.connections import refresh
+from integrations import app_settings
+from integrations.connections import locks, refresh
 
 logger = logging.getLogger(__name__)
 
@@ -21,20 +23,90 @@ EMAIL_RETRY_CAP_SECONDS = 30 * 60
 EMAIL_MAX_RETRIES = 20
 
 
+# While the queue is full, the sweep looks again this often (within its time budget).
+SWEEP_FULL_QUEUE_PAUSE = 0.25
+
+
 @shared_task(name="integrations.tasks.refresh_sweep", ignore_result=True)
 def refresh_sweep() -> int:
-    """Every minute (beat): claim the due connections, soonest first, in one indexed
-    query, and fan out one refresh task per connection."""
-    ids = refresh.connections_due_claim()
-    for connection_id in ids:
-        refresh_connection.delay(connection_id)
-    if ids:
-        logger.info("refresh sweep: %d connections due", len(ids))
-    return len(ids)
+    """Beat's, every ``INTEGRATIONS_SWEEP_SECONDS``: claim the due connections, soonest
+    first, and fan them out in refresh tasks of ``INTEGRATIONS_REFRESH_TASK_BATCH`` ids,
+    for as long as any are due, so that the workers, not beat's cadence, set the pace.
+
+    - One sweep at a time, across machines (``locks.sweep_single_flight``): a sweep that
+      finds one running returns at once.
+    - Backpressure: while the broker's queue holds ``INTEGRATIONS_SWEEP_MAX_PENDING``
+      messages or more, nothing more is claimed (claimed rows are leased for
+      ``SWEEP_LEASE``: claiming far ahead of the workers would let leases run out
+      before their task runs).
+    - A sweep keeps at it for at most ``INTEGRATIONS_SWEEP_SECONDS``; if it stops with
+      connections still due, it enqueues its successor (re-arms) rather than waiting
+      for beat. Returns the connections it enqueued.
+    """
+    with locks.sweep_single_flight() as mine:
+        if not mine:
+            logger.info("refresh sweep: another sweep is running")
+            return 0
+        enqueued, unfinished = _sweep()
+    if unfinished:
+        refresh_sweep.apply_async()
+    if enqueued:
+        logger.info("refresh sweep: %d connections enqueued", enqueued)
+    return enqueued
+
+
+def _sweep() -> tuple[int, bool]:
+    """The sweep's loop; returns what it enqueued and whether it stopped with work left."""
+    deadline = time.monotonic() + app_settings.sweep_seconds()
+    per_task = app_settings.refresh_task_batch()
+    max_pending = app_settings.sweep_max_pending()
+    enqueued = 0
+    while time.monotonic() < deadline:
+        room = max_pending - _pending_messages()
+        if room <= 0:
+            time.sleep(SWEEP_FULL_QUEUE_PAUSE)
+            continue
+        ids = refresh.connections_due_claim(
+            limit=min(room * per_task, app_settings.sweep_batch_size())
+        )
+        if not ids:
+            return enqueued, False
+        for start in range(0, len(ids), per_task):
+            refresh_connections.delay(ids[start : start + per_task])
+        enqueued += len(ids)
+    return enqueued, True
+
+
+def _pending_messages() -> int:
+    """Messages waiting in the refresh tasks' queue of the broker (published, not yet
+    taken by a worker). 0 when tasks run eagerly (tests) or the broker cannot say."""
+    app = refresh_connections.app
+    if app.conf.task_always_eager:
+        return 0
+    queue = app.amqp.router.route({}, refresh_connections.name)["queue"].name
+    try:
+        with app.pool.acquire(block=True) as conn:
+            return int(conn.default_channel.queue_declare(queue=queue).message_count)
+    except Exception:
+        logger.exception("refresh sweep: could not read the queue's depth")
+        return 0
+
+
+@shared_task(name="integrations.tasks.refresh_connections", ignore_result=True)
+def refresh_connections(connection_ids: list[int]) -> int:
+    """The sweep's unit of work: a few connection ids (never a token), each refreshed if
+    still due. Batched so that a task's own cost (the broker round trips, the ack, the
+    worker's bookkeeping) is paid once per batch, not once per refresh."""
+    outcomes = refresh.connections_refresh_if_due(connection_ids=connection_ids)
+    for connection_id, outcome in outcomes:
+        logger.info("refresh connection=%s outcome=%s", connection_id, outcome)
+    return len(outcomes)
 
 
 @shared_task(name="integrations.tasks.refresh_connection", ignore_result=True)
 def refresh_connection(connection_id: int) -> str:
+    """One connection (what sweeps before the batches published: messages still queued
+    when a worker is upgraded)."""
     outcome = refresh.connection_refresh_if_due(connection_id=connection_id)
     logger.info("refresh connection=%s outcome=%s", connection_id, outcome)
     return outcome

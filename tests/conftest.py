@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import override_settings
 
+from integrations.connections import refresh
 from integrations.providers import registry
 from integrations.sandbox.services import google_callback_uri, sandbox_client_ensure
 
@@ -25,6 +26,7 @@ def _celery_eager():
 def _fresh_provider_definitions():
 
     registry.definitions_changed()
+    refresh.provider_health_forget()
     yield
     registry.definitions_changed()
 

@@ -319,10 +319,17 @@ INTEGRATIONS_VERIFY_SECONDS = env.int("INTEGRATIONS_VERIFY_SECONDS", default=300
 INTEGRATIONS_REFRESH_MAX_ATTEMPTS_PER_DAY = env.int(
     "INTEGRATIONS_REFRESH_MAX_ATTEMPTS_PER_DAY", default=10
 )
+# The sweep (integrations.tasks.refresh_sweep): beat starts it every SWEEP_SECONDS; it
+# claims due connections BATCH_SIZE at a time and keeps claiming while any are due, for
+# at most SWEEP_SECONDS, then re-arms itself; it stops publishing while the queue holds
+# MAX_PENDING refresh messages or more (backpressure), each of REFRESH_TASK_BATCH ids.
+INTEGRATIONS_SWEEP_SECONDS = env.float("INTEGRATIONS_SWEEP_SECONDS", default=60.0)
 INTEGRATIONS_SWEEP_BATCH_SIZE = env.int("INTEGRATIONS_SWEEP_BATCH_SIZE", default=1000)
 # A refresh forced through the connections API (POST /api/v1/connections/<id>/refresh/):
 # at most one per connection per this many seconds (429 with Retry-After otherwise).
 INTEGRATIONS_FORCED_REFRESH_INTERVAL = env.int("INTEGRATIONS_FORCED_REFRESH_INTERVAL", default=60)
+INTEGRATIONS_SWEEP_MAX_PENDING = env.int("INTEGRATIONS_SWEEP_MAX_PENDING", default=100)
+INTEGRATIONS_REFRESH_TASK_BATCH = env.int("INTEGRATIONS_REFRESH_TASK_BATCH", default=10)
 # Service-account keys: token_uri may be http:// to 127.0.0.1/localhost/::1 (tests'
 # local token endpoint). Off by default; never turn it on in production.
 INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP = env.bool(
@@ -376,7 +383,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "refresh-sweep": {
         "task": "integrations.tasks.refresh_sweep",
-        "schedule": env.float("INTEGRATIONS_SWEEP_SECONDS", default=60.0),
+        "schedule": INTEGRATIONS_SWEEP_SECONDS,
     },
 }
 

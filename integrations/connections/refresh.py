@@ -23,7 +23,8 @@ Refresh request: RFC 6749 §6. Token errors: RFC 6749 §5.2.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -269,9 +270,7 @@ def _record_success(
         detail={"rotated": bool(token.refresh_token)},
     )
     _record_status_change(conn, previous_status)
-    ProviderHealth.objects.filter(provider=conn.provider, ok=False).update(
-        ok=True, last_success_at=now, failures=0
-    )
+    _provider_recovered(conn.provider, now=now)
 
 
 def _refresh_failed(
@@ -377,7 +376,33 @@ def _record_status_change(conn: Connection, previous_status: str) -> None:
         )
 
 
+# When this process last cleared (or found clear) each provider's failure mark, by
+# the monotonic clock: the UPDATE that clears it runs at most once per
+# HEALTH_RECHECK_SECONDS per provider and process, not with every refresh (a
+# statement per refresh; the mark is staff's signal, and a few seconds late is fine).
+HEALTH_RECHECK_SECONDS = 10.0
+_health_clear_seen: dict[str, float] = {}
+
+
+def _provider_recovered(provider: str, *, now: datetime) -> None:
+    """A refresh of ``provider`` succeeded: whatever was marked against our client there
+    is over (``ProviderHealth``)."""
+    seen = _health_clear_seen.get(provider)
+    if seen is not None and time.monotonic() - seen < HEALTH_RECHECK_SECONDS:
+        return
+    ProviderHealth.objects.filter(provider=provider, ok=False).update(
+        ok=True, last_success_at=now, failures=0
+    )
+    _health_clear_seen[provider] = time.monotonic()
+
+
+def provider_health_forget() -> None:
+    """Forget which providers this process saw healthy (tests: between cases)."""
+    _health_clear_seen.clear()
+
+
 def _provider_failed(provider: str, failure: IntegrationError, *, now: datetime) -> None:
+    _health_clear_seen.pop(provider, None)
     health, _ = ProviderHealth.objects.get_or_create(provider=provider)
     ProviderHealth.objects.filter(pk=health.pk).update(
         ok=False,
@@ -477,6 +502,19 @@ def connections_due_claim(*, now: datetime | None = None, limit: int | None = No
         if ids:
             Connection.objects.filter(id__in=ids).update(next_refresh_at=now + SWEEP_LEASE)
     return ids
+
+
+def connections_refresh_if_due(
+    *, connection_ids: Sequence[int], now: datetime | None = None
+) -> list[tuple[int, str]]:
+    """The work of one refresh task: each connection refreshed if it is (still) due, one
+    after the other, each under its own lock and in its own transaction (as
+    ``connection_refresh_if_due``), so that one failure stops nothing else. Returns
+    each id with its outcome."""
+    return [
+        (connection_id, connection_refresh_if_due(connection_id=connection_id, now=now))
+        for connection_id in connection_ids
+    ]
 
 
 def connection_refresh_if_due(*, connection_id: int, now: datetime | None = None) -> str:

@@ -1,0 +1,262 @@
+"""The sweep has no ceiling: it keeps claiming while connections are due (not one batch
+per beat), one sweep runs at a time across machines, and it stops publishing while the
+broker's queue is full, then re-arms itself. The refresh task takes a batch of ids; a
+refresh costs a pinned number of statements. The provider is faked at the HTTP edge
+(`responses`, or the bench's token endpoint for a real worker)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+import urllib.request
+from datetime import timedelta
+
+import psycopg
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection as db
+from django.db import connections, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from integrations import tasks
+from integrations.connections import locks
+from integrations.connections.refresh import connection_refresh_if_due, connections_due_claim
+from integrations.connections.store import store_tokens
+from integrations.core.tokens import TokenSet
+from integrations.models import AuditEvent, Connection
+from tests.integrations.test_refresh import endpoint  # noqa: F401 (a fixture)
+from tests.processes import database_url, django_env, needs_postgres, start
+
+
+def due_connections(user, n: int, *, prefix: str = "rt") -> list[Connection]:
+    """N connections in use whose tokens expire in 5 minutes: due for the sweep now, each
+    with its own refresh token."""
+    now = timezone.now()
+    rows = []
+    for i in range(n):
+        conn = Connection(
+            user=user,
+            provider="google",
+            account_uid=f"sub-{prefix}-{i}",
+            account_email="alice@gmail.example",
+            scopes=["openid", "email"],
+            last_used_at=now,
+            last_refreshed_at=now - timedelta(minutes=55),
+            next_refresh_at=now - timedelta(seconds=1 + i),
+        )
+        store_tokens(
+            conn,
+            TokenSet(
+                access_token=f"ya29.old-{i}",
+                refresh_token=f"1//{prefix}-{i}",
+                expires_at=now + timedelta(minutes=5),
+                scopes=None,
+            ),
+        )
+        rows.append(conn)
+    return Connection.objects.bulk_create(rows)
+
+
+def sweep_lock_taken_by(session: psycopg.Connection) -> bool:
+    row = session.execute("SELECT pg_try_advisory_lock(%s)", [locks.SWEEP_LOCK_KEY]).fetchone()
+    return bool(row and row[0])
+
+
+def refreshed_since(moment) -> int:
+    return Connection.objects.filter(last_refreshed_at__gte=moment).count()
+
+
+@pytest.mark.django_db
+def test_one_sweep_claims_every_due_connection_not_one_batch(alice, endpoint, settings):  # noqa: F811
+    settings.INTEGRATIONS_SWEEP_BATCH_SIZE = 3
+    settings.INTEGRATIONS_REFRESH_TASK_BATCH = 2
+    due_connections(alice, 8)
+    start_at = timezone.now()
+    # One beat's sweep: 8 due, claimed 3 at a time, all of them (tasks run eagerly here).
+    assert tasks.refresh_sweep() == 8
+    assert len(endpoint.calls) == 8
+    assert len({call["refresh_token"] for call in endpoint.calls}) == 8
+    assert refreshed_since(start_at) == 8
+    assert not Connection.objects.filter(next_refresh_at__lte=timezone.now()).exists()
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.REFRESH_SUCCEEDED).count() == 8
+    # Nothing due: the next sweep claims nothing and makes no request.
+    assert tasks.refresh_sweep() == 0
+    assert len(endpoint.calls) == 8
+
+
+@pytest.mark.django_db
+def test_the_batch_task_refreshes_each_id_and_one_failure_stops_nothing(alice, endpoint):  # noqa: F811
+    conns = due_connections(alice, 3)
+    endpoint.script = [(200, {"access_token": "ya29.a", "expires_in": 3599}), (503, {})]
+    ids = [c.pk for c in conns]
+    assert tasks.refresh_connections(ids) == 3
+    states = {c.pk: c for c in Connection.objects.filter(pk__in=ids)}
+    assert [states[i].status for i in ids] == ["active", "refresh_failing", "active"]
+    assert len(endpoint.calls) == 3
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_a_refresh_costs_three_statements_in_one_transaction(alice, endpoint):  # noqa: F811
+    """The locked read, the token write and the audit row, in the lock's transaction (a
+    savepoint here, inside the test's). The provider's health mark is cleared at most
+    once per process every few seconds, not with every refresh."""
+    first, second = due_connections(alice, 2)
+    assert connection_refresh_if_due(connection_id=first.pk) == "ok"  # clears the mark once
+    with CaptureQueriesContext(db) as ctx:
+        assert connection_refresh_if_due(connection_id=second.pk) == "ok"
+    statements = [q["sql"].split()[0] for q in ctx.captured_queries]
+    assert statements == ["SAVEPOINT", "SELECT", "UPDATE", "INSERT", "RELEASE"]
+    assert "FOR UPDATE" in ctx.captured_queries[1]["sql"]
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_one_sweep_at_a_time_across_processes(alice, endpoint):  # noqa: F811
+    """Another session (another machine's sweep) holds the sweep's lock: this sweep
+    claims nothing and returns; once it is released, the sweep runs."""
+    due_connections(alice, 2)
+    with psycopg.connect(database_url(), autocommit=True) as other:
+        assert sweep_lock_taken_by(other)
+        assert tasks.refresh_sweep() == 0
+        assert len(endpoint.calls) == 0
+        assert Connection.objects.filter(next_refresh_at__lte=timezone.now()).count() == 2
+        with locks.sweep_single_flight() as mine:
+            assert not mine
+        other.execute("SELECT pg_advisory_unlock(%s)", [locks.SWEEP_LOCK_KEY])
+    assert tasks.refresh_sweep() == 2
+    assert len(endpoint.calls) == 2
+    # And released afterwards: another session may take it.
+    with psycopg.connect(database_url(), autocommit=True) as other:
+        assert sweep_lock_taken_by(other)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_backpressure_then_a_real_worker_drains_everything_without_beat(alice, tmp_path):
+    """On Redis: with no worker, the sweep claims (more than one batch) and publishes
+    until the queue holds INTEGRATIONS_SWEEP_MAX_PENDING messages, then claims nothing
+    more, and when its time is up re-arms itself (one more message). Then a real worker,
+    with no beat running, refreshes every due connection: the re-armed sweep carries on
+    by itself."""
+    if not settings.REDIS_URL:
+        pytest.skip("REDIS_URL is not set: the backpressure reads a Redis queue")
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        broker.ping()
+    except redis.RedisError:
+        pytest.skip("Redis is not reachable")
+    if db.vendor != "postgresql":
+        pytest.skip("the worker's threads share the SQLite file with this test's writes")
+    server = start(["bench/_token_server.py", "--port", "0"], django_env())
+    assert server.stdout is not None
+    line = server.stdout.readline()
+    assert line.startswith("PORT "), line
+    port = int(line.split()[1])
+    queue = f"test-sweep-{tmp_path.name}"
+    env = django_env(
+        REDIS_URL=settings.REDIS_URL,
+        CELERY_QUEUE=queue,
+        SANDBOX_ENABLED="false",
+        GOOGLE_CLIENT_ID="test",
+        GOOGLE_CLIENT_SECRET="test",
+        GOOGLE_OAUTH_TOKEN_URL=f"http://127.0.0.1:{port}/token",
+        INTEGRATIONS_SWEEP_SECONDS="2",
+        INTEGRATIONS_SWEEP_MAX_PENDING="3",
+        INTEGRATIONS_REFRESH_TASK_BATCH="2",
+        INTEGRATIONS_SWEEP_BATCH_SIZE="3",
+    )
+    n = 12
+    due_connections(alice, n, prefix="bp")
+    start_at = timezone.now()
+    worker = None
+    try:
+        sweep = start(
+            [
+                "manage.py",
+                "shell",
+                "-c",
+                "from integrations.tasks import refresh_sweep; print('SWEPT', refresh_sweep())",
+            ],
+            env,
+        )
+        out = sweep.communicate(timeout=60)[0]
+        assert sweep.returncode == 0, out
+        # Claimed 3 (2 messages: 2 ids and 1), then 2 (room for one message more), then
+        # the queue was full; when its time was up it re-armed: 4 messages.
+        assert "SWEPT 5" in out, out
+        assert broker.llen(queue) == 4
+        assert Connection.objects.filter(next_refresh_at__lte=timezone.now()).count() == n - 5
+        assert refreshed_since(start_at) == 0
+
+        worker = start(
+            [
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "4",
+                "-Q",
+                queue,
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "info",
+            ],
+            env,
+        )
+        deadline = time.monotonic() + 90
+        while refreshed_since(start_at) < n:
+            assert worker.poll() is None
+            if time.monotonic() > deadline:
+                pytest.fail(f"{refreshed_since(start_at)}/{n} refreshed in 90 s")
+            time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stats", timeout=10) as resp:
+            stats = json.loads(resp.read())
+    finally:
+        logs = ""
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            logs = worker.communicate(timeout=30)[0]
+        server.terminate()
+        server.wait(10)
+        broker.delete(queue)
+    assert "outcome=ok" in logs
+    assert logs.count("outcome=ok") == n
+    assert not Connection.objects.filter(next_refresh_at__lte=timezone.now()).exists()
+    # One request per refresh token; ids only in the logs, never a token.
+    assert (stats["requests"], stats["distinct_refresh_tokens"]) == (n, n)
+    for i in range(n):
+        assert f"1//bp-{i}" not in logs
+    assert "ya29.bench-" not in logs
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_claims_racing_across_sessions_never_hand_out_a_connection_twice(alice):
+    """A claim whose transaction is still open holds its rows: a claim in another
+    session meanwhile (SKIP LOCKED) takes the others, and none is claimed twice."""
+    ids = {c.pk for c in due_connections(alice, 7)}
+    other: list[int] = []
+
+    def claim_elsewhere() -> None:
+        try:
+            other.extend(connections_due_claim())
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        first = connections_due_claim(limit=3)
+        thread = threading.Thread(target=claim_elsewhere)
+        thread.start()
+        thread.join(30)
+    assert len(first) == 3 and len(other) == 4
+    assert set(first) | set(other) == ids and not set(first) & set(other)
