@@ -80,6 +80,12 @@ def app_authorization_allow(
     ]
     if not kept:
         return []
+    had = {
+        AllowItem(kind, key, connection_id)
+        for kind, key, connection_id in AppAuthorization.objects.filter(
+            user=user, app=app
+        ).values_list("kind", "key", "connection_id")
+    }
     # ON CONFLICT DO NOTHING (INSERT OR IGNORE on SQLite) against either conditional
     # unique constraint: allowing twice (two tabs) is allowing once.
     AppAuthorization.objects.bulk_create(
@@ -103,13 +109,15 @@ def app_authorization_allow(
         account=app,
         detail={"app": app, "version": version, "items": [i.as_detail() for i in kept]},
     )
-    event_emit(
-        type="app.authorized",
-        data=app_data(
-            app=app, user_id=user.pk, version=version, items=[i.as_detail() for i in kept]
-        ),
-        user=user,
-    )
+    added = [i for i in kept if i not in had]
+    if added:  # allowed already: not a change, no event
+        event_emit(
+            type="app.authorized",
+            data=app_data(
+                app=app, user_id=user.pk, version=version, items=[i.as_detail() for i in added]
+            ),
+            user=user,
+        )
     return kept
 
 
