@@ -33,7 +33,9 @@ class EndpointMade:
     secret: str
 
 
-def _check_url(url: str) -> str:
+def check_url(url: str) -> str:
+    """``url`` when it can be an endpoint's; ``InvalidWebhookEndpointError`` otherwise.
+    Where it leads is checked when each request is made (the outbound guard)."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise InvalidWebhookEndpointError("the URL must be an http:// or https:// URL")
@@ -77,7 +79,7 @@ def webhook_endpoint_create(
     """A new endpoint for ``event_types`` (empty: every type), and its signing secret."""
     secret = policy.secret_generate()
     endpoint = WebhookEndpoint.objects.create(
-        url=_check_url(url),
+        url=check_url(url),
         event_types=_check_types(event_types),
         description=description[:200],
         enabled=enabled,
@@ -102,7 +104,7 @@ def webhook_endpoint_update(
     locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
     fields: list[str] = []
     if url is not None and url != locked.url:
-        locked.url = _check_url(url)
+        locked.url = check_url(url)
         fields.append("url")
     if event_types is not None:
         locked.event_types = _check_types(event_types)
