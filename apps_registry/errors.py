@@ -114,3 +114,12 @@ class RunnerTokenError(IntegrationError):
     code = "runner_token_refused"
     refused_as = None
     log_level = None
+
+
+class StaffOnlyError(IntegrationError):
+    """The operation is staff's (webhook endpoints): the token's user is not staff."""
+
+    status = 403
+    code = "staff_only"
+    refused_as = None
+    log_level = None
