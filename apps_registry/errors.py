@@ -182,3 +182,10 @@ class ConnectionNotFoundError(IntegrationError):
 
     def __init__(self) -> None:
         super().__init__("No such connection.")
+class StaffOnlyError(IntegrationError):
+    """The operation is staff's (webhook endpoints): the token's user is not staff."""
+
+    status = 403
+    code = "staff_only"
+    refused_as = None
+    log_level = None

@@ -63,6 +63,8 @@ from integrations.audit import audit_record
 from integrations.connections import refresh
 from integrations.connections.disconnect import connection_disconnect
 from integrations.errors import IntegrationError
+from integrations.events.emit import event_emit
+from integrations.events.payloads import app_data
 from integrations.models import AuditEvent, Connection
 from integrations.providers import registry
 
@@ -294,6 +296,17 @@ def manifest_upload(*, user: User, text: str | bytes, app: App | None = None) ->
         if version.valid:
             target.current_version = version
             target.save(update_fields=["current_version", "updated_at"])
+            event_emit(
+                type="app.version_published",
+                data=app_data(
+                    app=target.slug,
+                    user_id=user.pk,
+                    version=version.number,
+                    app_id=target.pk,
+                    version_id=version.pk,
+                ),
+                user=user,
+            )
     return version
 
 

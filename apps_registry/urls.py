@@ -8,6 +8,7 @@ from apps_registry.api import connections as connections_api
 from apps_registry.api import errors as api_errors
 from apps_registry.api import runner as runner_api
 from apps_registry.api import views as api_views
+from apps_registry.api import webhooks as webhooks_api
 
 app_name = "apps_registry"
 
@@ -68,6 +69,21 @@ urlpatterns = [
         "api/v1/connections/<int:id>/refresh/",
         connections_api.ConnectionRefreshView.as_view(),
         name="api_connection_refresh",
+    ),
+    path(
+        "api/v1/webhook-endpoints/",
+        webhooks_api.EndpointListView.as_view(),
+        name="api_webhook_endpoints",
+    ),
+    path(
+        "api/v1/webhook-endpoints/<int:id>/",
+        webhooks_api.EndpointDetailView.as_view(),
+        name="api_webhook_endpoint",
+    ),
+    path(
+        "api/v1/webhook-endpoints/<int:id>/rotate-secret/",
+        webhooks_api.EndpointRotateSecretView.as_view(),
+        name="api_webhook_endpoint_rotate_secret",
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     # Last: any other path under /api/ is a JSON 404, with DEBUG on too (handler404

@@ -8,20 +8,36 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 
 from integrations import app_authorization, app_settings
 from integrations.core.provider_definitions import PRESETS, DefinitionError, validate_definition
+from integrations.errors import InvalidWebhookEndpointError
+from integrations.events.delivery import delivery_redeliver
+from integrations.events.emit import EVENT_TYPES
+from integrations.events.endpoints import (
+    check_url,
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoint_rotate_secret,
+    webhook_endpoint_update,
+)
 from integrations.models import (
     AppAuthorization,
     AuditEvent,
     Connection,
+    Event,
     ProviderDefinition,
     ProviderHealth,
     Secret,
     ServiceAccountKey,
     UserOAuthClient,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from integrations.providers import registry
 from integrations.providers.definitions import (
@@ -358,3 +374,210 @@ class ServiceAccountKeyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+# --- webhooks -------------------------------------------------------------------------
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    """URL, event types (none ticked: every type), description, enabled; the secret is
+    never a field (made by the service, shown once)."""
+
+    event_types = forms.MultipleChoiceField(
+        choices=[(t, f"{t}: {doc}") for t, doc in EVENT_TYPES.items()],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every type.",
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ("url", "event_types", "description", "enabled")
+
+    def clean_url(self) -> str:
+        try:
+            return check_url(str(self.cleaned_data["url"]))
+        except InvalidWebhookEndpointError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Endpoints through the services: created with a signing secret shown once, on the
+    next page (never stored in clear, never in a message or the session); changes and
+    deletions audited; **Rotate signing secret** shows the new one once."""
+
+    form = WebhookEndpointForm
+    list_display = ("url", "types", "enabled", "last_success_at", "failing_since", "disabled_at")
+    list_filter = ("enabled",)
+    search_fields = ("url", "description")
+    readonly_fields = (
+        "created_at",
+        "updated_at",
+        "last_success_at",
+        "failing_since",
+        "disabled_at",
+        "disabled_reason",
+    )
+    actions = ["rotate_secret"]
+
+    @admin.display(description="event types")
+    def types(self, obj: WebhookEndpoint) -> str:
+        return ", ".join(obj.event_types) or "all"
+
+    def _shown_once(
+        self, request: HttpRequest, *, endpoint: WebhookEndpoint, secret: str, title: str
+    ) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "endpoint": endpoint,
+            "secret": secret,
+        }
+        response = TemplateResponse(
+            request, "admin/integrations/webhookendpoint/created.html", context
+        )
+        add_never_cache_headers(response)
+        return response
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        if request.method == "POST" and self.has_add_permission(request):
+            form = WebhookEndpointForm(request.POST)
+            if form.is_valid():
+                try:
+                    made = webhook_endpoint_create(
+                        url=form.cleaned_data["url"],
+                        event_types=form.cleaned_data["event_types"],
+                        description=form.cleaned_data["description"],
+                        enabled=form.cleaned_data["enabled"],
+                        by=_staff(request),
+                    )
+                except InvalidWebhookEndpointError as exc:
+                    self.message_user(request, str(exc), level=messages.ERROR)
+                else:
+                    return self._shown_once(
+                        request,
+                        endpoint=made.endpoint,
+                        secret=made.secret,
+                        title="Webhook endpoint created",
+                    )
+        return super().add_view(request, form_url, extra_context)
+
+    def save_model(
+        self, request: HttpRequest, obj: WebhookEndpoint, form: Any, change: bool
+    ) -> None:
+        # Only changes reach here (add_view makes new endpoints through the service).
+        webhook_endpoint_update(
+            endpoint=obj,
+            url=form.cleaned_data["url"],
+            event_types=form.cleaned_data["event_types"],
+            description=form.cleaned_data["description"],
+            enabled=form.cleaned_data["enabled"],
+            by=_staff(request),
+        )
+
+    def delete_model(self, request: HttpRequest, obj: WebhookEndpoint) -> None:
+        webhook_endpoint_delete(endpoint=obj, by=_staff(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        for endpoint in queryset:
+            webhook_endpoint_delete(endpoint=endpoint, by=_staff(request))
+
+    @admin.action(description="Rotate the signing secret (shown once)")
+    def rotate_secret(
+        self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]
+    ) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select one endpoint.", level=messages.ERROR)
+            return None
+        endpoint = queryset.get()
+        secret = webhook_endpoint_rotate_secret(endpoint=endpoint, by=_staff(request))
+        return self._shown_once(
+            request, endpoint=endpoint, secret=secret, title="Signing secret rotated"
+        )
+
+
+def _staff(request: HttpRequest) -> Any:
+    return request.user if request.user.is_authenticated else None
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    """The outbox: what was told, read-only (payloads hold no credential)."""
+
+    list_display = ("uid", "type", "user_id", "created_at")
+    list_filter = ("type",)
+    search_fields = ("uid", "type")
+    fields = ("uid", "type", "user_id", "created_at", "data")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    fields = ("number", "at", "status_code", "latency_ms", "error_code", "redelivery")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Each event's delivery to each endpoint, its attempts (number, status code,
+    latency, error code: never the body or signature) and **Redeliver** (audited)."""
+
+    list_display = (
+        "id",
+        "event_type",
+        "endpoint",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error_code",
+        "next_attempt_at",
+        "delivered_at",
+    )
+    list_filter = ("status", "event__type")
+    list_select_related = ("event", "endpoint")
+    search_fields = ("event__uid", "endpoint__url")
+    fields = (
+        "event",
+        "endpoint",
+        "status",
+        "attempts",
+        "failures",
+        "last_status_code",
+        "last_error_code",
+        "next_attempt_at",
+        "delivered_at",
+        "created_at",
+    )
+    readonly_fields = fields
+    inlines = [WebhookAttemptInline]
+    actions = ["redeliver"]
+
+    @admin.display(description="event", ordering="event__type")
+    def event_type(self, obj: WebhookDelivery) -> str:
+        return obj.event.type
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Redeliver the selected deliveries")
+    def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        count = 0
+        for row in queryset:
+            delivery_redeliver(delivery=row, by=_staff(request))
+            count += 1
+        self.message_user(request, f"{count} deliveries will be sent again.")

@@ -21,6 +21,8 @@ from django.db.models import Q
 from integrations.audit import audit_record
 from integrations.core.secret_rules import DISCORD_BOT_TOKEN_KEY
 from integrations.errors import InvalidAppSlugError
+from integrations.events.emit import event_emit
+from integrations.events.payloads import app_data
 from integrations.models import AppAuthorization, AuditEvent, Connection, Secret
 
 if TYPE_CHECKING:
@@ -78,6 +80,12 @@ def app_authorization_allow(
     ]
     if not kept:
         return []
+    had = {
+        AllowItem(kind, key, connection_id)
+        for kind, key, connection_id in AppAuthorization.objects.filter(
+            user=user, app=app
+        ).values_list("kind", "key", "connection_id")
+    }
     # ON CONFLICT DO NOTHING (INSERT OR IGNORE on SQLite) against either conditional
     # unique constraint: allowing twice (two tabs) is allowing once.
     AppAuthorization.objects.bulk_create(
@@ -101,6 +109,15 @@ def app_authorization_allow(
         account=app,
         detail={"app": app, "version": version, "items": [i.as_detail() for i in kept]},
     )
+    added = [i for i in kept if i not in had]
+    if added:  # allowed already: not a change, no event
+        event_emit(
+            type="app.authorized",
+            data=app_data(
+                app=app, user_id=user.pk, version=version, items=[i.as_detail() for i in added]
+            ),
+            user=user,
+        )
     return kept
 
 
@@ -115,6 +132,13 @@ def _remove(*, user: User, app: str, rows: Iterable[AppAuthorization], **where: 
         user=user,
         account=app,
         detail={"app": app, "items": [i.as_detail() for i in removed]},
+    )
+    event_emit(
+        type="app.authorization_removed",
+        data=app_data(
+            app=app, user_id=user.pk, items=[i.as_detail() for i in removed], by_staff=None
+        ),
+        user=user,
     )
     return len(removed)
 
@@ -142,6 +166,15 @@ def app_authorizations_remove_by_staff(
                 "items": [AllowItem(r.kind, r.key, r.connection_id).as_detail() for r in group],
                 "by_staff": by_staff_id,
             },
+        )
+        event_emit(
+            type="app.authorization_removed",
+            data=app_data(
+                app=first.app,
+                user_id=first.user_id,
+                items=[AllowItem(r.kind, r.key, r.connection_id).as_detail() for r in group],
+                by_staff=by_staff_id,
+            ),
         )
     return sum(len(g) for g in groups.values())
 

@@ -87,6 +87,23 @@ def google_user_clients() -> str:
     """Whether users may bring their own Google OAuth client: ``off``, ``allowed`` or
     ``required``. Checked by ``checks.google_user_clients_check``."""
     return str(settings.INTEGRATIONS_GOOGLE_USER_CLIENTS)
+def webhook_concurrency() -> int:
+    """Webhook requests in flight at once, per worker process."""
+    return max(1, int(settings.INTEGRATIONS_WEBHOOK_CONCURRENCY))
+
+
+def webhook_retry_scale() -> float:
+    """The retry schedule's delays are multiplied by this (1 but in the bench)."""
+    return float(settings.INTEGRATIONS_WEBHOOK_RETRY_SCALE)
+
+
+def webhook_disable_after_seconds() -> float:
+    return float(settings.INTEGRATIONS_WEBHOOK_DISABLE_AFTER_DAYS) * 86400
+
+
+def webhook_timeout() -> tuple[float, float]:
+    connect, read = settings.INTEGRATIONS_WEBHOOK_TIMEOUT
+    return (float(connect), float(read))
 
 
 APP_AUTHORIZATION_MODES = ("per_app", "declared")

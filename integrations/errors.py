@@ -301,3 +301,29 @@ class ConnectionNeedsReconnectError(IntegrationError):
 
     def payload(self) -> dict[str, Any]:
         return {**super().payload(), "reason": self.reason}
+class UnknownEventTypeError(IntegrationError):
+    """An event type that is not one of ``integrations.events.emit.EVENT_TYPES``."""
+
+    status = 400
+    code = "unknown_event_type"
+    refused_as = None
+    log_level = None
+
+
+class EventOutsideTransactionError(IntegrationError):
+    """An event was emitted outside a transaction: it must commit with its change (the
+    outbox), so the caller's ``transaction.atomic`` is required. A bug, not a request's."""
+
+    status = 500
+    code = "event_outside_transaction"
+    refused_as = None
+    log_level = logging.ERROR
+
+
+class InvalidWebhookEndpointError(IntegrationError):
+    """A webhook endpoint's URL or event types were refused; the message says why."""
+
+    status = 400
+    code = "invalid_webhook_endpoint"
+    refused_as = None
+    log_level = None

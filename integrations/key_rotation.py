@@ -16,6 +16,7 @@ from integrations.models import (
     Secret,
     ServiceAccountKey,
     UserOAuthClient,
+    WebhookEndpoint,
 )
 
 # Every encrypted column, by model: what `rotate_token_keys` rewrites.
@@ -25,6 +26,7 @@ ENCRYPTED_FIELDS: list[tuple[type[models.Model], tuple[str, ...]]] = [
     (ServiceAccountKey, ("key_encrypted",)),
     (ProviderDefinition, ("client_secret_encrypted",)),
     (UserOAuthClient, ("client_secret_encrypted",)),
+    (WebhookEndpoint, ("secret_encrypted",)),
 ]
 
 

@@ -129,6 +129,10 @@ class AuditEvent(models.Model):
         # name or the user's id, and ``via``).
         REFRESH_FORCED = "refresh_forced", "Refresh forced"
         API_DISCONNECT = "api_disconnect", "Disconnected through the API"
+        # Staff created, changed, rotated the secret of, or deleted a webhook endpoint;
+        # a delivery was sent again (``detail``: ids, by whom; never the secret).
+        WEBHOOK_ENDPOINT = "webhook_endpoint", "Webhook endpoint"
+        WEBHOOK_REDELIVERED = "webhook_redelivered", "Webhook redelivered"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(
@@ -394,3 +398,117 @@ class AppAuthorization(models.Model):
 
     def __str__(self) -> str:
         return f"{self.app}: {self.kind} {self.key}"
+
+
+# --- webhooks (integrations.events) ---------------------------------------------------
+
+
+class Event(models.Model):
+    """One change worth telling a platform (the outbox): written in the transaction of
+    the change, so that a rolled-back change has none. ``uid`` is the ``webhook-id`` of
+    every delivery of it, the same across retries (Standard Webhooks). ``data`` never
+    holds a credential."""
+
+    uid = models.CharField(max_length=40, unique=True)
+    type = models.CharField(max_length=64, db_index=True)
+    data = models.JSONField(default=dict)
+    # Not a foreign key: events outlive the user they describe, as audit events do.
+    user_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.uid}"
+
+
+class WebhookEndpoint(models.Model):
+    """Where staff want events delivered: ``event_types`` (empty: every type). The
+    signing secret (``whsec_...``) is encrypted under ``INTEGRATIONS_TOKEN_KEYS`` and
+    shown once, when made."""
+
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    event_types = models.JSONField(default=list, blank=True)
+    enabled = models.BooleanField(default=True)
+    secret_encrypted = models.BinaryField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    # The first failed attempt since the last success; after 5 days of failing, disabled.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: the row is the source of truth (tasks only wake it).
+    ``next_attempt_at``: when the next attempt is due (NULL: done); ``claimed_until``:
+    a task was enqueued for it (the sweep does not enqueue it again before then)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # Consecutive failures of the current schedule (a Redeliver starts a new one).
+    failures = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error_code = models.CharField(max_length=64, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "endpoint"], name="webhook_delivery_once_per_endpoint"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(next_attempt_at__isnull=False),
+                name="webhook_delivery_due_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} ({self.status})"
+
+
+class WebhookAttempt(models.Model):
+    """One request of a delivery: what came back, never the body or the signature."""
+
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    number = models.PositiveIntegerField()
+    at = models.DateTimeField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    # "" on success; http_<status>, timeout, connection_error, private_address, ...
+    error_code = models.CharField(max_length=64, blank=True)
+    redelivery = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["delivery_id", "number"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number}: {self.status_code or self.error_code}"

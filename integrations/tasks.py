@@ -12,6 +12,8 @@ from celery import shared_task
 
 from integrations import app_settings
 from integrations.connections import locks, refresh
+from integrations.events import delivery
+from integrations.events.emit import DELIVER_TASK
 
 logger = logging.getLogger(__name__)
 
@@ -145,3 +147,20 @@ def reconnect_email(self: Any, connection_id: int) -> str:
         raise self.retry(exc=exc, countdown=countdown) from exc
     logger.info("reconnect email connection=%s outcome=%s", connection_id, outcome)
     return outcome
+
+
+@shared_task(name="integrations.tasks.webhook_sweep", ignore_result=True)
+def webhook_sweep() -> int:
+    """Every 15 s (beat): wake the deliveries that are due (retries, lost tasks)."""
+    ids = delivery.deliveries_due_claim()
+    for delivery_id in ids:
+        webhook_deliver.delay(delivery_id)
+    if ids:
+        logger.info("webhook sweep: %d deliveries due", len(ids))
+    return len(ids)
+
+
+@shared_task(name=DELIVER_TASK, ignore_result=True)
+def webhook_deliver(delivery_id: int) -> str:
+    """One attempt of one delivery. Never retried by Celery: the row's schedule is."""
+    return delivery.delivery_attempt(delivery_id=delivery_id)

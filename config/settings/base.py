@@ -348,6 +348,18 @@ INTEGRATIONS_APP_AUTHORIZATION = env.str("INTEGRATIONS_APP_AUTHORIZATION", defau
 # Provider definitions are re-read from the database at most this often per process
 # (at once after a change made in the same process).
 INTEGRATIONS_PROVIDER_CACHE_SECONDS = env.float("INTEGRATIONS_PROVIDER_CACHE_SECONDS", default=5.0)
+# Webhooks (integrations/events, README "Webhooks"): requests in flight at once per worker
+# process; the retry schedule's delays multiplied by the scale (the bench compresses a
+# day into seconds; keep 1 elsewhere); an endpoint failing this many days is disabled.
+INTEGRATIONS_WEBHOOK_CONCURRENCY = env.int("INTEGRATIONS_WEBHOOK_CONCURRENCY", default=16)
+INTEGRATIONS_WEBHOOK_RETRY_SCALE = env.float("INTEGRATIONS_WEBHOOK_RETRY_SCALE", default=1.0)
+INTEGRATIONS_WEBHOOK_DISABLE_AFTER_DAYS = env.float(
+    "INTEGRATIONS_WEBHOOK_DISABLE_AFTER_DAYS", default=5.0
+)
+INTEGRATIONS_WEBHOOK_TIMEOUT = (
+    env.float("INTEGRATIONS_WEBHOOK_CONNECT_TIMEOUT", default=5.0),
+    env.float("INTEGRATIONS_WEBHOOK_READ_TIMEOUT", default=15.0),
+)
 
 # --- Celery -------------------------------------------------------------------------
 # Redis when REDIS_URL is set; otherwise kombu's filesystem transport, which needs no
@@ -384,6 +396,11 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-sweep": {
         "task": "integrations.tasks.refresh_sweep",
         "schedule": INTEGRATIONS_SWEEP_SECONDS,
+    },
+    # Wakes the webhook deliveries that are due (retries, and any whose task was lost).
+    "webhook-sweep": {
+        "task": "integrations.tasks.webhook_sweep",
+        "schedule": env.float("INTEGRATIONS_WEBHOOK_SWEEP_SECONDS", default=15.0),
     },
 }
 

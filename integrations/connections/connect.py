@@ -14,6 +14,8 @@ from integrations.audit import audit_record
 from integrations.connections.store import grant_fresh, store_tokens
 from integrations.core.tokens import TokenSet
 from integrations.errors import AccountMismatchError
+from integrations.events.emit import event_emit
+from integrations.events.payloads import connection_data
 from integrations.models import AuditEvent, Connection
 from integrations.providers import registry
 
@@ -127,6 +129,14 @@ def connection_save_from_callback(
                 provider=provider_id,
                 connection=target,
                 detail={"from": previous_status, "to": target.status, "reason": "reconnected"},
+            )
+        if added:
+            event_emit(type="connection.created", data=connection_data(target), user=user)
+        elif sorted(granted_before) != sorted(granted) or previous_status != target.status:
+            event_emit(
+                type="connection.updated",
+                data=connection_data(target, previous_capabilities=sorted(granted_before)),
+                user=user,
             )
     return ConnectResult(
         connection=target,

@@ -11,6 +11,8 @@ from integrations.connections.connect import connection_make_default
 from integrations.connections.store import connection_access_token, connection_refresh_token
 from integrations.core import crypto
 from integrations.errors import UnknownProviderError
+from integrations.events.emit import event_emit
+from integrations.events.payloads import connection_data
 from integrations.models import AuditEvent, Connection
 from integrations.providers import client as http
 from integrations.providers import registry
@@ -84,6 +86,14 @@ def connection_disconnect(*, connection: Connection) -> RevocationOutcome:
             error_code=outcome.error_code,
         )
         audit_record(kind=AuditEvent.Kind.DISCONNECT, provider=locked.provider, connection=locked)
+        event_emit(
+            type="connection.deleted",
+            data=connection_data(
+                locked,
+                revoked_at_provider=outcome.ok,
+                revocation_error_code=outcome.error_code,
+            ),
+        )
         locked.delete()
         if locked.is_default:
             # Another connection of the provider, if any, becomes the default.

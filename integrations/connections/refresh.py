@@ -67,6 +67,8 @@ from integrations.errors import (
     ReauthorizationRequiredError,
     UnknownProviderError,
 )
+from integrations.events.emit import event_emit
+from integrations.events.payloads import connection_data
 from integrations.models import AuditEvent, Connection, ProviderHealth
 from integrations.providers import client as http
 from integrations.providers import registry
@@ -257,6 +259,7 @@ def _record_success(
     conn: Connection, token: TokenSet, *, config: ProviderConfig, now: datetime
 ) -> None:
     previous_status = conn.status
+    previous_scopes = sorted(conn.scopes)
     fields = store_tokens(conn, token)
     if token.scopes is not None:
         conn.scopes = sorted(set(token.scopes))
@@ -270,6 +273,12 @@ def _record_success(
         detail={"rotated": bool(token.refresh_token)},
     )
     _record_status_change(conn, previous_status)
+    if conn.scopes != previous_scopes:
+        # The provider narrowed (or widened) the grant: its capabilities may differ.
+        was = registry.catalogue().granted_capabilities(conn.provider, previous_scopes)
+        data = connection_data(conn, previous_capabilities=was)
+        if data["capabilities"] != was:
+            event_emit(type="connection.updated", data=data)
     _provider_recovered(conn.provider, now=now)
 
 
@@ -364,8 +373,23 @@ def _record_failure(
     return notify
 
 
+# The event of a status a refresh leads to (active: only from refresh_failing). A
+# failure that leaves the status as it was (the second of a streak) emits nothing.
+_STATUS_EVENTS = {
+    Connection.Status.ACTIVE: "connection.recovered",
+    Connection.Status.REFRESH_FAILING: "connection.refresh_failed",
+    Connection.Status.NEEDS_RECONNECT: "connection.needs_reconnect",
+}
+
+
 def _record_status_change(conn: Connection, previous_status: str) -> None:
     if conn.status != previous_status:
+        event_type = _STATUS_EVENTS.get(Connection.Status(conn.status))
+        if event_type is not None:
+            event_emit(
+                type=event_type,
+                data=connection_data(conn, previous_status=previous_status),
+            )
         audit_record(
             kind=AuditEvent.Kind.STATUS_CHANGED,
             provider=conn.provider,

@@ -366,6 +366,58 @@ def reach(method: str, url: str) -> Fetched:
     return Fetched(status=resp.status_code)
 
 
+# --- webhooks (integrations.events.delivery) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What one webhook request got: ``status`` (None when no answer came) and
+    ``error_code`` ("" for a 2xx; ``http_<status>``, ``timeout``, ``connection_error``,
+    ``private_address``). Never the answer's body."""
+
+    status: int | None
+    error_code: str
+
+
+_WEBHOOK_ANSWER_BYTES = 64 * 1024
+
+
+def post_webhook(url: str, *, body: bytes, headers: dict[str, str]) -> Posted:
+    """POST one signed webhook to ``url`` through the public-address guard, with the
+    webhook timeouts; redirects are not followed (a 3xx is a failure: the endpoint's
+    URL is staff's to correct, and a redirect must not lead past the guard's intent).
+    The answer's body is not read beyond what closing the connection needs."""
+    try:
+        resp = session().post(
+            url,
+            data=body,
+            headers={**headers, "Content-Type": "application/json"},
+            timeout=app_settings.webhook_timeout(),
+            allow_redirects=False,
+            stream=True,
+        )
+    except AddressRefusedError as exc:
+        return Posted(status=None, error_code=exc.error.code)
+    except requests.Timeout:
+        return Posted(status=None, error_code="timeout")
+    except requests.RequestException:
+        return Posted(status=None, error_code="connection_error")
+    status = resp.status_code
+    try:
+        # Read a short answer to its end, so that the connection goes back to the pool;
+        # a long one is cut (closing drops the connection).
+        read = 0
+        for chunk in resp.iter_content(_WEBHOOK_ANSWER_BYTES):
+            read += len(chunk)
+            if read >= _WEBHOOK_ANSWER_BYTES:
+                break
+    except requests.RequestException:
+        pass  # the status came: that is the answer
+    finally:
+        resp.close()
+    return Posted(status=status, error_code="" if 200 <= status < 300 else f"http_{status}")
+
+
 # --- google-auth's transport --------------------------------------------------------------
 
 

@@ -30,6 +30,8 @@ from schemathesis.specs.openapi.checks import (
 from apps_registry import services
 from config.wsgi import application
 from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
+from integrations.events.endpoints import webhook_endpoint_create
+from integrations.models import WebhookEndpoint
 from integrations.secrets import secret_set
 from tests.integrations.factories import ConnectionFactory
 
@@ -49,7 +51,10 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 
 @schema.hook
 def flatmap_path_parameters(context: HookContext, path_parameters: dict[str, Any] | None) -> Any:
-    """Half the time, the app that exists."""
+    """Half the time, the app (or the webhook endpoint) that exists."""
+    if path_parameters and set(path_parameters) == {"id"}:
+        ids = list(WebhookEndpoint.objects.values_list("id", flat=True)[:1])
+        return st.sampled_from([path_parameters, *({"id": i} for i in ids)])
     if not path_parameters or set(path_parameters) != {"namespace", "name"}:
         return st.just(path_parameters)
     return st.sampled_from([path_parameters, {"namespace": "acme", "name": "digest"}])
@@ -76,7 +81,7 @@ def flatmap_body(context: HookContext, body: Any) -> Any:
 
 
 @pytest.fixture
-def tokens(alice, bob) -> dict[str, str]:
+def tokens(alice, bob, make_user) -> dict[str, str]:
     """Rows for the requests to find, and a credential per security scheme.
 
     Alice owns ``acme/digest``; Bob has a Google connection that grants it, with a
@@ -88,7 +93,12 @@ def tokens(alice, bob) -> dict[str, str]:
         scopes=["openid", "email", G + "spreadsheets", G + "gmail.send"],
     )
     secret_set(user=bob, key="FAL_KEY", value="fal-secret-value")
+    staff = make_user("staff@example.com")
+    staff.is_staff = True
+    staff.save(update_fields=["is_staff"])
+    webhook_endpoint_create(url="https://hooks.example.com/in")
     return {
+        "staffApiToken": services.api_token_create(user=staff, name="schemathesis")[1],
         "apiToken": services.api_token_create(user=alice, name="schemathesis")[1],
         "runnerToken": services.runner_token_create(name="schemathesis", all_namespaces=True)[1],
     }
@@ -108,9 +118,12 @@ def keep_test_transaction():
 
 
 def _scheme_of(case: schemathesis.Case) -> str:
-    """The one security scheme the operation names."""
+    """The one security scheme the operation names (the webhook endpoints': a staff
+    member's API token, or every answer would be 403)."""
     (requirement,) = case.operation.definition.raw["security"]
     (scheme,) = requirement
+    if case.operation.path.startswith("/api/v1/webhook-endpoints/"):
+        return "staffApiToken"
     return str(scheme)
 
 
