@@ -421,6 +421,32 @@ def test_a_failed_revocation_still_deletes_and_says_so(api, both, bob_conn, goog
     assert not event.ok and event.error_code == resp.json()["revocation"]
 
 
+def test_no_answer_holds_a_token_value(api, both, alice, alice_token, alice_conn, google):
+    """Every endpoint, with either credential, errors included: no access token, refresh
+    token, client secret or credential of ours in the body or the headers."""
+    spare = ConnectionFactory.create(user=alice, provider="x", scopes=["users.read"])
+    conns = (alice_conn, spare)
+    secrets = {connection_access_token(connection=c) for c in conns}
+    secrets |= {connection_refresh_token(connection=c) for c in conns}
+    secrets |= {both, alice_token}
+    answers = []
+    for token in (both, alice_token):
+        answers += [
+            api.get(LIST, {"user": "alice@example.com"}, **auth(token)),
+            api.get(one(alice_conn), **auth(token)),
+            api.post(refresh_url(alice_conn), **auth(token)),  # 200, then 429
+        ]
+    google.token_answer = (400, {"error": "invalid_grant"})
+    Connection.objects.filter(pk=spare.pk).update(provider="google")
+    answers.append(api.post(refresh_url(spare), **auth(both)))  # 409
+    answers += [api.delete(one(c), **auth(alice_token)) for c in conns]
+    assert sorted({a.status_code for a in answers}) == [200, 409, 429]
+    for answer in answers:
+        seen = answer.content.decode() + repr(sorted(answer.items()))
+        assert not [s for s in secrets if s in seen]
+        assert "ya29." not in seen and "1//" not in seen and "client_secret" not in seen
+
+
 # --- issuing credentials ------------------------------------------------------------
 
 
