@@ -426,9 +426,11 @@ def test_no_answer_holds_a_token_value(api, both, alice, alice_token, alice_conn
     token, client secret or credential of ours in the body or the headers."""
     spare = ConnectionFactory.create(user=alice, provider="x", scopes=["users.read"])
     conns = (alice_conn, spare)
-    secrets = {connection_access_token(connection=c) for c in conns}
-    secrets |= {connection_refresh_token(connection=c) for c in conns}
-    secrets |= {both, alice_token}
+    secrets = {both, alice_token} | {connection_access_token(connection=c) for c in conns}
+    for conn in conns:
+        refresh = connection_refresh_token(connection=conn)
+        assert refresh
+        secrets.add(refresh)
     answers = []
     for token in (both, alice_token):
         answers += [
