@@ -148,7 +148,16 @@ _FORBIDDEN = OpenApiResponse(
     _SCOPE_MISSING, description="`scope_missing`: the platform credential lacks the scope"
 )
 _NOT_FOUND = OpenApiResponse(
-    _ERROR,
+    inline_serializer(
+        "ConnectionNotFound",
+        fields={
+            "error": serializers.CharField(
+                required=False,
+                help_text="`not_found`; absent for a path no route matches (an id not a number)",
+            ),
+            "detail": serializers.CharField(),
+        },
+    ),
     description="`not_found`: no such connection, or another user's (personal token)",
 )
 _LIST = inline_serializer("ConnectionList", fields={"connections": ConnectionSerializer(many=True)})

@@ -473,7 +473,8 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Integrations Hub API",
-    "DESCRIPTION": "Upload inf.yml manifests from CI and read apps' versions.",
+    "DESCRIPTION": "Upload inf.yml manifests from CI and read apps' versions; run "
+    "environments for runners; a user's connections for platforms (docs/connections-api.md).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }

@@ -20,6 +20,7 @@ from django.utils import timezone
 from integrations import app_settings
 from integrations.audit import audit_record
 from integrations.connections import refresh
+from integrations.core.refresh_policy import DEAD_STATUSES
 from integrations.errors import (
     ConnectionNeedsReconnectError,
     IntegrationError,
@@ -35,7 +36,8 @@ _ANY_EXPIRY = 100 * 365 * 24 * 3600
 @dataclass(frozen=True)
 class ForcedRefresh:
     """The connection as the refresh left it; ``refreshed``: a new token was issued
-    (false for a token without expiry, which is never refreshed)."""
+    (false for a token without expiry or without a refresh token, which is never
+    refreshed)."""
 
     connection: Connection
     refreshed: bool
@@ -79,6 +81,11 @@ def connection_refresh_force(
     now = now or timezone.now()
     _claim(connection.pk, now=now)
     before = connection.last_refreshed_at
+    if connection.status not in DEAD_STATUSES and not _has_refresh_token(connection.pk):
+        # Nothing to refresh with (a provider whose tokens do not expire, or that issues
+        # none): the token stays as it is. Refreshing would mark a live grant dead.
+        _audit(connection, actor=actor, error_code="")
+        return ForcedRefresh(connection=_reread(connection.pk), refreshed=False)
     try:
         refresh.connection_refresh(
             connection_id=connection.pk,
@@ -94,12 +101,25 @@ def connection_refresh_force(
         _audit(connection, actor=actor, error_code=exc.code)
         raise
     _audit(connection, actor=actor, error_code="")
-    after = (
+    after = _reread(connection.pk)
+    return ForcedRefresh(connection=after, refreshed=after.last_refreshed_at != before)
+
+
+def _has_refresh_token(connection_id: int) -> bool:
+    return (
+        Connection.objects.filter(pk=connection_id, refresh_token_encrypted__isnull=False)
+        .exclude(refresh_token_encrypted=b"")
+        .exists()
+    )
+
+
+def _reread(connection_id: int) -> Connection:
+    """The connection as it is now, with its user, no token column read."""
+    return (
         Connection.objects.select_related("user")
         .defer("access_token_encrypted", "refresh_token_encrypted")
-        .get(pk=connection.pk)
+        .get(pk=connection_id)
     )
-    return ForcedRefresh(connection=after, refreshed=after.last_refreshed_at != before)
 
 
 def _audit(connection: Connection, *, actor: dict[str, str], error_code: str) -> None:

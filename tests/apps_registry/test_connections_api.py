@@ -7,6 +7,7 @@ column, set back in the tests that need time to pass."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 from io import StringIO
 from urllib.parse import parse_qs
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 from django.core.management import CommandError, call_command
+from django.db import connection as db
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -320,6 +322,46 @@ def test_a_second_forced_refresh_within_the_interval_is_429(
     assert {"by": f"user:{alice_conn.user_id}", "via": "api_token"} in actors
 
 
+def test_a_connection_without_refresh_token_stays_as_it_is(api, both, bob_conn, google):
+    """A provider that issues no refresh token (or tokens without expiry): nothing to
+    refresh with, and the grant is not marked dead for it."""
+    Connection.objects.filter(pk=bob_conn.pk).update(refresh_token_encrypted=None)
+
+    resp = api.post(refresh_url(bob_conn), **auth(both))
+
+    assert resp.status_code == 200 and resp.json()["refreshed"] is False
+    assert resp.json()["connection"]["status"] == "active"
+    assert google.refreshes == []
+    bob_conn.refresh_from_db()
+    assert bob_conn.status == "active"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_forced_refreshes_make_one_refresh(api, both, bob_conn, google):
+    """Eight requests at once, each on its own database connection (as many web
+    processes would be): the column's conditional UPDATE lets one through."""
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def ask() -> None:
+        try:
+            barrier.wait()
+            client = Client(headers={"Authorization": f"Bearer {both}"})
+            statuses.append(client.post(refresh_url(bob_conn)).status_code)
+        finally:
+            db.close()
+
+    pool = [threading.Thread(target=ask) for _ in range(8)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+
+    assert sorted(statuses) == [200] + [429] * 7
+    assert len(google.refreshes) == 1
+    assert AuditEvent.objects.filter(kind="refresh_forced").count() == 1
+
+
 def test_a_dead_grant_is_409_needs_reconnect(api, both, bob_conn, google):
     google.token_answer = (400, {"error": "invalid_grant"})
 
@@ -377,6 +419,34 @@ def test_a_failed_revocation_still_deletes_and_says_so(api, both, bob_conn, goog
     assert not Connection.objects.filter(pk=bob_conn.pk).exists()
     event = AuditEvent.objects.get(kind="api_disconnect")
     assert not event.ok and event.error_code == resp.json()["revocation"]
+
+
+def test_no_answer_holds_a_token_value(api, both, alice, alice_token, alice_conn, google):
+    """Every endpoint, with either credential, errors included: no access token, refresh
+    token, client secret or credential of ours in the body or the headers."""
+    spare = ConnectionFactory.create(user=alice, provider="x", scopes=["users.read"])
+    conns = (alice_conn, spare)
+    secrets = {both, alice_token} | {connection_access_token(connection=c) for c in conns}
+    for conn in conns:
+        refresh = connection_refresh_token(connection=conn)
+        assert refresh
+        secrets.add(refresh)
+    answers = []
+    for token in (both, alice_token):
+        answers += [
+            api.get(LIST, {"user": "alice@example.com"}, **auth(token)),
+            api.get(one(alice_conn), **auth(token)),
+            api.post(refresh_url(alice_conn), **auth(token)),  # 200, then 429
+        ]
+    google.token_answer = (400, {"error": "invalid_grant"})
+    Connection.objects.filter(pk=spare.pk).update(provider="google")
+    answers.append(api.post(refresh_url(spare), **auth(both)))  # 409
+    answers += [api.delete(one(c), **auth(alice_token)) for c in conns]
+    assert sorted({a.status_code for a in answers}) == [200, 409, 429]
+    for answer in answers:
+        seen = answer.content.decode() + repr(sorted(answer.items()))
+        assert not [s for s in secrets if s in seen]
+        assert "ya29." not in seen and "1//" not in seen and "client_secret" not in seen
 
 
 # --- issuing credentials ------------------------------------------------------------

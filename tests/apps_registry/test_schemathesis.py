@@ -4,9 +4,13 @@ against a database with real rows, are never answered with a server error, and e
 answer is one the schema documents (status code, content type, body).
 
 Each operation gets the credential its security scheme names: the uploader's API
-token (``apiToken``) or a runner token (``runnerToken``). Some generated requests are
-pointed at real rows (the app ``acme/digest``, a user with a Google connection), so
-that the paths past the lookups run too.
+token (``apiToken``), a runner token (``runnerToken``) or a platform credential with
+both scopes (``platformCredential``); the connections API, which takes a platform
+credential or a personal token, is run with each in turn. Some generated requests are
+pointed at real rows (the app ``acme/digest``, a user with a Google connection, that
+connection's id), so that the paths past the lookups run too. Google's token and
+revoke endpoints are faked (``responses``): a forced refresh or a disconnect never
+leaves the machine.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import responses
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
@@ -32,6 +37,7 @@ from config.wsgi import application
 from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
 from integrations.events.endpoints import webhook_endpoint_create
 from integrations.models import WebhookEndpoint
+from integrations.providers import registry
 from integrations.secrets import secret_set
 from tests.integrations.factories import ConnectionFactory
 
@@ -46,18 +52,37 @@ CHECKS = [
 # Users a runner may name: Bob is ready to run acme/digest, Alice is not.
 USERS = ["bob@example.com", "BOB@example.com", "alice@example.com", "99999999999999999999"]
 
+# Bob's Google connection: an id of its own, far above what the sequence hands out.
+BOB_CONNECTION_ID = 7_000_000_001
+
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 
 
 @schema.hook
 def flatmap_path_parameters(context: HookContext, path_parameters: dict[str, Any] | None) -> Any:
-    """Half the time, the app (or the webhook endpoint) that exists."""
+    """Half the time, the app, the connection or the webhook endpoint that exists."""
     if path_parameters and set(path_parameters) == {"id"}:
-        ids = list(WebhookEndpoint.objects.values_list("id", flat=True)[:1])
-        return st.sampled_from([path_parameters, *({"id": i} for i in ids)])
+        assert context.operation is not None
+        if context.operation.path.startswith("/api/v1/webhook-endpoints/"):
+            ids = list(WebhookEndpoint.objects.values_list("id", flat=True)[:1])
+            return st.sampled_from([path_parameters, *({"id": i} for i in ids)])
+        return st.sampled_from([path_parameters, {"id": BOB_CONNECTION_ID}])
     if not path_parameters or set(path_parameters) != {"namespace", "name"}:
         return st.just(path_parameters)
     return st.sampled_from([path_parameters, {"namespace": "acme", "name": "digest"}])
+
+
+@schema.hook
+def flatmap_query(context: HookContext, query: dict[str, Any] | None) -> Any:
+    """Two times in three, the connections of a user who exists (or of a huge id)."""
+    assert context.operation is not None
+    if context.operation.path != "/api/v1/connections/":
+        return st.just(query)
+    real = st.fixed_dictionaries(
+        {"user": st.sampled_from(USERS)},
+        optional={"provider": st.sampled_from(["google", "x", "nope"])},
+    )
+    return st.one_of(st.just(query), real, real)
 
 
 @schema.hook
@@ -88,6 +113,7 @@ def tokens(alice, bob, make_user) -> dict[str, str]:
     fresh token (no refresh: no call to a provider), and its secret set."""
     services.manifest_upload(user=alice, text=MANIFEST)
     ConnectionFactory.create(
+        id=BOB_CONNECTION_ID,
         user=bob,
         is_default=True,
         scopes=["openid", "email", G + "spreadsheets", G + "gmail.send"],
@@ -101,7 +127,21 @@ def tokens(alice, bob, make_user) -> dict[str, str]:
         "staffApiToken": services.api_token_create(user=staff, name="schemathesis")[1],
         "apiToken": services.api_token_create(user=alice, name="schemathesis")[1],
         "runnerToken": services.runner_token_create(name="schemathesis", all_namespaces=True)[1],
+        "platformCredential": services.platform_credential_create(
+            name="schemathesis", scopes=["connections:read", "connections:write"]
+        )[1],
     }
+
+
+@pytest.fixture
+def fake_google():
+    """Google's token and revoke endpoints answer as they do for a live grant."""
+    config = registry.provider_config("google")
+    token = {"access_token": "ya29.schemathesis", "expires_in": 3599}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add(responses.POST, config.token_url, json=token)
+        rsps.add(responses.POST, config.revoke_url, body="")
+        yield
 
 
 @pytest.fixture
@@ -117,17 +157,21 @@ def keep_test_transaction():
         signal.connect(close_old_connections)
 
 
-def _scheme_of(case: schemathesis.Case) -> str:
-    """The one security scheme the operation names (the webhook endpoints': a staff
-    member's API token, or every answer would be 403)."""
-    (requirement,) = case.operation.definition.raw["security"]
-    (scheme,) = requirement
+def _scheme_of(case: schemathesis.Case, prefer: str) -> str:
+    """The security scheme the operation names, ``prefer`` among several (the webhook
+    endpoints': a staff member's API token, or every answer would be 403)."""
     if case.operation.path.startswith("/api/v1/webhook-endpoints/"):
         return "staffApiToken"
-    return str(scheme)
+    schemes = [
+        str(scheme)
+        for requirement in case.operation.definition.raw["security"]
+        for scheme in requirement
+    ]
+    return prefer if prefer in schemes else schemes[0]
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("prefer", ["platformCredential", "apiToken"])
 @schema.parametrize()
 @settings(
     max_examples=50,
@@ -140,7 +184,11 @@ def _scheme_of(case: schemathesis.Case) -> str:
     ],
 )
 def test_api_never_answers_500(
-    case: schemathesis.Case, tokens: dict[str, str], keep_test_transaction: None
+    case: schemathesis.Case,
+    prefer: str,
+    tokens: dict[str, str],
+    fake_google: None,
+    keep_test_transaction: None,
 ) -> None:
-    case.headers["Authorization"] = f"Bearer {tokens[_scheme_of(case)]}"
+    case.headers["Authorization"] = f"Bearer {tokens[_scheme_of(case, prefer)]}"
     case.call_and_validate(checks=CHECKS)
