@@ -182,6 +182,8 @@ class ConnectionNotFoundError(IntegrationError):
 
     def __init__(self) -> None:
         super().__init__("No such connection.")
+
+
 class StaffOnlyError(IntegrationError):
     """The operation is staff's (webhook endpoints): the token's user is not staff."""
 

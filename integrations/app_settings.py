@@ -87,6 +87,8 @@ def google_user_clients() -> str:
     """Whether users may bring their own Google OAuth client: ``off``, ``allowed`` or
     ``required``. Checked by ``checks.google_user_clients_check``."""
     return str(settings.INTEGRATIONS_GOOGLE_USER_CLIENTS)
+
+
 def webhook_concurrency() -> int:
     """Webhook requests in flight at once, per worker process."""
     return max(1, int(settings.INTEGRATIONS_WEBHOOK_CONCURRENCY))

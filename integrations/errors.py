@@ -301,6 +301,8 @@ class ConnectionNeedsReconnectError(IntegrationError):
 
     def payload(self) -> dict[str, Any]:
         return {**super().payload(), "reason": self.reason}
+
+
 class UnknownEventTypeError(IntegrationError):
     """An event type that is not one of ``integrations.events.emit.EVENT_TYPES``."""
 
