@@ -75,3 +75,26 @@ def app_authorization() -> str:
 
 def per_app_authorization() -> bool:
     return app_authorization() != "declared"
+
+
+def redis_url() -> str:
+    """The Redis of Celery's broker and of the shared cache ("" : none, development)."""
+    return str(settings.REDIS_URL)
+
+
+def beat_max_age() -> int:
+    """Seconds since the refresh sweep last ran past which ``/readyz`` fails (0: not
+    checked)."""
+    return int(settings.INTEGRATIONS_BEAT_MAX_AGE_SECONDS)
+
+
+def metrics_token() -> str:
+    return str(settings.METRICS_TOKEN)
+
+
+def metrics_allowed_ips() -> list[str]:
+    return list(settings.METRICS_ALLOWED_IPS)
+
+
+def metrics_key_prefix() -> str:
+    return str(settings.METRICS_KEY_PREFIX)

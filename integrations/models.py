@@ -387,3 +387,16 @@ class AppAuthorization(models.Model):
 
     def __str__(self) -> str:
         return f"{self.app}: {self.kind} {self.key}"
+
+
+class HealthMark(models.Model):
+    """A fact ``/readyz`` checks (``integrations.health``): when beat's refresh sweep
+    last ran, and the canary every configured key set must decrypt. One row per name."""
+
+    name = models.CharField(max_length=64, unique=True)
+    at = models.DateTimeField()
+    # The key canary: a known text encrypted under INTEGRATIONS_TOKEN_KEYS (no secret).
+    value = models.BinaryField(blank=True, default=b"")
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.at.isoformat()}"

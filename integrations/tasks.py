@@ -9,6 +9,7 @@ from typing import Any
 
 from celery import shared_task
 
+from integrations import health
 from integrations.connections import refresh
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,9 @@ EMAIL_MAX_RETRIES = 20
 @shared_task(name="integrations.tasks.refresh_sweep", ignore_result=True)
 def refresh_sweep() -> int:
     """Every minute (beat): claim the due connections, soonest first, in one indexed
-    query, and fan out one refresh task per connection."""
+    query, and fan out one refresh task per connection. Stamps beat's heartbeat, which
+    ``/readyz`` checks."""
+    health.health_mark_stamp(name=health.REFRESH_SWEEP)
     ids = refresh.connections_due_claim()
     for connection_id in ids:
         refresh_connection.delay(connection_id)

@@ -318,6 +318,18 @@ INTEGRATIONS_APP_AUTHORIZATION = env.str("INTEGRATIONS_APP_AUTHORIZATION", defau
 # (at once after a change made in the same process).
 INTEGRATIONS_PROVIDER_CACHE_SECONDS = env.float("INTEGRATIONS_PROVIDER_CACHE_SECONDS", default=5.0)
 
+# --- health and metrics (integrations.health, integrations.metrics) -----------------
+# /readyz fails when beat's refresh sweep last ran longer ago than this (0: not checked).
+# Default: five sweeps missed at the default cadence.
+INTEGRATIONS_BEAT_MAX_AGE_SECONDS = env.int("INTEGRATIONS_BEAT_MAX_AGE_SECONDS", default=300)
+# /metrics (Prometheus) answers a scrape that presents this bearer token, or that comes
+# from one of these addresses or networks (REMOTE_ADDR); with neither set it is off (404).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+# Counters live in Redis (REDIS_URL) under this prefix, so that every web and worker
+# process, on every machine, adds to the same series.
+METRICS_KEY_PREFIX = env("METRICS_KEY_PREFIX", default="hub:metrics:")
+
 # --- Celery -------------------------------------------------------------------------
 # Redis when REDIS_URL is set; otherwise kombu's filesystem transport, which needs no
 # server (one machine only, polled once a second: development only).
