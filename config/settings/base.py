@@ -10,6 +10,8 @@ from pathlib import Path
 import environ
 from django.utils.csp import CSP
 
+from config.log import TEXT_FORMAT
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -82,6 +84,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Answers X-Request-ID: the id every log line of this request carries (config/log.py).
+    "config.log.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy (SECURE_CSP; empty, hence off, unless production or the
     # tests set it) and Permissions-Policy (PERMISSIONS_POLICY).
@@ -373,11 +377,31 @@ CELERY_BEAT_SCHEDULE = {
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=False)
 SANDBOX_ACCESS_TOKEN_SECONDS = env.int("SANDBOX_ACCESS_TOKEN_SECONDS", default=3600)
 
+# --- logs (config/log.py) -------------------------------------------------------------
+# "text" (default) or "json": one JSON object per line, for a log shipper. Either way every
+# line carries the request id of the request it was logged for (or of the request that
+# enqueued the Celery task that logged it; "-" for neither).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ValueError(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
+# X-Request-ID is taken from a request only when REMOTE_ADDR is one of these addresses or
+# networks (your reverse proxy); any other request gets an id of its own.
+LOG_REQUEST_ID_TRUSTED_PROXIES = env.list("LOG_REQUEST_ID_TRUSTED_PROXIES", default=[])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "config.log.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": TEXT_FORMAT},
+        "json": {"()": "config.log.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         # oauthlib logs request bodies (tokens included) at DEBUG.
@@ -385,6 +409,8 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+# The worker logs through LOGGING above (its format, its request ids), not Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 
 def enable_sandbox(installed_apps: list[str]) -> dict:
