@@ -13,6 +13,11 @@ from django.utils.csp import CSP
 from config.log import TEXT_FORMAT
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
+# The site-wide templates/ and static/: at the top of a checkout, inside config/ once
+# installed from the wheel (pyproject.toml: force-include).
+SHARED_DIR = (
+    BASE_DIR if (BASE_DIR / "templates").is_dir() else Path(__file__).resolve().parent.parent
+)
 
 env = environ.Env()
 if (BASE_DIR / ".env").is_file():
@@ -110,7 +115,7 @@ SITE_ID = 1
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [SHARED_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -139,8 +144,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# Where collectstatic puts the files whitenoise serves (docs/deployment.md).
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATICFILES_DIRS = [SHARED_DIR / "static"]
 
 # Sessions live in the database: allauth keeps the OAuth `state` and the PKCE
 # verifier in the session, which must not be a client-side signed cookie.
