@@ -36,8 +36,11 @@ class Check:
 
 
 def health_mark_stamp(*, name: str, now: datetime | None = None) -> None:
-    """Record that ``name`` happened now (beat's sweep calls it every run)."""
-    HealthMark.objects.update_or_create(name=name, defaults={"at": now or timezone.now()})
+    """Record that ``name`` happened now (beat's sweep calls it every run): one UPDATE
+    once the row exists."""
+    now = now or timezone.now()
+    if not HealthMark.objects.filter(name=name).update(at=now):
+        HealthMark.objects.update_or_create(name=name, defaults={"at": now})
 
 
 def _database() -> Check:
