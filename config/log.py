@@ -37,6 +37,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # The attributes every LogRecord has: the rest were given with ``extra=``.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+_PLAIN = (str, int, float, bool, type(None))
 
 
 class RequestIdFilter(logging.Filter):
@@ -49,7 +50,7 @@ class RequestIdFilter(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time (UTC, ISO 8601), level, logger, message,
-    request_id, the ``extra=`` fields, and the traceback if any."""
+    request_id, the ``extra=`` fields of plain values, and the traceback if any."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -60,7 +61,9 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", request_id.get()),
         }
         for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
+            # Plain values only: Django's ``extra={"request": ...}`` would print the
+            # request with its query string (an OAuth callback's code and state).
+            if key not in _STANDARD and not key.startswith("_") and isinstance(value, _PLAIN):
                 line[key] = value
         if record.exc_info:
             line["exc_info"] = self.formatException(record.exc_info)

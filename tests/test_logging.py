@@ -141,6 +141,8 @@ def test_every_line_of_one_request_carries_its_id(client, alice, captured, story
     assert len(lines) >= 2, lines  # the refresh's warning and the 409's
     assert {line["request_id"] for line in lines} == {rid}
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    conflict = next(line for line in lines if line["logger"] == "django.request")
+    assert conflict["status_code"] == 409 and "request" not in conflict  # no query string
     # The next request has another id; a line outside any request has none.
     assert client.get("/healthz")["X-Request-ID"] != rid
     logging.getLogger("tests").warning("outside")
