@@ -8,6 +8,7 @@ Every setting a deployer may change is listed in README.md ("Settings") and in
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from config.log import TEXT_FORMAT
@@ -389,7 +390,7 @@ SANDBOX_ACCESS_TOKEN_SECONDS = env.int("SANDBOX_ACCESS_TOKEN_SECONDS", default=3
 # enqueued the Celery task that logged it; "-" for neither).
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 if LOG_FORMAT not in ("text", "json"):
-    raise ValueError(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
 # X-Request-ID is taken from a request only when REMOTE_ADDR is one of these addresses or
 # networks (your reverse proxy); any other request gets an id of its own.
 LOG_REQUEST_ID_TRUSTED_PROXIES = env.list("LOG_REQUEST_ID_TRUSTED_PROXIES", default=[])
