@@ -90,10 +90,19 @@ def request_id_from(environ: dict[str, Any]) -> str:
     return uuid.uuid4().hex
 
 
-def request_begun(environ: dict[str, Any] | None = None, **_: Any) -> None:
+def request_begun(
+    environ: dict[str, Any] | None = None, scope: dict[str, Any] | None = None, **_: Any
+) -> None:
     """``request_started``: before Django's handler does anything, so that its own lines
     (``django.request``'s "Not Found: ...", logged after the middleware returned) carry
-    the id too."""
+    the id too. WSGI sends the environ, ASGI the scope."""
+    if environ is None and scope is not None:
+        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
+        client = scope.get("client") or ("", 0)
+        environ = {
+            "HTTP_X_REQUEST_ID": headers.get("x-request-id", b"").decode("latin-1"),
+            "REMOTE_ADDR": client[0],
+        }
     request_id.set(request_id_from(environ or {}))
 
 
