@@ -223,3 +223,19 @@ def test_the_workers_lines_carry_the_request_id_that_enqueued_the_task(tmp_path)
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+@override_settings(LOG_REQUEST_ID_TRUSTED_PROXIES=["10.0.0.0/8"])
+def test_asgi_requests_take_the_id_from_the_scope():
+    def begun(client: str) -> str:
+        log.request_begun(
+            scope={"headers": [(b"x-request-id", b"edge-42")], "client": (client, 5000)}
+        )
+        try:
+            return log.request_id.get()
+        finally:
+            log.request_ended()
+
+    assert begun("10.1.1.1") == "edge-42"
+    assert begun("192.0.2.1") != "edge-42"
+    assert log.request_id.get() == "-"
