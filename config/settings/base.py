@@ -331,8 +331,11 @@ INTEGRATIONS_PROVIDER_CACHE_SECONDS = env.float("INTEGRATIONS_PROVIDER_CACHE_SEC
 
 # --- health and metrics (integrations.health, integrations.metrics) -----------------
 # /readyz fails when beat's refresh sweep last ran longer ago than this (0: not checked).
-# Default: five sweeps missed at the default cadence.
-INTEGRATIONS_BEAT_MAX_AGE_SECONDS = env.int("INTEGRATIONS_BEAT_MAX_AGE_SECONDS", default=300)
+# Default: five sweeps missed (INTEGRATIONS_SWEEP_SECONDS, below), at least 300 s.
+INTEGRATIONS_BEAT_MAX_AGE_SECONDS = env.int(
+    "INTEGRATIONS_BEAT_MAX_AGE_SECONDS",
+    default=max(300, int(5 * env.float("INTEGRATIONS_SWEEP_SECONDS", default=60.0))),
+)
 # /metrics (Prometheus) answers a scrape that presents this bearer token, or that comes
 # from one of these addresses or networks (REMOTE_ADDR); with neither set it is off (404).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
