@@ -19,7 +19,7 @@ $(VENV)/.installed: requirements-dev.lock tests/oidc_peer/package-lock.json clie
 	else echo "npm not found: tests against oidc-provider will be skipped"; fi
 	touch $@
 
-.PHONY: install run test lint
+.PHONY: install run test lint lock
 install: $(VENV)/.installed
 
 ## Set up and run on embedded defaults: SQLite, the sandbox playing Google, no external server.
@@ -36,3 +36,12 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	$(BIN)/lint-imports
+
+## Regenerate both lock files after changing pyproject.toml's dependencies (needs uv).
+## requirements.lock: production (the runtime dependencies and the `production` extra,
+## gunicorn; neither honcho nor the sandbox's django-oauth-toolkit).
+## requirements-dev.lock: everything `make run` and `make test` need (the dev group,
+## the `dev` extra: honcho and django-oauth-toolkit, and `production`).
+lock:
+	uv pip compile pyproject.toml --extra production --python-version 3.12 --generate-hashes -o requirements.lock
+	uv pip compile pyproject.toml --group dev --extra dev --extra production --python-version 3.12 --generate-hashes -o requirements-dev.lock

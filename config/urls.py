@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config.admin_mfa import register_authenticator_admin
+from integrations.views import operations
 
 # The admin's sign-in is allauth's: its rate limits, and its two-factor step, apply
 # (the admin's own form counts nothing). A signed-in staff member's request goes on to
@@ -14,6 +15,10 @@ admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-a
 register_authenticator_admin(admin.site)
 
 urlpatterns = [
+    # For load balancers, orchestrators and Prometheus (docs/deployment.md).
+    path("healthz", operations.healthz, name="healthz"),
+    path("readyz", operations.readyz, name="readyz"),
+    path("metrics", operations.metrics_view, name="metrics"),
     path("", RedirectView.as_view(pattern_name="integrations:page"), name="home"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),

@@ -126,3 +126,26 @@ def forced_refresh_interval() -> int:
     """Seconds between two refreshes of one connection forced through the connections
     API (``INTEGRATIONS_FORCED_REFRESH_INTERVAL``)."""
     return int(settings.INTEGRATIONS_FORCED_REFRESH_INTERVAL)
+
+
+def redis_url() -> str:
+    """The Redis of Celery's broker and of the shared cache ("" : none, development)."""
+    return str(settings.REDIS_URL)
+
+
+def beat_max_age() -> int:
+    """Seconds since the refresh sweep last ran past which ``/readyz`` fails (0: not
+    checked)."""
+    return int(settings.INTEGRATIONS_BEAT_MAX_AGE_SECONDS)
+
+
+def metrics_token() -> str:
+    return str(settings.METRICS_TOKEN)
+
+
+def metrics_allowed_ips() -> list[str]:
+    return list(settings.METRICS_ALLOWED_IPS)
+
+
+def metrics_key_prefix() -> str:
+    return str(settings.METRICS_KEY_PREFIX)

@@ -512,3 +512,16 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number}: {self.status_code or self.error_code}"
+
+
+class HealthMark(models.Model):
+    """A fact ``/readyz`` checks (``integrations.health``): when beat's refresh sweep
+    last ran, and the canary every configured key set must decrypt. One row per name."""
+
+    name = models.CharField(max_length=64, unique=True)
+    at = models.DateTimeField()
+    # The key canary: a known text encrypted under INTEGRATIONS_TOKEN_KEYS (no secret).
+    value = models.BinaryField(blank=True, default=b"")
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.at.isoformat()}"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.db.models import QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.http import Http404
 
 from integrations.models import Connection, Secret, ServiceAccountKey, UserOAuthClient
@@ -78,3 +80,32 @@ def service_account_purposes_for_user(*, user: User) -> set[str]:
 
 def own_clients_for_user(*, user: User) -> QuerySet[UserOAuthClient]:
     return UserOAuthClient.objects.filter(user=user)
+
+
+@dataclass(frozen=True)
+class RefreshBacklog:
+    due: int
+    oldest_lag_seconds: float
+
+
+def refresh_backlog(*, now: datetime) -> RefreshBacklog:
+    """How many connections are due for a refresh (``next_refresh_at`` passed and not
+    leased by a sweep), and how late the oldest of them is: one indexed aggregate."""
+    row = Connection.objects.filter(next_refresh_at__lte=now).aggregate(
+        due=Count("id"), oldest=Min("next_refresh_at")
+    )
+    oldest = row["oldest"]
+    return RefreshBacklog(
+        due=row["due"], oldest_lag_seconds=(now - oldest).total_seconds() if oldest else 0.0
+    )
+
+
+def dead_grants_by_provider() -> list[tuple[str, int]]:
+    """``(provider, count)`` of the connections that need reconnecting."""
+    rows = (
+        Connection.objects.filter(Q(status=Connection.Status.NEEDS_RECONNECT))
+        .values_list("provider")
+        .annotate(n=Count("id"))
+        .order_by("provider")
+    )
+    return [(provider, n) for provider, n in rows]

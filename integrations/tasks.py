@@ -10,7 +10,7 @@ from typing import Any
 
 from celery import shared_task
 
-from integrations import app_settings
+from integrations import app_settings, health
 from integrations.connections import locks, refresh
 from integrations.events import delivery
 from integrations.events.emit import DELIVER_TASK
@@ -44,7 +44,11 @@ def refresh_sweep() -> int:
     - A sweep keeps at it for at most ``INTEGRATIONS_SWEEP_SECONDS``; if it stops with
       connections still due, it enqueues its successor (re-arms) rather than waiting
       for beat. Returns the connections it enqueued.
+
+    Stamps beat's heartbeat first, which ``/readyz`` checks (a sweep that finds another
+    running still shows that beat runs).
     """
+    health.health_mark_stamp(name=health.REFRESH_SWEEP)
     with locks.sweep_single_flight() as mine:
         if not mine:
             logger.info("refresh sweep: another sweep is running")

@@ -32,6 +32,7 @@ from apps_registry.api.authentication import bearer_token
 from apps_registry.api.parsers import BoundedJSONParser
 from apps_registry.run_env import run_environment_build, run_target
 from apps_registry.tokens import RUNNER_TOKEN_PREFIX
+from integrations import metrics
 
 if TYPE_CHECKING:
     from apps_registry.models import RunnerToken
@@ -165,6 +166,8 @@ _INVALID = PolymorphicProxySerializer(
 
 # Tokens in the body: no cache anywhere may keep it (Cache-Control: no-store, private).
 @method_decorator(never_cache, name="dispatch")
+# Every answer counted by status and timed (/metrics).
+@method_decorator(metrics.run_environment_observed, name="dispatch")
 class RunEnvironmentView(APIView):
     authentication_classes = [RunnerAuthentication]
     permission_classes = [IsRunner]

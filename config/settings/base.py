@@ -8,9 +8,17 @@ Every setting a deployer may change is listed in README.md ("Settings") and in
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from config.log import TEXT_FORMAT
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
+# The site-wide templates/ and static/: at the top of a checkout, inside config/ once
+# installed from the wheel (pyproject.toml: force-include).
+SHARED_DIR = (
+    BASE_DIR if (BASE_DIR / "templates").is_dir() else Path(__file__).resolve().parent.parent
+)
 
 env = environ.Env()
 if (BASE_DIR / ".env").is_file():
@@ -82,6 +90,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Answers X-Request-ID: the id every log line of this request carries (config/log.py).
+    "config.log.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy (SECURE_CSP; empty, hence off, unless production or the
     # tests set it) and Permissions-Policy (PERMISSIONS_POLICY).
@@ -106,7 +116,7 @@ SITE_ID = 1
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [SHARED_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -135,8 +145,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# Where collectstatic puts the files whitenoise serves (docs/deployment.md).
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATICFILES_DIRS = [SHARED_DIR / "static"]
 
 # Sessions live in the database: allauth keeps the OAuth `state` and the PKCE
 # verifier in the session, which must not be a client-side signed cookie.
@@ -361,6 +372,21 @@ INTEGRATIONS_WEBHOOK_TIMEOUT = (
     env.float("INTEGRATIONS_WEBHOOK_READ_TIMEOUT", default=15.0),
 )
 
+# --- health and metrics (integrations.health, integrations.metrics) -----------------
+# /readyz fails when beat's refresh sweep last ran longer ago than this (0: not checked).
+# Default: five sweeps missed (INTEGRATIONS_SWEEP_SECONDS, below), at least 300 s.
+INTEGRATIONS_BEAT_MAX_AGE_SECONDS = env.int(
+    "INTEGRATIONS_BEAT_MAX_AGE_SECONDS",
+    default=max(300, int(5 * env.float("INTEGRATIONS_SWEEP_SECONDS", default=60.0))),
+)
+# /metrics (Prometheus) answers a scrape that presents this bearer token, or that comes
+# from one of these addresses or networks (REMOTE_ADDR); with neither set it is off (404).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+# Counters live in Redis (REDIS_URL) under this prefix, so that every web and worker
+# process, on every machine, adds to the same series.
+METRICS_KEY_PREFIX = env("METRICS_KEY_PREFIX", default="hub:metrics:")
+
 # --- Celery -------------------------------------------------------------------------
 # Redis when REDIS_URL is set; otherwise kombu's filesystem transport, which needs no
 # server (one machine only, polled once a second: development only).
@@ -409,11 +435,31 @@ CELERY_BEAT_SCHEDULE = {
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=False)
 SANDBOX_ACCESS_TOKEN_SECONDS = env.int("SANDBOX_ACCESS_TOKEN_SECONDS", default=3600)
 
+# --- logs (config/log.py) -------------------------------------------------------------
+# "text" (default) or "json": one JSON object per line, for a log shipper. Either way every
+# line carries the request id of the request it was logged for (or of the request that
+# enqueued the Celery task that logged it; "-" for neither).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
+# X-Request-ID is taken from a request only when REMOTE_ADDR is one of these addresses or
+# networks (your reverse proxy); any other request gets an id of its own.
+LOG_REQUEST_ID_TRUSTED_PROXIES = env.list("LOG_REQUEST_ID_TRUSTED_PROXIES", default=[])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "config.log.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": TEXT_FORMAT},
+        "json": {"()": "config.log.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         # oauthlib logs request bodies (tokens included) at DEBUG.
@@ -421,6 +467,8 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+# The worker logs through LOGGING above (its format, its request ids), not Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 
 def enable_sandbox(installed_apps: list[str]) -> dict:

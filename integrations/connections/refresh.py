@@ -38,7 +38,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import app_settings
+from integrations import app_settings, metrics
 from integrations.audit import audit_record
 from integrations.connections import locks
 from integrations.connections.store import (
@@ -207,8 +207,10 @@ def connection_refresh(
                     token = http.refresh_grant(config, refresh_token, now=now)
                 except IntegrationError as exc:
                     failure = exc
+                    metrics.refresh_counted(provider=conn.provider, failure=failure)
                     notify = _refresh_failed(conn, failure, config=config, now=now, as_read=as_read)
                 else:
+                    metrics.refresh_counted(provider=conn.provider)
                     _refresh_succeeded(conn, token, config=config, now=now, as_read=as_read)
                     return credentials_of(conn)
         except _RowChanged:

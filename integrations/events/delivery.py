@@ -31,7 +31,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from integrations import app_settings
+from integrations import app_settings, metrics
 from integrations.audit import audit_record
 from integrations.core import crypto
 from integrations.core import webhooks as policy
@@ -114,7 +114,9 @@ def delivery_attempt(*, delivery_id: int, now: datetime | None = None) -> str:
             started = time.monotonic()
             posted = http.post_webhook(endpoint.url, body=body, headers=headers)
             latency_ms = round((time.monotonic() - started) * 1000)
-    return _record(delivery, posted, latency_ms=latency_ms, at=now or timezone.now())
+    outcome = _record(delivery, posted, latency_ms=latency_ms, at=now or timezone.now())
+    metrics.webhook_delivery_counted(outcome=outcome, seconds=latency_ms / 1000)
+    return outcome
 
 
 def _record(

@@ -8,16 +8,20 @@ edge (``responses``, passing the receiver's requests through); the clock is pass
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 import responses
+from django.conf import settings
 from django.core import mail
 from django.db import transaction
 from django.test import override_settings
 
 from apps_registry import services as app_services
+from integrations import metrics
 from integrations.app_authorization import (
     AllowItem,
     app_access_remove_for_connection,
@@ -474,3 +478,28 @@ def test_subscriptions_and_rotation(alice, receiver, hook):
     stored = WebhookEndpoint.objects.get()
     assert new.encode() not in bytes(stored.secret_encrypted)
     assert new not in repr(stored) and new not in str(stored)
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (REDIS_URL)")
+def test_deliveries_are_counted_for_metrics_by_outcome(alice, receiver, hook, settings):
+    """Each attempt reaches /metrics' webhook series (integrations.metrics), by outcome."""
+    settings.METRICS_KEY_PREFIX = f"test:{uuid.uuid4().hex}:"
+    receiver.script = [500]
+    t0 = datetime.now(UTC)
+    with transaction.atomic():
+        event = event_emit(type="app.authorized", data={"app": "a/b"}, now=t0)
+    delivery = WebhookDelivery.objects.get(event=event)
+    assert delivery_attempt(delivery_id=delivery.pk, now=t0) == "retrying"
+    later = t0 + timedelta(seconds=policy.RETRY_SCHEDULE[0] * 1.21)
+    assert delivery_attempt(delivery_id=delivery.pk, now=later) == "delivered"
+    text = metrics.metrics_text()[0].decode()
+    try:
+        for outcome in ("retrying", "delivered"):
+            line = f'hub_webhook_deliveries_total{{outcome="{outcome}"}} 1.0'
+            assert line in text.splitlines(), outcome
+        assert "hub_webhook_delivery_seconds_count 2.0" in text.splitlines()
+    finally:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = list(client.scan_iter(settings.METRICS_KEY_PREFIX + "*"))
+        if keys:
+            client.delete(*keys)
