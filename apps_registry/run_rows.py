@@ -2,12 +2,13 @@
 
 A run reads three things, one statement each: the app with its version, the user's
 connections (with the user and the user's own OAuth client each was made with), and
-the declared secrets. Through querysets, building and compiling those statements took
-more of a call than running them (bench/run_env.py: the call was 3.65x the same
-statements written in SQL); here they are written in SQL once, their columns taken from
-the models (``integrations.sql_rows``), and the rows come back as model instances, as
-the querysets gave them. The statements are the ones the ORM sent: the same joins,
-filters and order, so the same indexes serve them.
+the declared secrets; the run API first reads the runner token of the request.
+Through querysets, building and compiling those statements took more of a call than
+running them (bench/run_env.py: the call was 3.65x the same statements written in SQL);
+here they are written in SQL once, their columns taken from the models
+(``integrations.sql_rows``), and the rows come back as model instances, as the
+querysets gave them. The statements are the ones the ORM sent: the same joins, filters
+and order, so the same indexes serve them.
 
 Per-app authorization rides on them as correlated subqueries (the allowance of the
 row's user for the app), written as SQL too: built by the ORM (``Subquery``,
@@ -18,15 +19,16 @@ models, quoted; every value (the app, the kinds, the user, the keys) is a parame
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from apps_registry.models import App, ManifestVersion
+from apps_registry.models import App, ManifestVersion, Runner, RunnerToken
 from integrations.models import AppAuthorization, Connection, Secret, UserOAuthClient
-from integrations.sql_rows import column, fetch, quote, selected
+from integrations.sql_rows import column, fetch, param, quote, selected
 
 
 def _auth_sql(outer: type[Any], where: str, select: str) -> str:
@@ -81,6 +83,38 @@ def secret_allowed_sql() -> str:
 def keys_of(joined: str | None) -> frozenset[str]:
     """The keys of a comma-separated allowance (NULL: none)."""
     return frozenset(joined.split(",")) if joined else frozenset()
+
+
+# --- the runner token ----------------------------------------------------------------
+
+
+@cache
+def _runner_token_sql() -> str:
+    # RunnerToken.objects.select_related("runner").filter(live, token_hash=).first()
+    expires = column(RunnerToken, "expires_at")
+    return (
+        f"SELECT {selected(RunnerToken).sql}, {selected(Runner).sql} "  # noqa: S608
+        f"FROM {quote(RunnerToken._meta.db_table)} "
+        f"INNER JOIN {quote(Runner._meta.db_table)} "
+        f"ON ({column(RunnerToken, 'runner')} = {column(Runner, 'id')}) "
+        f"WHERE ({expires} IS NULL OR {expires} > %s) "
+        f"AND {column(RunnerToken, 'revoked_at')} IS NULL "
+        f"AND {column(RunnerToken, 'token_hash')} = %s "
+        f"ORDER BY {column(RunnerToken, 'created_at')} DESC, {column(RunnerToken, 'id')} DESC "
+        "LIMIT 1"
+    )
+
+
+def live_runner_token(*, token_hash: str, now: datetime) -> RunnerToken | None:
+    """The runner token with ``token_hash``, not revoked nor expired at ``now``, with its
+    runner (``token.runner``, no second query); ``None`` when there is none. One query."""
+    rows = fetch(_runner_token_sql(), [param(RunnerToken, "expires_at", now), token_hash])
+    if not rows:
+        return None
+    token_columns = selected(RunnerToken)
+    token = token_columns.build(rows[0])
+    token.runner = selected(Runner).build(rows[0], token_columns.width)
+    return token
 
 
 # --- the app and its version -----------------------------------------------------------

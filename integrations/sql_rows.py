@@ -33,6 +33,13 @@ def column(model: type[Model], name: str) -> str:
     return f"{quote(model._meta.db_table)}.{quote(str(getattr(field, 'column', name)))}"
 
 
+def param(model: type[Model], name: str, value: Any) -> Any:
+    """``value`` as a parameter compared with ``model``'s field ``name``, prepared as the
+    ORM prepares it (a datetime on SQLite is a string in UTC)."""
+    field = model._meta.get_field(name)
+    return field.get_db_prep_value(value, connections[DEFAULT_DB_ALIAS])  # type: ignore[union-attr]
+
+
 class Selected:
     """The concrete columns of ``model`` in a SELECT, and how a row's slice of values
     becomes an instance (``None`` for an outer join that found nothing)."""
