@@ -83,7 +83,15 @@ class Timed:
     name: str
     call: Callable[[], Any]
     samples: list[int] = field(default_factory=list)  # ns
+    cpu: list[int] = field(default_factory=list)  # ns of this thread's CPU per call
     queries: float | None = None
+
+    @property
+    def cpu50(self) -> float:
+        """The median CPU time of the bench's own thread per call, in milliseconds:
+        the Python side (the ORM, the service's logic, decryption), without waiting for
+        PostgreSQL or for a core; steadier than wall time on a busy machine."""
+        return statistics.median(self.cpu) / 1e6 if self.cpu else float("nan")
 
     def p(self, q: float) -> float:
         """The q-quantile in milliseconds (nearest rank)."""
@@ -106,14 +114,15 @@ def run_interleaved(paths: list[Timed], iterations: int, block: int, warmup: int
         for _ in range(warmup):
             path.call()
     done = 0
-    clock = time.perf_counter_ns
+    clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
     while done < iterations:
         n = min(block, iterations - done)
         for path in paths:
-            call, samples = path.call, path.samples
+            call, samples, cpu = path.call, path.samples, path.cpu
             for _ in range(n):
-                start = clock()
+                start, cpu_start = clock(), cpu_clock()
                 call()
+                cpu.append(cpu_clock() - cpu_start)
                 samples.append(clock() - start)
         done += n
 
@@ -806,6 +815,11 @@ def main() -> None:
         help="before timing, wait up to this many seconds for a quiet machine (60)",
     )
     parser.add_argument("--db-name", default="bench_runenv")
+    parser.add_argument(
+        "--no-http",
+        action="store_true",
+        help="in-process paths only (no servers: a shared PostgreSQL may be out of sessions)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -853,9 +867,6 @@ def main() -> None:
             ]
         ), sorted(reference)
         floor = bench.floor(user_id, runner_token=False, audit=True)
-        # The product's CONN_MAX_AGE (config/settings/base.py), and 0 for comparison.
-        persistent = bench.start_server(bench.database_url + "?conn_max_age=60")
-        product = bench.start_server(bench.database_url)
         t_service = Timed("in-process: run_target + run_environment_build (per_app)", service)
         t_declared = Timed(
             "in-process, declared authorization (no subqueries)",
@@ -878,15 +889,6 @@ def main() -> None:
         t_view_declared = Timed(
             "API view in-process, declared", bench.view(user_id, mode="declared")
         )
-        t_product = Timed(
-            "HTTP, a new DB session per request (CONN_MAX_AGE=0)", bench.http(product.url, user_id)
-        )
-        t_persistent = Timed(
-            "HTTP, product settings (CONN_MAX_AGE=60)", bench.http(persistent.url, user_id)
-        )
-        t_baseline = Timed(
-            "HTTP baseline: 401 (no token), no SQL", bench.http(persistent.url, "", token=False)
-        )
         paths = [
             t_service,
             t_declared,
@@ -898,19 +900,35 @@ def main() -> None:
             Timed("floor, user by email", bench.floor(email, runner_token=False, audit=True)),
             t_view,
             t_view_declared,
-            t_product,
-            t_persistent,
-            t_baseline,
         ]
-        servers = {t_product.name: product, t_persistent.name: persistent}
-        servers[t_baseline.name] = persistent
+        servers: dict[str, Server] = {}
+        http: tuple[Timed, Timed, Timed] | None = None
+        if not args.no_http:
+            # The product's CONN_MAX_AGE (config/settings/base.py), and 0 for comparison.
+            persistent = bench.start_server(bench.database_url + "?conn_max_age=60")
+            product = bench.start_server(bench.database_url)
+            http = (
+                Timed(
+                    "HTTP, a new DB session per request (CONN_MAX_AGE=0)",
+                    bench.http(product.url, user_id),
+                ),
+                Timed(
+                    "HTTP, product settings (CONN_MAX_AGE=60)", bench.http(persistent.url, user_id)
+                ),
+                Timed(
+                    "HTTP baseline: 401 (no token), no SQL",
+                    bench.http(persistent.url, "", token=False),
+                ),
+            )
+            paths += http
+            servers = {http[0].name: product, http[1].name: persistent, http[2].name: persistent}
         sessions: dict[str, float] = {}
         for path in paths:
             if path.name not in servers:
                 assert path.call() == reference, path.name
                 path.queries = len(Bench.statements(path.call))
                 continue
-            if path is not t_baseline:
+            if http is None or path is not http[2]:
                 assert path.call() == reference, path.name
             server = servers[path.name]
             before, pg_before = server.counts(), bench.pg_sessions()
@@ -943,7 +961,8 @@ def main() -> None:
             f"untimed, interleaved in blocks of {args.block} ({elapsed:.0f} s)"
         )
         header = (
-            f"{'path':<66} {'SQL':>4} {'p50 ms':>7} {'p99 ms':>7} {'p50/floor':>9} {'p99/floor':>9}"
+            f"{'path':<66} {'SQL':>4} {'p50 ms':>7} {'p99 ms':>7} {'p50/floor':>9} "
+            f"{'p99/floor':>9} {'CPU ms':>7}"
         )
         emit(header)
         emit("-" * len(header))
@@ -951,7 +970,8 @@ def main() -> None:
             sql = f"{path.queries:g}" if path.queries is not None else "?"
             emit(
                 f"{path.name:<66} {sql:>4} {path.p50:>7.3f} {path.p99:>7.3f} "
-                f"{path.p50 / t_floor.p50:>8.2f}x {path.p99 / t_floor.p99:>8.2f}x"
+                f"{path.p50 / t_floor.p50:>8.2f}x {path.p99 / t_floor.p99:>8.2f}x "
+                f"{path.cpu50:>7.3f}"
             )
         ratio50 = t_service.p50 / t_floor.p50
         ratio99 = t_service.p99 / t_floor.p99
@@ -968,6 +988,13 @@ def main() -> None:
             f"the API view: per_app {t_view.p50 / t_sql_app.p50:.2f}x, declared "
             f"{t_view_declared.p50 / t_sql.p50:.2f}x (one statement more: the runner token)"
         )
+        emit(
+            "CPU of the bench's thread per call (p50), against the floor in SQL of the same "
+            f"statements: per_app {t_service.cpu50 / t_sql_app.cpu50:.2f}x, declared "
+            f"{t_declared.cpu50 / t_sql.cpu50:.2f}x; the API view: per_app "
+            f"{t_view.cpu50 / t_sql_app.cpu50:.2f}x, declared "
+            f"{t_view_declared.cpu50 / t_sql.cpu50:.2f}x"
+        )
         orm = t_floor.p50 - t_sql.p50
         logic = t_service.p50 - t_floor.p50
         emit(
@@ -977,17 +1004,19 @@ def main() -> None:
             f"({orm / t_service.p50:.0%}); the service's own logic (in-process - floor) "
             f"{logic:.3f} ms ({logic / t_service.p50:.0%})"
         )
-        emit(
-            "HTTP: SQL counted in the server (Django's statements; not the connection set-up "
-            "nor CONN_HEALTH_CHECKS' SELECT 1 on a reused connection); new PostgreSQL "
-            "sessions per call: "
-            + ", ".join(f"{name.split(',')[1].strip()} {n:.2f}" for name, n in sessions.items())
-        )
-        emit(
-            f"HTTP above its 401 baseline (persistent connections): p50 "
-            f"{t_persistent.p50 - t_baseline.p50:.3f} ms; a new PostgreSQL session per request "
-            f"(CONN_MAX_AGE=0) adds p50 {t_product.p50 - t_persistent.p50:.3f} ms"
-        )
+        if http is not None:
+            t_product, t_persistent, t_baseline = http
+            emit(
+                "HTTP: SQL counted in the server (Django's statements; not the connection "
+                "set-up nor CONN_HEALTH_CHECKS' SELECT 1 on a reused connection); new "
+                "PostgreSQL sessions per call: "
+                + ", ".join(f"{name.split(',')[1].strip()} {n:.2f}" for name, n in sessions.items())
+            )
+            emit(
+                f"HTTP above its 401 baseline (persistent connections): p50 "
+                f"{t_persistent.p50 - t_baseline.p50:.3f} ms; a new PostgreSQL session per "
+                f"request (CONN_MAX_AGE=0) adds p50 {t_product.p50 - t_persistent.p50:.3f} ms"
+            )
         busy_cores = (cpu_after[1] - cpu_before[1]) / elapsed
         own_cores = (cpu_after[0] - cpu_before[0]) / elapsed
         emit(
