@@ -270,14 +270,8 @@ def run_environment_build(
         user_id=account.pk, keys=wanted_secrets, app=app if per_app else None
     )
     kinds = _declared_kinds(integrations, cat)
-    sa_query = ServiceAccountKey.objects.filter(user=account, refused_at__isnull=True)
-    if per_app:
-        allowed = run_rows.allowed_credentials_sql(ServiceAccountKey)
-        sa_query = sa_query.annotate(
-            allowed_credentials=RawSQL(allowed, (app, run_rows.CAPABILITY))  # noqa: S611
-        )
     sa_keys = (
-        {k.purpose: k for k in sa_query}
+        _service_account_keys(account, app=app if per_app else None)
         if kinds & {CredentialKind.SERVICE_ACCOUNT, CredentialKind.GCP_PROJECT}
         else {}
     )
@@ -423,6 +417,19 @@ def run_environment_build(
         },
     )
     return result
+
+
+def _service_account_keys(account: Any, *, app: str | None) -> dict[str, ServiceAccountKey]:
+    """The user's usable service-account keys by purpose (one query: only for a manifest
+    that declares ``google.sa`` or ``gcp.*``, so the queryset is not even built
+    otherwise); ``app`` (per-app authorization): each carries ``allowed_credentials``."""
+    rows = ServiceAccountKey.objects.filter(user=account, refused_at__isnull=True)
+    if app is not None:
+        allowed = run_rows.allowed_credentials_sql(ServiceAccountKey)
+        rows = rows.annotate(
+            allowed_credentials=RawSQL(allowed, (app, run_rows.CAPABILITY))  # noqa: S611
+        )
+    return {k.purpose: k for k in rows}
 
 
 def _authorized(
