@@ -42,13 +42,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import connection as db_connection
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
 
+from apps_registry import run_rows
 from apps_registry.manifest import Requirement
-from apps_registry.models import App, ManifestVersion
+from apps_registry.models import ManifestVersion
 from apps_registry.readiness import (
     Grant,
     Outage,
@@ -77,7 +77,6 @@ from integrations.errors import (
     UnknownProviderError,
 )
 from integrations.models import (
-    AppAuthorization,
     AuditEvent,
     Connection,
     Secret,
@@ -185,85 +184,10 @@ def run_target(*, app: str, version: int | None = None) -> ManifestVersion:
     namespace, _, name = app.partition("/")
     if not namespace or not name:
         raise RunTargetNotFoundError("app must be 'namespace/name'")
-    manifest: ManifestVersion | None
-    if version is None:
-        row = (
-            App.objects.select_related("current_version")
-            .filter(namespace=namespace, name=name)
-            .first()
-        )
-        manifest = row.current_version if row else None
-        if manifest is not None and row is not None:
-            manifest.app = row  # already at hand: no second query
-    else:
-        manifest = (
-            ManifestVersion.objects.select_related("app")
-            .filter(app__namespace=namespace, app__name=name, number=version, valid=True)
-            .first()
-        )
+    manifest = run_rows.version_with_app(namespace=namespace, name=name, number=version)
     if manifest is None:
         raise RunTargetNotFoundError(f"no valid version of {app}")
     return manifest
-
-
-# Per-app authorization rides on the run's queries as correlated subqueries, written as
-# SQL: built by the ORM (Subquery, StringAgg, Exists) they doubled the service's time
-# against the floor (bench/run_env.py: 2.2x instead of 1.1x, nearly all in compiling
-# them). The names come from the models, quoted; the app and the kinds are parameters.
-
-
-def _col(model: type[Any], name: str) -> str:
-    """``table.column`` of ``model``'s field ``name``, quoted."""
-    quote = db_connection.ops.quote_name
-    column = getattr(model._meta.get_field(name), "column", None) or name
-    return f"{quote(model._meta.db_table)}.{quote(str(column))}"
-
-
-def _auth_sql(outer: type[Any], where: str, select: str) -> str:
-    """A subquery over ``AppAuthorization`` rows of the ``outer`` model's row's user
-    (``outer`` is the query's own table, never aliased by the ORM) for one app."""
-    auth = AppAuthorization
-    return (
-        f"SELECT {select.format(key=_col(auth, 'key'))} "  # noqa: S608
-        f"FROM {db_connection.ops.quote_name(auth._meta.db_table)} "
-        f"WHERE {_col(auth, 'user')} = {_col(outer, 'user')} AND {_col(auth, 'app')} = %s "
-        f"AND {_col(auth, 'kind')} = %s "
-        + where.format(connection=_col(auth, "connection"), key=_col(auth, "key"))
-    )
-
-
-def _joined(column: str) -> str:
-    # STRING_AGG on PostgreSQL, GROUP_CONCAT on SQLite: both NULL over no rows.
-    if db_connection.vendor == "postgresql":
-        return f"STRING_AGG({column}, ',')"
-    return f"GROUP_CONCAT({column}, ',')"
-
-
-def _allowed_on_connection(app: str) -> RawSQL:
-    """The capability keys the connection's user allowed ``app`` on it, comma-separated
-    (capability keys hold no comma), or NULL: folded into the connections query so that
-    per-app authorization costs the run no query of its own."""
-    sql = _auth_sql(Connection, f"AND {{connection}} = {_col(Connection, 'id')}", _joined("{key}"))
-    return RawSQL(sql, (app, AppAuthorization.Kind.CAPABILITY.value))  # noqa: S611
-
-
-def _allowed_credentials(outer: type[Any], app: str) -> RawSQL:
-    """The capability keys without a connection (``google.sa``, ``gcp.*``,
-    ``discord.bot``) the row's user allowed ``app``, comma-separated, or NULL: folded
-    into the secrets and service-account queries."""
-    sql = _auth_sql(outer, "AND {connection} IS NULL", _joined("{key}"))
-    return RawSQL(sql, (app, AppAuthorization.Kind.CAPABILITY.value))  # noqa: S611
-
-
-def _secret_allowed(app: str) -> RawSQL:
-    """Whether the secret row's user allowed ``app`` that secret."""
-    key = _col(Secret, "key")
-    sql = _auth_sql(Secret, f"AND {{connection}} IS NULL AND {{key}} = {key}", "1")
-    return RawSQL(f"EXISTS({sql})", (app, AppAuthorization.Kind.SECRET.value))  # noqa: S611
-
-
-def _keys(joined: str | None) -> frozenset[str]:
-    return frozenset(joined.split(",")) if joined else frozenset()
 
 
 def _user_and_connections(user: str, *, app: str | None = None) -> tuple[Any, list[Connection]]:
@@ -274,45 +198,24 @@ def _user_and_connections(user: str, *, app: str | None = None) -> tuple[Any, li
     By id, or by email (case-insensitive, through the functional index of migration
     ``apps_registry/0003``). Nothing in ``auth_user`` forbids two accounts one email:
     such an email is refused (name the user by id). By email, each connection row
-    carries the count of active accounts with that email (one uncorrelated subquery,
-    written as SQL: the ORM's own took a third of the call to compile), so that the
-    check costs no query of its own.
+    carries the count of active accounts with that email (one uncorrelated subquery),
+    so that the check costs no query of its own. The statement: ``run_rows``.
 
     ``app`` (per-app authorization): each connection also carries ``allowed_keys``, the
-    capability keys its user allowed that app on it (:func:`_allowed_on_connection`).
+    capability keys its user allowed that app on it
+    (:func:`run_rows.allowed_on_connection_sql`).
     """
     users = get_user_model()
-    conns: list[Connection]
-    allowed = {"allowed_keys": _allowed_on_connection(app)} if app is not None else {}
     if user.isascii() and user.isdecimal():
         if int(user) > MAX_ID:
             # No row has it, and SQLite cannot even compare with it (OverflowError).
             raise RunTargetNotFoundError("no such user")
-        conns = list(
-            Connection.objects.select_related("user", "oauth_client")
-            .filter(user_id=int(user), user__is_active=True)
-            .annotate(**allowed)
-            .order_by("created_at", "id")
-        )
+        conns = run_rows.connections_of(user_id=int(user), app=app)
         if conns:
             return conns[0].user, conns
         found = list(users.objects.filter(pk=int(user), is_active=True)[:1])
     elif "@" in user:
-        meta, quote = users._meta, db_connection.ops.quote_name
-        table = quote(meta.db_table)
-        email = quote(str(meta.get_field("email").column))
-        active = quote(str(meta.get_field("is_active").column))
-        # The names come from the model, quoted; the email is a query parameter.
-        sharing = RawSQL(  # noqa: S611
-            f"SELECT COUNT(*) FROM {table} WHERE UPPER({email}) = UPPER(%s) AND {active}",  # noqa: S608
-            (user,),
-        )
-        conns = list(
-            Connection.objects.select_related("user", "oauth_client")
-            .filter(user__email__iexact=user, user__is_active=True)
-            .annotate(accounts=sharing, **allowed)
-            .order_by("created_at", "id")
-        )
+        conns = run_rows.connections_of(email=user, app=app)
         if conns:
             if getattr(conns[0], "accounts", 1) > 1:
                 raise RunTargetNotFoundError(_SHARED_EMAIL)
@@ -363,21 +266,12 @@ def run_environment_build(
     wants_bot = any(r.key == "discord.bot" for r in integrations)
     wanted_secrets = declared_secrets + ([DISCORD_BOT_TOKEN_KEY] if wants_bot else [])
     # Per-app authorization rides on the queries made anyway (the module's docstring).
-    secret_query = Secret.objects.filter(user=account, key__in=wanted_secrets)
-    if per_app:
-        secret_query = secret_query.annotate(
-            allowed=_secret_allowed(app),
-            allowed_credentials=_allowed_credentials(Secret, app),
-        )
-    secret_rows = {s.key: s for s in secret_query} if wanted_secrets else {}
+    secret_rows = run_rows.secrets_of(
+        user_id=account.pk, keys=wanted_secrets, app=app if per_app else None
+    )
     kinds = _declared_kinds(integrations, cat)
-    sa_query = ServiceAccountKey.objects.filter(user=account, refused_at__isnull=True)
-    if per_app:
-        sa_query = sa_query.annotate(
-            allowed_credentials=_allowed_credentials(ServiceAccountKey, app)
-        )
     sa_keys = (
-        {k.purpose: k for k in sa_query}
+        _service_account_keys(account, app=app if per_app else None)
         if kinds & {CredentialKind.SERVICE_ACCOUNT, CredentialKind.GCP_PROJECT}
         else {}
     )
@@ -525,6 +419,19 @@ def run_environment_build(
     return result
 
 
+def _service_account_keys(account: Any, *, app: str | None) -> dict[str, ServiceAccountKey]:
+    """The user's usable service-account keys by purpose (one query: only for a manifest
+    that declares ``google.sa`` or ``gcp.*``, so the queryset is not even built
+    otherwise); ``app`` (per-app authorization): each carries ``allowed_credentials``."""
+    rows = ServiceAccountKey.objects.filter(user=account, refused_at__isnull=True)
+    if app is not None:
+        allowed = run_rows.allowed_credentials_sql(ServiceAccountKey)
+        rows = rows.annotate(
+            allowed_credentials=RawSQL(allowed, (app, run_rows.CAPABILITY))  # noqa: S611
+        )
+    return {k.purpose: k for k in rows}
+
+
 def _authorized(
     readiness: Readiness,
     *,
@@ -544,11 +451,13 @@ def _authorized(
     by_id = {g.connection_id: g for g in grants}
     credentials: frozenset[str] = frozenset()
     for row in (*secret_rows.values(), *sa_keys.values()):
-        credentials = _keys(getattr(row, "allowed_credentials", None))
+        credentials = run_rows.keys_of(getattr(row, "allowed_credentials", None))
         break
     pending = items_to_allow(
         readiness,
-        by_connection={c.pk: _keys(getattr(c, "allowed_keys", None)) for c, _ in chosen.values()},
+        by_connection={
+            c.pk: run_rows.keys_of(getattr(c, "allowed_keys", None)) for c, _ in chosen.values()
+        },
         credentials=credentials,
         secrets={k for k, row in secret_rows.items() if getattr(row, "allowed", False)},
         chosen={p: by_id[c.pk] for p, (c, _) in chosen.items()},

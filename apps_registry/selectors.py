@@ -21,6 +21,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from apps_registry import run_rows
 from apps_registry.errors import (
     AppOwnershipError,
     ConnectionNotFoundError,
@@ -282,11 +283,12 @@ def live_runner_tokens(*, runner: Runner, now: Any = None) -> QuerySet[RunnerTok
 def runner_token_for(*, token: str) -> RunnerToken | None:
     """The live (not revoked, not expired) runner token that ``token`` is, with its
     runner, or None."""
-    now = timezone.now()
-    rows = RunnerToken.objects.select_related("runner").filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now), revoked_at__isnull=True
-    )
-    return _by_hash(rows, token)
+    digest = hash_api_token(token)
+    # Every run asks this first: the statement is composed once (``run_rows``).
+    row = run_rows.live_runner_token(token_hash=digest, now=timezone.now())
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    return row
 
 
 def runner_by_name(*, name: str) -> Runner | None:

@@ -69,6 +69,7 @@ MANIFEST = (
     + "".join(f"  - key: {key}\n    description: {key}\n" for key in SECRETS)
 )
 TARGET_RATIO = 1.5
+TARGET_SQL_RATIO = 2.0  # issue 14: in-process at most 2x the floor in SQL
 TARGET_QUERIES = 5
 
 
@@ -82,7 +83,15 @@ class Timed:
     name: str
     call: Callable[[], Any]
     samples: list[int] = field(default_factory=list)  # ns
+    cpu: list[int] = field(default_factory=list)  # ns of this thread's CPU per call
     queries: float | None = None
+
+    @property
+    def cpu50(self) -> float:
+        """The median CPU time of the bench's own thread per call, in milliseconds:
+        the Python side (the ORM, the service's logic, decryption), without waiting for
+        PostgreSQL or for a core; steadier than wall time on a busy machine."""
+        return statistics.median(self.cpu) / 1e6 if self.cpu else float("nan")
 
     def p(self, q: float) -> float:
         """The q-quantile in milliseconds (nearest rank)."""
@@ -105,16 +114,33 @@ def run_interleaved(paths: list[Timed], iterations: int, block: int, warmup: int
         for _ in range(warmup):
             path.call()
     done = 0
-    clock = time.perf_counter_ns
+    clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
     while done < iterations:
         n = min(block, iterations - done)
         for path in paths:
-            call, samples = path.call, path.samples
+            call, samples, cpu = path.call, path.samples, path.cpu
             for _ in range(n):
-                start = clock()
+                start, cpu_start = clock(), cpu_clock()
                 call()
+                cpu.append(cpu_clock() - cpu_start)
                 samples.append(clock() - start)
         done += n
+
+
+def in_mode(mode: str, call: Callable[[], Any]) -> Callable[[], Any]:
+    """``call`` with ``INTEGRATIONS_APP_AUTHORIZATION`` set to ``mode`` (``per_app``, the
+    product's default, or ``declared``) while it runs."""
+    from django.conf import settings
+
+    def called() -> Any:
+        before = settings.INTEGRATIONS_APP_AUTHORIZATION
+        settings.INTEGRATIONS_APP_AUTHORIZATION = mode
+        try:
+            return call()
+        finally:
+            settings.INTEGRATIONS_APP_AUTHORIZATION = before
+
+    return called
 
 
 # --- the HTTP server (its own process) -----------------------------------------------------
@@ -392,14 +418,14 @@ class Bench:
 
     # --- the paths -------------------------------------------------------------------------
 
-    def service(self, user: str) -> Callable[[], Any]:
+    def service(self, user: str, *, mode: str = "per_app") -> Callable[[], Any]:
         from apps_registry.run_env import run_environment_build, run_target
 
         def call() -> Any:
             manifest = run_target(app=APP)
             return run_environment_build(user=user, manifest=manifest, runner="bench").env
 
-        return call
+        return in_mode(mode, call)
 
     def floor(self, user: str, *, runner_token: bool, audit: bool) -> Callable[[], Any]:
         """The same rows, fetched with the same querysets as the product, decrypted, and
@@ -477,9 +503,11 @@ class Bench:
 
         return call
 
-    def floor_sql(self, user_id: int) -> Callable[[], Any]:
+    def floor_sql(self, user_id: int, *, per_app: bool = False) -> Callable[[], Any]:
         """The floor without the ORM: the same 4 statements (the same rows, every column)
-        in SQL through the database cursor, then the same decryption and env."""
+        in SQL through the database cursor, then the same decryption and env. With
+        ``per_app``, the connections and secrets statements carry the same allowance
+        subqueries as the service's (per-app authorization), their results read."""
         from django.db import connection
         from django.utils import timezone
 
@@ -494,6 +522,30 @@ class Bench:
         def iso(moment: datetime) -> str:
             return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
+        auth = (
+            "SELECT {what} FROM integrations_appauthorization z WHERE z.user_id = {table}.user_id "
+            "AND z.app = %s AND z.kind = %s AND "
+        )
+        conn_extra = secret_extra = ""
+        conn_params: list[Any] = []
+        secret_params: list[Any] = []
+        if per_app:
+            joined = "STRING_AGG(z.key, ',')"
+            conn_extra = (
+                ", ("
+                + auth.format(what=joined, table="c")
+                + "z.connection_id = c.id) AS allowed_keys"
+            )
+            secret_extra = (
+                ", EXISTS("
+                + auth.format(what="1", table="s")
+                + "z.connection_id IS NULL AND z.key = s.key) AS allowed, ("
+                + auth.format(what=joined, table="s")
+                + "z.connection_id IS NULL) AS allowed_credentials"
+            )
+            conn_params = [APP, "capability"]
+            secret_params = [APP, "secret", APP, "capability"]
+
         def call() -> Any:
             with connection.cursor() as cur:
                 cur.execute(
@@ -505,10 +557,10 @@ class Bench:
                 app = cur.fetchone()
                 assert app is not None
                 cur.execute(
-                    "SELECT c.*, u.* FROM integrations_connection c INNER JOIN auth_user u "
-                    "ON u.id = c.user_id WHERE c.user_id = %s AND u.is_active "
-                    "ORDER BY c.created_at, c.id",
-                    [user_id],
+                    f"SELECT c.*, u.*{conn_extra} FROM integrations_connection c "
+                    "INNER JOIN auth_user u ON u.id = c.user_id "
+                    "WHERE c.user_id = %s AND u.is_active ORDER BY c.created_at, c.id",
+                    [*conn_params, user_id],
                 )
                 if not column:
                     for i, d in enumerate(cur.description):
@@ -518,8 +570,9 @@ class Bench:
                     r for r in cur.fetchall() if r[p["provider"]] == "google" and r[p["is_default"]]
                 )
                 cur.execute(
-                    "SELECT * FROM integrations_secret WHERE user_id = %s AND key IN (%s, %s)",
-                    [user_id, *secret_keys],
+                    f"SELECT s.*{secret_extra} FROM integrations_secret s "
+                    "WHERE s.user_id = %s AND s.key IN (%s, %s)",
+                    [*secret_params, user_id, *secret_keys],
                 )
                 names = [d.name for d in cur.description]
                 secrets = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -538,6 +591,9 @@ class Bench:
                         }
                     ),
                 }
+                if per_app:
+                    assert conn[p["allowed_keys"]]
+                    assert all(secret["allowed"] for secret in secrets)
                 for secret in secrets:
                     env[secret["key"]] = crypto.decrypt(secret["value_encrypted"], keys=keys)
                 detail = {
@@ -558,7 +614,7 @@ class Bench:
 
         return call
 
-    def view(self, user: str) -> Callable[[], Any]:
+    def view(self, user: str, *, mode: str = "per_app") -> Callable[[], Any]:
         from django.test import Client
 
         client = Client(HTTP_HOST="localhost")
@@ -570,7 +626,7 @@ class Bench:
             assert resp.status_code == 200, resp.content[:300]
             return resp.json()["env"]
 
-        return call
+        return in_mode(mode, call)
 
     def http(self, base: str, user: str, *, token: bool = True) -> Callable[[], Any]:
         import requests
@@ -661,21 +717,21 @@ def profile(call: Callable[[], Any], runs: int) -> list[str]:
             if func == name and file.endswith(suffix)
         )
 
-    def called_from(suffix: str, name: str, caller_suffix: str, caller: str) -> float:
-        return sum(
-            callers[key][3]
-            for (file, _, func), (_, _, _, _, callers) in raw.items()
-            if func == name and file.endswith(suffix)
-            for key in callers
-            if key[2] == caller and key[0].endswith(caller_suffix)
-        )
-
     total = max(ct for (_, _, _, ct, _) in raw.values())  # the outermost frame
-    sql = cumulative("django/db/models/sql/compiler.py", "execute_sql")
     wire = cumulative("django/db/backends/utils.py", "execute")
     decrypt = cumulative("integrations/core/crypto.py", "decrypt")
     parts = [(label, cumulative(suffix, name)) for suffix, name, label in LOGIC]
     logic = sum(t for _, t in parts)
+    statements = [
+        ("    run_target: the app and its version", cumulative("run_env.py", "run_target")),
+        (
+            "    _user_and_connections: the connections with the user",
+            cumulative("run_env.py", "_user_and_connections"),
+        ),
+        ("    the secrets (run_rows.secrets_of)", cumulative("run_rows.py", "secrets_of")),
+        ("    audit_record: the INSERT", cumulative("integrations/audit.py", "audit_record")),
+    ]
+    sql = sum(t for _, t in statements)
 
     def row(label: str, seconds: float) -> str:
         return f"  {label:<62} {seconds / runs * 1000:>7.3f} {seconds / total:>6.1%}"
@@ -685,25 +741,14 @@ def profile(call: Callable[[], Any], runs: int) -> list[str]:
         f"{total / runs * 1000:.3f} ms per call under the profiler (which inflates Python "
         "against waiting on PostgreSQL)",
         f"  {'':<62} {'ms/call':>7} {'share':>6}",
-        row("the 4 statements, built and run by the ORM (execute_sql)", sql),
+        row("the 4 statements, composed, run, rows to models", sql),
         row("  of which sent and awaited (psycopg, PostgreSQL)", wire),
-        "  each statement, from the queryset to the model instances:",
-        row("    run_target: the app and its version", cumulative("run_env.py", "run_target")),
-        row(
-            "    _user_and_connections: the connections with the user",
-            cumulative("run_env.py", "_user_and_connections"),
-        ),
-        row(
-            "    the secrets (Secret.objects.filter, iterated)",
-            called_from(
-                "django/db/models/query.py", "__iter__", "run_env.py", "run_environment_build"
-            ),
-        ),
-        row("    audit_record: the INSERT", cumulative("integrations/audit.py", "audit_record")),
+        "  each statement, from the call to the model instances:",
+        *(row(label, t) for label, t in statements),
         row("the service's own logic", logic),
         *(row("  " + label, t) for label, t in parts),
         row("  (of the above: Fernet decryption, 3 values)", decrypt),
-        row("the rest (querysets and Q objects, rows to models, the call)", total - sql - logic),
+        row("the rest (the call, readiness's inputs, the env)", total - sql - logic),
         "  top functions by own time (tottime):",
     ]
     by_own = sorted(raw.items(), key=lambda item: item[1][2], reverse=True)[:12]
@@ -770,6 +815,11 @@ def main() -> None:
         help="before timing, wait up to this many seconds for a quiet machine (60)",
     )
     parser.add_argument("--db-name", default="bench_runenv")
+    parser.add_argument(
+        "--no-http",
+        action="store_true",
+        help="in-process paths only (no servers: a shared PostgreSQL may be out of sessions)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -817,10 +867,11 @@ def main() -> None:
             ]
         ), sorted(reference)
         floor = bench.floor(user_id, runner_token=False, audit=True)
-        # The product's CONN_MAX_AGE (config/settings/base.py), and 0 for comparison.
-        persistent = bench.start_server(bench.database_url + "?conn_max_age=60")
-        product = bench.start_server(bench.database_url)
-        t_service = Timed("in-process: run_target + run_environment_build", service)
+        t_service = Timed("in-process: run_target + run_environment_build (per_app)", service)
+        t_declared = Timed(
+            "in-process, declared authorization (no subqueries)",
+            bench.service(user_id, mode="declared"),
+        )
         t_floor = Timed("floor: the same statements (3 reads + audit INSERT), decrypt, env", floor)
         t_reads = Timed(
             "floor, reads only (runner token + app + conns + secrets)",
@@ -830,37 +881,54 @@ def main() -> None:
             "floor in SQL, no ORM (the same 4 statements), decrypt, env",
             bench.floor_sql(bench.user.pk),
         )
-        t_view = Timed("API view in-process (Django test client)", bench.view(user_id))
-        t_product = Timed(
-            "HTTP, a new DB session per request (CONN_MAX_AGE=0)", bench.http(product.url, user_id)
+        t_sql_app = Timed(
+            "floor in SQL, with the per_app allowance subqueries",
+            bench.floor_sql(bench.user.pk, per_app=True),
         )
-        t_persistent = Timed(
-            "HTTP, product settings (CONN_MAX_AGE=60)", bench.http(persistent.url, user_id)
-        )
-        t_baseline = Timed(
-            "HTTP baseline: 401 (no token), no SQL", bench.http(persistent.url, "", token=False)
+        t_view = Timed("API view in-process (Django test client, per_app)", bench.view(user_id))
+        t_view_declared = Timed(
+            "API view in-process, declared", bench.view(user_id, mode="declared")
         )
         paths = [
             t_service,
+            t_declared,
             t_floor,
             t_reads,
             t_sql,
+            t_sql_app,
             Timed("in-process, user by email", bench.service(email)),
             Timed("floor, user by email", bench.floor(email, runner_token=False, audit=True)),
             t_view,
-            t_product,
-            t_persistent,
-            t_baseline,
+            t_view_declared,
         ]
-        servers = {t_product.name: product, t_persistent.name: persistent}
-        servers[t_baseline.name] = persistent
+        servers: dict[str, Server] = {}
+        http: tuple[Timed, Timed, Timed] | None = None
+        if not args.no_http:
+            # The product's CONN_MAX_AGE (config/settings/base.py), and 0 for comparison.
+            persistent = bench.start_server(bench.database_url + "?conn_max_age=60")
+            product = bench.start_server(bench.database_url)
+            http = (
+                Timed(
+                    "HTTP, a new DB session per request (CONN_MAX_AGE=0)",
+                    bench.http(product.url, user_id),
+                ),
+                Timed(
+                    "HTTP, product settings (CONN_MAX_AGE=60)", bench.http(persistent.url, user_id)
+                ),
+                Timed(
+                    "HTTP baseline: 401 (no token), no SQL",
+                    bench.http(persistent.url, "", token=False),
+                ),
+            )
+            paths += http
+            servers = {http[0].name: product, http[1].name: persistent, http[2].name: persistent}
         sessions: dict[str, float] = {}
         for path in paths:
             if path.name not in servers:
                 assert path.call() == reference, path.name
                 path.queries = len(Bench.statements(path.call))
                 continue
-            if path is not t_baseline:
+            if http is None or path is not http[2]:
                 assert path.call() == reference, path.name
             server = servers[path.name]
             before, pg_before = server.counts(), bench.pg_sessions()
@@ -893,7 +961,8 @@ def main() -> None:
             f"untimed, interleaved in blocks of {args.block} ({elapsed:.0f} s)"
         )
         header = (
-            f"{'path':<66} {'SQL':>4} {'p50 ms':>7} {'p99 ms':>7} {'p50/floor':>9} {'p99/floor':>9}"
+            f"{'path':<66} {'SQL':>4} {'p50 ms':>7} {'p99 ms':>7} {'p50/floor':>9} "
+            f"{'p99/floor':>9} {'CPU ms':>7}"
         )
         emit(header)
         emit("-" * len(header))
@@ -901,7 +970,8 @@ def main() -> None:
             sql = f"{path.queries:g}" if path.queries is not None else "?"
             emit(
                 f"{path.name:<66} {sql:>4} {path.p50:>7.3f} {path.p99:>7.3f} "
-                f"{path.p50 / t_floor.p50:>8.2f}x {path.p99 / t_floor.p99:>8.2f}x"
+                f"{path.p50 / t_floor.p50:>8.2f}x {path.p99 / t_floor.p99:>8.2f}x "
+                f"{path.cpu50:>7.3f}"
             )
         ratio50 = t_service.p50 / t_floor.p50
         ratio99 = t_service.p99 / t_floor.p99
@@ -910,6 +980,20 @@ def main() -> None:
             f"against the reads-only floor: p50 {t_service.p50 / t_reads.p50:.2f}x, "
             f"p99 {t_service.p99 / t_reads.p99:.2f}x; against the floor in SQL (no ORM): "
             f"p50 {t_service.p50 / t_sql.p50:.2f}x, p99 {t_service.p99 / t_sql.p99:.2f}x"
+        )
+        emit(
+            "against the floor in SQL of the same statements, p50 (p99): per_app "
+            f"{t_service.p50 / t_sql_app.p50:.2f}x ({t_service.p99 / t_sql_app.p99:.2f}x), "
+            f"declared {t_declared.p50 / t_sql.p50:.2f}x ({t_declared.p99 / t_sql.p99:.2f}x); "
+            f"the API view: per_app {t_view.p50 / t_sql_app.p50:.2f}x, declared "
+            f"{t_view_declared.p50 / t_sql.p50:.2f}x (one statement more: the runner token)"
+        )
+        emit(
+            "CPU of the bench's thread per call (p50), against the floor in SQL of the same "
+            f"statements: per_app {t_service.cpu50 / t_sql_app.cpu50:.2f}x, declared "
+            f"{t_declared.cpu50 / t_sql.cpu50:.2f}x; the API view: per_app "
+            f"{t_view.cpu50 / t_sql_app.cpu50:.2f}x, declared "
+            f"{t_view_declared.cpu50 / t_sql.cpu50:.2f}x"
         )
         orm = t_floor.p50 - t_sql.p50
         logic = t_service.p50 - t_floor.p50
@@ -920,17 +1004,19 @@ def main() -> None:
             f"({orm / t_service.p50:.0%}); the service's own logic (in-process - floor) "
             f"{logic:.3f} ms ({logic / t_service.p50:.0%})"
         )
-        emit(
-            "HTTP: SQL counted in the server (Django's statements; not the connection set-up "
-            "nor CONN_HEALTH_CHECKS' SELECT 1 on a reused connection); new PostgreSQL "
-            "sessions per call: "
-            + ", ".join(f"{name.split(',')[1].strip()} {n:.2f}" for name, n in sessions.items())
-        )
-        emit(
-            f"HTTP above its 401 baseline (persistent connections): p50 "
-            f"{t_persistent.p50 - t_baseline.p50:.3f} ms; a new PostgreSQL session per request "
-            f"(CONN_MAX_AGE=0) adds p50 {t_product.p50 - t_persistent.p50:.3f} ms"
-        )
+        if http is not None:
+            t_product, t_persistent, t_baseline = http
+            emit(
+                "HTTP: SQL counted in the server (Django's statements; not the connection "
+                "set-up nor CONN_HEALTH_CHECKS' SELECT 1 on a reused connection); new "
+                "PostgreSQL sessions per call: "
+                + ", ".join(f"{name.split(',')[1].strip()} {n:.2f}" for name, n in sessions.items())
+            )
+            emit(
+                f"HTTP above its 401 baseline (persistent connections): p50 "
+                f"{t_persistent.p50 - t_baseline.p50:.3f} ms; a new PostgreSQL session per "
+                f"request (CONN_MAX_AGE=0) adds p50 {t_product.p50 - t_persistent.p50:.3f} ms"
+            )
         busy_cores = (cpu_after[1] - cpu_before[1]) / elapsed
         own_cores = (cpu_after[0] - cpu_before[0]) / elapsed
         emit(
@@ -995,8 +1081,15 @@ def main() -> None:
             + ("MET" if most <= TARGET_QUERIES and not grows else "NOT MET")
         )
 
-        sql_ratio = max(t_service.p50 / t_sql.p50, t_service.p99 / t_sql.p99)
-        if args.profile or max(ratio50, ratio99, sql_ratio) > TARGET_RATIO:
+        sql_ratios = [t_service.p50 / t_sql_app.p50, t_declared.p50 / t_sql.p50]
+        emit(
+            f"target: in-process at most {TARGET_SQL_RATIO}x the floor in SQL (issue 14): p50 "
+            f"per_app {sql_ratios[0]:.2f}x, declared {sql_ratios[1]:.2f}x: "
+            + ("MET" if max(sql_ratios) <= TARGET_SQL_RATIO else "NOT MET")
+        )
+
+        sql_ratio = max(sql_ratios)
+        if args.profile or max(ratio50, ratio99) > TARGET_RATIO or sql_ratio > TARGET_SQL_RATIO:
             emit()
             emit("== where the time goes (the user has 1 connection)")
             bench.freshen()

@@ -1,0 +1,131 @@
+"""Model rows read and written with statements composed once, for the run-environment
+path (``apps_registry.run_env``) and the audit log.
+
+The ORM builds and compiles a statement on every call: on the run path that was half of
+the call's time, more than the round trips themselves (bench/run_env.py,
+docs/benchmarks.md). Here a statement's column list comes from the model (its concrete
+fields, quoted as the ORM quotes them), rows become model instances through
+``Model.from_db`` with each field's converters applied, as the ORM's own iterator does,
+and an insert prepares each value as ``save()`` would. Querysets stay the rule
+everywhere else: use these only where the bench shows the ORM's cost matters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model
+
+Converter = Callable[[Any, Any, Any], Any]
+
+
+def quote(name: str) -> str:
+    return str(connections[DEFAULT_DB_ALIAS].ops.quote_name(name))
+
+
+def column(model: type[Model], name: str) -> str:
+    """``table.column`` of ``model``'s field ``name``, quoted (the table's own name: the
+    statements here never alias a table, as the ORM does not for its first join)."""
+    field = model._meta.get_field(name)
+    return f"{quote(model._meta.db_table)}.{quote(str(getattr(field, 'column', name)))}"
+
+
+def param(model: type[Model], name: str, value: Any) -> Any:
+    """``value`` as a parameter compared with ``model``'s field ``name``, prepared as the
+    ORM prepares it (a datetime on SQLite is a string in UTC)."""
+    field = model._meta.get_field(name)
+    return field.get_db_prep_value(value, connections[DEFAULT_DB_ALIAS])  # type: ignore[union-attr]
+
+
+class Selected:
+    """The concrete columns of ``model`` in a SELECT, and how a row's slice of values
+    becomes an instance (``None`` for an outer join that found nothing)."""
+
+    def __init__(self, model: type[Model]) -> None:
+        self.model = model
+        meta = model._meta
+        table = quote(meta.db_table)
+        self.fields = tuple(meta.concrete_fields)
+        self.width = len(self.fields)
+        self.sql = ", ".join(f"{table}.{quote(str(f.column))}" for f in self.fields)
+        self.pk_index = self.fields.index(meta.pk)
+        self._converters: list[tuple[int, list[Converter], Any]] | None = None
+
+    def converters(self) -> list[tuple[int, list[Converter], Any]]:
+        """Per column that has any: the backend's and the field's converters (the ones
+        ``SQLCompiler.get_converters`` applies), found once."""
+        if self._converters is None:
+            connection = connections[DEFAULT_DB_ALIAS]
+            found = []
+            for i, field in enumerate(self.fields):
+                col = field.get_col(self.model._meta.db_table)
+                convs = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+                if convs:
+                    found.append((i, convs, col))
+            self._converters = found
+        return self._converters
+
+    def build(self, row: Sequence[Any], start: int = 0) -> Any:
+        """The instance held by ``row[start:start + width]``."""
+        values = list(row[start : start + self.width])
+        if values[self.pk_index] is None:
+            return None
+        connection = connections[DEFAULT_DB_ALIAS]
+        for i, convs, col in self.converters():
+            value = values[i]
+            for convert in convs:
+                value = convert(value, col, connection)
+            values[i] = value
+        return self.model.from_db(DEFAULT_DB_ALIAS, (), values)
+
+
+@cache
+def selected(model: type[Model]) -> Selected:
+    """:class:`Selected` of ``model``, composed once per process."""
+    return Selected(model)
+
+
+def fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+@cache
+def _insert_sql(model: type[Model]) -> tuple[str, tuple[Any, ...]]:
+    connection = connections[DEFAULT_DB_ALIAS]
+    meta = model._meta
+    fields = tuple(f for f in meta.concrete_fields if f is not meta.pk)
+    returning = ""
+    if connection.features.can_return_columns_from_insert:
+        returning = f" RETURNING {quote(str(meta.pk.column))}"
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608 (names from the model)
+        f"({', '.join(quote(str(f.column)) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}){returning}"
+    )
+    return sql, fields
+
+
+def insert[M: Model](obj: M) -> M:
+    """INSERT ``obj`` (a new instance whose primary key the database assigns) in one
+    statement, its values prepared as ``save()`` prepares them (``auto_now_add`` set,
+    JSON adapted); sets its primary key. No signals are sent: only for models that have
+    no receivers and no logic in ``save()`` beyond refusing updates."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    sql, fields = _insert_sql(type(obj))
+    meta = obj._meta
+    params = [f.get_db_prep_save(f.pre_save(obj, True), connection=connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if connection.features.can_return_columns_from_insert:
+            pk = cursor.fetchone()[0]
+        else:
+            pk = connection.ops.last_insert_id(cursor, meta.db_table, str(meta.pk.column))
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = DEFAULT_DB_ALIAS
+    return obj
