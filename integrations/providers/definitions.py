@@ -6,20 +6,18 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from integrations import app_settings
 from integrations.core import crypto
 from integrations.core.provider_definitions import PRESETS, DefinitionError, validate_definition
-from integrations.errors import OwnClientNotAllowedError
-from integrations.models import Connection, ProviderDefinition, UserOAuthClient
+from integrations.models import ProviderDefinition
 from integrations.providers import client as http
 from integrations.providers import registry
 
 # Fields that change what the check verified: editing one asks for a new check.
 if TYPE_CHECKING:
-    from django.contrib.auth.models import User
+    pass
 
 
 CHECKED_FIELDS = (
@@ -136,51 +134,3 @@ def provider_definition_check(*, definition: ProviderDefinition) -> CheckReport:
     definition.save()
     registry.definitions_changed()
     return report
-
-
-# --- users' own clients --------------------------------------------------------------
-
-
-def user_client_set(*, user: User, provider: str, client_id: str, client_secret: str) -> None:
-    """Store (or replace) the user's own client for ``provider``; the secret encrypted.
-
-    Connections made with the previous client keep working with it until replaced: a
-    grant belongs to the client that obtained it, so replacing the client asks the
-    user to connect again.
-    """
-    config = registry.provider_info(provider)
-    if not config.allow_user_clients:
-        raise OwnClientNotAllowedError(f"{config.name} does not take users' own clients")
-    with transaction.atomic():
-        client = (
-            UserOAuthClient.objects.select_for_update().filter(user=user, provider=provider).first()
-        )
-        encrypted = crypto.encrypt(client_secret, keys=app_settings.token_keys())
-        if client is not None and client.client_id == client_id:
-            client.client_secret_encrypted = encrypted
-            client.save(update_fields=["client_secret_encrypted", "updated_at"])
-            return
-        if client is not None:
-            _client_retire(client)
-        UserOAuthClient.objects.create(
-            user=user, provider=provider, client_id=client_id, client_secret_encrypted=encrypted
-        )
-
-
-def user_client_delete(*, client: UserOAuthClient) -> int:
-    """Delete the user's own client; its connections need reconnecting. Returns how many."""
-    with transaction.atomic():
-        return _client_retire(client)
-
-
-def _client_retire(client: UserOAuthClient) -> int:
-    # A grant belongs to the client that obtained it: without the client, it cannot be
-    # refreshed, so its connections need reconnecting (with whichever client comes next).
-    count = Connection.objects.filter(oauth_client=client).update(
-        status=Connection.Status.NEEDS_RECONNECT,
-        next_refresh_at=None,
-        oauth_client=None,
-        last_error_code="client_removed",
-    )
-    client.delete()
-    return count

@@ -16,6 +16,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from integrations import app_authorization, app_settings, selectors
+from integrations.connections import own_clients
 from integrations.connections.connect import connection_make_default
 from integrations.connections.disconnect import connection_disconnect
 from integrations.core.catalogue import Capability
@@ -24,7 +25,6 @@ from integrations.errors import IntegrationError, ProviderDisabledError, Unknown
 from integrations.oauth.adapter import safe_next
 from integrations.oauth.flows import connection_start
 from integrations.oauth.provider import IntegrationOAuth2Adapter
-from integrations.providers import definitions as providers
 from integrations.providers import registry
 from integrations.types import AuthenticatedHttpRequest
 from integrations.views.forms import CapabilitiesForm, OwnClientForm
@@ -157,7 +157,7 @@ def own_client_set(request: AuthenticatedHttpRequest, provider_id: str) -> HttpR
             for error in errors:
                 messages.error(request, str(error))
         return redirect("integrations:page")
-    providers.user_client_set(
+    own_clients.user_client_set(
         user=request.user,
         provider=config.id,
         client_id=form.cleaned_data["client_id"],
@@ -171,7 +171,7 @@ def own_client_set(request: AuthenticatedHttpRequest, provider_id: str) -> HttpR
 @require_POST
 def own_client_delete(request: AuthenticatedHttpRequest, provider_id: str) -> HttpResponse:
     client = selectors.own_client_for_user(user=request.user, provider=provider_id)
-    count = providers.user_client_delete(client=client)
+    count = own_clients.user_client_delete(client=client)
     messages.success(
         request,
         "Removed your own client."

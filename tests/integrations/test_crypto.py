@@ -138,8 +138,9 @@ def test_every_encrypted_column_is_rotated():
 
 @pytest.mark.django_db
 def test_client_secrets_rotate_too(alice):
+    from integrations.connections.own_clients import user_client_set
     from integrations.models import ProviderDefinition, UserOAuthClient
-    from integrations.providers.definitions import provider_definition_set_secret, user_client_set
+    from integrations.providers.definitions import provider_definition_set_secret
 
     with override_settings(INTEGRATIONS_TOKEN_KEYS=[KEY_A]):
         definition = ProviderDefinition.objects.create(

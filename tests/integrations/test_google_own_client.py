@@ -25,7 +25,7 @@ from integrations.checks import google_user_clients_check
 from integrations.connections.credentials import connection_credentials
 from integrations.core import crypto
 from integrations.core.catalogue import GOOGLE_SCOPE_PREFIX as G
-from integrations.models import AuditEvent, Connection, UserOAuthClient
+from integrations.models import AuditEvent, Connection, Event, UserOAuthClient
 from integrations.providers import registry
 
 from .fakes import FakeGoogle
@@ -211,6 +211,10 @@ def test_removing_the_own_client_asks_its_connections_to_reconnect(
     conn.refresh_from_db()
     assert conn.status == Connection.Status.NEEDS_RECONNECT and conn.oauth_client_id is None
     assert conn.last_error_code == "client_removed"
+    # Platforms are told, as for any grant that died (the webhook outbox).
+    (event,) = Event.objects.filter(type="connection.needs_reconnect")
+    assert event.data["connection_id"] == conn.pk and event.data["previous_status"] == "active"
+    assert event.data["error_code"] == "client_removed"
     page = alice_client.get(reverse("integrations:page")).content.decode()
     assert "needs reconnecting" in page
 

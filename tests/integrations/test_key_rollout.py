@@ -13,12 +13,13 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.test import override_settings
 
+from integrations.connections.own_clients import user_client_set
 from integrations.core import crypto
 from integrations.core.tokens import TokenSet
 from integrations.key_rotation import ENCRYPTED_FIELDS
 from integrations.models import Connection, ProviderDefinition, Secret, UserOAuthClient
 from integrations.providers import registry
-from integrations.providers.definitions import provider_definition_set_secret, user_client_set
+from integrations.providers.definitions import provider_definition_set_secret
 from integrations.secrets import secret_set, secret_value
 from tests.integrations.test_provider_definitions import make_acme
 

@@ -19,12 +19,13 @@ from django.utils import timezone
 
 from integrations.app_authorization import AllowItem, app_authorization_allow
 from integrations.connections.credentials import connection_credentials
+from integrations.connections.own_clients import user_client_set
 from integrations.core import crypto
 from integrations.core.provider_definitions import PRESETS, DefinitionError, validate_definition
 from integrations.errors import ReauthorizationRequiredError
 from integrations.models import Connection, ProviderDefinition, UserOAuthClient
 from integrations.providers import registry
-from integrations.providers.definitions import provider_definition_set_secret, user_client_set
+from integrations.providers.definitions import provider_definition_set_secret
 from tests.authorization import allow_declared
 
 pytestmark = pytest.mark.django_db
