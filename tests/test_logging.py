@@ -22,6 +22,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from apps_registry import services as app_services
+from apps_registry.tokens import RUNNER_TOKEN_PREFIX
 from config import log
 from integrations.models import Connection
 from integrations.secrets import secret_set
@@ -119,7 +120,8 @@ def test_no_credential_reaches_a_log_line_in_either_format(client, alice, captur
         settings.GOOGLE_CLIENT_SECRET,
         SECRET_VALUE,
         runner,
-        runner.rsplit("_", 1)[-1],  # the runner token's random part alone
+        # The token's random part alone (itself URL-safe base64, which may hold "_").
+        runner.removeprefix(RUNNER_TOKEN_PREFIX),
     ]
     text, lines = captured.text.getvalue(), captured.json.getvalue()
     assert "refresh failed" in text and "refresh failed" in lines  # there are lines
