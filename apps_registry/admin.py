@@ -534,7 +534,8 @@ def _staff(request: HttpRequest) -> Any:
     return request.user if request.user.is_authenticated else None
 
 
-def _token_state(row: RunnerToken) -> str:
+def _token_state(row: RunnerToken | PlatformCredential) -> str:
+    """A runner token's or a platform credential's state: revoked, expired or live."""
     if row.revoked_at is not None:
         return "revoked"
     if row.expires_at is not None and row.expires_at <= timezone.now():
@@ -633,14 +634,6 @@ class PlatformCredentialCreateForm(forms.Form):
     )
 
 
-def _credential_state(row: PlatformCredential) -> str:
-    if row.revoked_at is not None:
-        return "revoked"
-    if row.expires_at is not None and row.expires_at <= timezone.now():
-        return "expired"
-    return "live"
-
-
 @admin.register(PlatformCredential)
 class PlatformCredentialAdmin(ShowOnceTokenAdmin):
     """Platform credentials for the connections API: made here and shown once; only a
@@ -686,7 +679,7 @@ class PlatformCredentialAdmin(ShowOnceTokenAdmin):
 
     @admin.display(description="state")
     def state(self, obj: PlatformCredential) -> str:
-        return _credential_state(obj)
+        return _token_state(obj)
 
     @admin.action(description="Revoke the selected platform credentials")
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
