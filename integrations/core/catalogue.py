@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 GOOGLE_SCOPE_PREFIX = "https://www.googleapis.com/auth/"
@@ -41,6 +41,10 @@ class Capability:
     restricted: bool = False
     kind: CredentialKind = CredentialKind.OAUTH
     read_only: bool = False
+    # The permission picker's row ("Gmail") and this capability's level in it ("Read");
+    # a row's levels are in catalogue order, least first. Empty: a row of its own.
+    product: str = ""
+    level: str = ""
 
 
 def _google(
@@ -97,7 +101,7 @@ def _gcp(key: str, label: str, description: str) -> Capability:
     )
 
 
-CAPABILITIES: tuple[Capability, ...] = (
+_CAPABILITIES: tuple[Capability, ...] = (
     # Google (https://developers.google.com/identity/protocols/oauth2/scopes).
     # Restricted scopes need Google's verification and a yearly security assessment.
     _google(
@@ -309,6 +313,64 @@ CAPABILITIES: tuple[Capability, ...] = (
         read_only=True,
     ),
 )
+
+
+# Picker rows: product -> its levels, least first (None is always offered before them).
+PRODUCT_LEVELS: dict[str, tuple[tuple[str, str], ...]] = {
+    "Gmail": (
+        ("google.gmail.readonly", "Read"),
+        ("google.gmail.send", "Send only"),
+        ("google.gmail.compose", "Drafts and send"),
+        ("google.gmail.modify", "Read and organize"),
+    ),
+    "Calendar": (("google.calendar.readonly", "Read"), ("google.calendar", "Read and write")),
+    "Drive": (("google.drive.readonly", "Read"), ("google.drive", "Read and write")),
+    "Sheets": (("google.sheets.readonly", "Read"), ("google.sheets", "Read and write")),
+    "Docs": (("google.docs.readonly", "Read"), ("google.docs", "Read and write")),
+    "Slides": (("google.slides.readonly", "Read"), ("google.slides", "Read and write")),
+    "Posts": (("x.tweet.read", "Read"), ("x.tweet.write", "Read and write")),
+    "Profiles": (("x.user.read", "Read"),),
+    "Follows": (("x.follow.read", "Read"), ("x.follow.write", "Read and follow")),
+    "Likes": (("x.like.read", "Read"), ("x.like.write", "Read and like")),
+    "Bookmarks": (("x.bookmark.read", "Read"), ("x.bookmark.write", "Read and write")),
+    "Direct messages": (("x.dm.read", "Read"), ("x.dm.write", "Read and send")),
+    "Media": (("x.media.write", "Upload"),),
+    "Discord account": (("discord.identify", "Profile"), ("discord.guilds", "Profile and servers")),
+}
+_PLACE = {
+    key: (product, level) for product, levels in PRODUCT_LEVELS.items() for key, level in levels
+}
+CAPABILITIES: tuple[Capability, ...] = tuple(
+    replace(c, product=_PLACE[c.key][0], level=_PLACE[c.key][1]) if c.key in _PLACE else c
+    for c in _CAPABILITIES
+)
+
+
+@dataclass(frozen=True)
+class ProductRow:
+    """One row of the permission picker: a product and its levels, least first."""
+
+    name: str
+    levels: tuple[Capability, ...]
+
+    @property
+    def slug(self) -> str:
+        return "".join(ch if ch.isalnum() else "-" for ch in self.name.lower())
+
+
+def product_rows(capabilities: Iterable[Capability]) -> list[ProductRow]:
+    """The picker rows of ``capabilities``, in catalogue order: capabilities of one
+    ``product`` share a row; one without a product (a staff-defined one) is a row of
+    its own, named by its label."""
+    rows: dict[str, list[Capability]] = {}
+    for cap in capabilities:
+        rows.setdefault(cap.product or cap.label, []).append(cap)
+    return [ProductRow(name=name, levels=tuple(levels)) for name, levels in rows.items()]
+
+
+def level_label(cap: Capability) -> str:
+    """How the picker names ``cap``'s level in its row."""
+    return cap.level or "Allow"
 
 
 @dataclass(frozen=True)

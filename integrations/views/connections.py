@@ -19,7 +19,7 @@ from integrations import app_authorization, app_settings, selectors
 from integrations.connections import own_clients
 from integrations.connections.connect import connection_make_default
 from integrations.connections.disconnect import connection_disconnect
-from integrations.core.catalogue import Capability
+from integrations.core.catalogue import Capability, ProductRow, product_rows
 from integrations.core.provider_config import ProviderConfig
 from integrations.errors import IntegrationError, ProviderDisabledError, UnknownProviderError
 from integrations.oauth.adapter import safe_next
@@ -27,7 +27,7 @@ from integrations.oauth.flows import connection_start
 from integrations.oauth.provider import IntegrationOAuth2Adapter
 from integrations.providers import registry
 from integrations.types import AuthenticatedHttpRequest
-from integrations.views.forms import CapabilitiesForm, OwnClientForm
+from integrations.views.forms import CapabilitiesForm, OwnClientForm, capabilities_data
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -36,11 +36,38 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class PickerLevel:
+    capability: Capability
+    granted: bool
+
+
+@dataclass
+class PickerRow:
+    row: ProductRow
+    levels: list[PickerLevel]
+    current: Capability | None
+
+
+def _picker(rows: list[ProductRow], satisfied: set[str]) -> list[PickerRow]:
+    picker = []
+    for row in rows:
+        levels = [PickerLevel(capability=c, granted=c.key in satisfied) for c in row.levels]
+        if all(level.granted for level in levels):
+            continue
+        current = [level.capability for level in levels if level.granted]
+        picker.append(PickerRow(row=row, levels=levels, current=current[-1] if current else None))
+    return picker
+
+
+@dataclass
 class ConnectionRow:
     connection: Connection
     provider_name: str
     granted: list[Capability]
     addable: list[Capability]
+    # The Add Permissions picker: every row with a level still to add; each level with
+    # whether the grant already satisfies it, and the row's current (highest) level.
+    picker: list[PickerRow] = field(default_factory=list)
     # The apps the user allowed to use this connection (per-app authorization).
     used_by: list[str] = field(default_factory=list)
 
@@ -50,6 +77,7 @@ class ProviderSection:
     config: ProviderConfig
     capabilities: list[Capability]
     connections: list[ConnectionRow] = field(default_factory=list)
+    rows: list[ProductRow] = field(default_factory=list)
     own_client: UserOAuthClient | None = None
 
     @property
@@ -77,7 +105,11 @@ def _config_or_404(provider_id: str, *, user: User) -> ProviderConfig:
 def integrations_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     cat = registry.catalogue()
     sections = {
-        config.id: ProviderSection(config=config, capabilities=cat.oauth_capabilities_of(config.id))
+        config.id: ProviderSection(
+            config=config,
+            capabilities=cat.oauth_capabilities_of(config.id),
+            rows=product_rows(cat.oauth_capabilities_of(config.id)),
+        )
         for config in registry.connectable_providers()
     }
     for client in selectors.own_clients_for_user(user=request.user):
@@ -96,6 +128,10 @@ def integrations_page(request: AuthenticatedHttpRequest) -> HttpResponse:
                 granted=[cat.by_key[k] for k in cat.effective_capabilities(granted)],
                 addable=[c for c in section.capabilities if not cat.is_satisfied(c.key, granted)],
                 used_by=used_by.get(conn.pk, []),
+                picker=_picker(
+                    section.rows,
+                    {c.key for c in section.capabilities if cat.is_satisfied(c.key, granted)},
+                ),
             )
         )
     broken = [
@@ -118,7 +154,7 @@ def _start(
     offered: list[Capability],
     connection: Connection | None = None,
 ) -> HttpResponse:
-    form = CapabilitiesForm(request.POST, offered=offered)
+    form = CapabilitiesForm(capabilities_data(request.POST), offered=offered)
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:

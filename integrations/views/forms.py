@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django import forms
+from django.http import QueryDict
 
 from integrations.app_authorization import check_app_slug
 from integrations.core.catalogue import Capability
@@ -14,6 +15,24 @@ from integrations.errors import (
     InvalidServiceAccountKeyError,
 )
 from integrations.providers import registry
+
+PICK_PREFIX = "pick-"
+
+
+def capabilities_data(data: QueryDict) -> QueryDict:
+    """``data`` with the permission picker's choices (one ``pick-<row>`` radio per
+    product; empty for None) added to ``capabilities``, the field the app page and the
+    Add Permissions links post (repeated)."""
+    merged = data.copy()
+    picked = [
+        value
+        for name in data
+        if name.startswith(PICK_PREFIX)
+        for value in data.getlist(name)
+        if value
+    ]
+    merged.setlist("capabilities", [*data.getlist("capabilities"), *picked])
+    return merged
 
 
 class CapabilitiesForm(forms.Form):

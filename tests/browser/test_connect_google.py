@@ -40,10 +40,17 @@ def test_sign_up_connect_add_permissions_disconnect(site, page: Page, caplog):
     page.get_by_role("button", name="Sign Up").click()
     expect(page.get_by_role("heading", name="Integrations")).to_be_visible()
 
-    # Connect with two capabilities.
-    page.get_by_label("Gmail: read", exact=True).check()
-    page.get_by_label("Calendar: read", exact=True).check()
-    page.get_by_role("button", name="Connect", exact=True).click()
+    # Connect with two capabilities: one level in each of two product rows.
+    connect = page.locator("form.connect")
+    expect(connect).to_be_visible()  # always shown, not behind a summary
+    gmail = connect.get_by_role("group", name="Gmail")
+    expect(gmail.get_by_label("None", exact=True)).to_be_checked()
+    expect(gmail.get_by_text(re.compile("Restricted: Google must verify"))).to_have_count(
+        3
+    )  # not Send only
+    gmail.get_by_label("Read", exact=True).check()
+    connect.get_by_role("group", name="Calendar").get_by_label("Read", exact=True).check()
+    connect.get_by_role("button", name="Continue to Google").click()
     consent(page)
     expect(page.get_by_role("status")).to_contain_text(
         "Connected Google (ada@example.com): Gmail: read, Calendar: read."
@@ -56,8 +63,11 @@ def test_sign_up_connect_add_permissions_disconnect(site, page: Page, caplog):
 
     # Add Permissions for two more, unticking one of them at the consent page.
     account.get_by_text("Add Permissions").click()
-    account.get_by_label("Sheets: read", exact=True).check()
-    account.get_by_label("Drive: read", exact=True).check()
+    expect(
+        account.get_by_role("group", name="Gmail").get_by_label("Read (current)")
+    ).to_be_checked()
+    account.get_by_role("group", name="Sheets").get_by_label("Read", exact=True).check()
+    account.get_by_role("group", name="Drive").get_by_label("Read", exact=True).check()
     account.get_by_role("button", name="Continue to Google").click()
     consent(page, untick=("Drive: read",))
     expect(page.get_by_role("status")).to_contain_text(

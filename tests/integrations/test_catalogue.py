@@ -112,3 +112,32 @@ def test_extended_adds_capabilities_and_providers():
     assert cat.provider_name("x") == "X (staff)"  # a provider defined again is replaced
     assert cat.provider_name("google") == "Google"
     assert catalogue.provider_name("acme") == "acme"  # the original is unchanged
+
+
+def test_picker_rows_follow_the_catalogue_data_least_level_first():
+    from integrations.core.catalogue import level_label, product_rows
+
+    rows = product_rows(catalogue.oauth_capabilities_of("google"))
+    assert [r.name for r in rows] == ["Gmail", "Calendar", "Drive", "Sheets", "Docs", "Slides"]
+    assert [c.key for c in rows[0].levels] == [
+        "google.gmail.readonly",
+        "google.gmail.send",
+        "google.gmail.compose",
+        "google.gmail.modify",
+    ]
+    # Each higher level of a two-level row covers the lower one (what "Read and write" says).
+    for row in rows[1:]:
+        low, high = row.levels
+        assert catalogue.is_satisfied(low.key, [high.key])
+        assert (level_label(low), level_label(high)) == ("Read", "Read and write")
+    x = product_rows(catalogue.oauth_capabilities_of("x"))
+    assert sum(len(r.levels) for r in x) == len(catalogue.oauth_capabilities_of("x"))
+    assert rows[3].slug == "sheets" and x[5].slug == "direct-messages"
+
+
+def test_a_capability_without_a_product_is_a_row_of_its_own():
+    from integrations.core.catalogue import level_label, product_rows
+
+    cap = Capability(key="acme.read", provider="acme", label="Acme: read", description="")
+    (row,) = product_rows([cap])
+    assert row.name == "Acme: read" and row.levels == (cap,) and level_label(cap) == "Allow"

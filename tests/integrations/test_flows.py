@@ -459,3 +459,40 @@ def test_make_default_is_owned_and_post_only(alice_client, bob, google):
     url = reverse("integrations:make_default", kwargs={"id": conn.pk})
     assert alice_client.post(url).status_code == 404
     assert other.get(url).status_code == 405
+
+
+def test_connect_takes_the_pickers_rows_and_the_old_capabilities_field_together(
+    alice_client, google
+):
+    resp = alice_client.post(
+        reverse("integrations:connect", kwargs={"provider_id": "google"}),
+        {
+            "pick-gmail": "",  # None
+            "pick-sheets": "google.sheets",
+            "pick-calendar": "google.calendar.readonly",
+            "capabilities": ["google.docs.readonly"],
+        },
+    )
+    assert resp.status_code == 302
+    scope = set(parse_qs(urlsplit(resp["Location"]).query)["scope"][0].split())
+    assert {G + "spreadsheets", G + "calendar.readonly", G + "documents.readonly"} <= scope
+    assert not any("gmail" in s for s in scope)
+
+
+def test_a_picked_level_that_is_not_offered_is_refused_without_a_flow(alice_client, alice):
+    resp = alice_client.post(
+        reverse("integrations:connect", kwargs={"provider_id": "google"}),
+        {"pick-posts": "x.tweet.write"},
+    )
+    assert resp.status_code == 302 and resp["Location"] == reverse("integrations:page")
+    assert any("not one of the available choices" in t for t in texts(resp))
+    assert not Connection.objects.filter(user=alice).exists()
+
+
+def test_connect_with_every_row_at_none_asks_for_a_choice(alice_client):
+    resp = alice_client.post(
+        reverse("integrations:connect", kwargs={"provider_id": "google"}),
+        {"pick-gmail": "", "pick-sheets": ""},
+    )
+    assert resp["Location"] == reverse("integrations:page")
+    assert texts(resp) == ["Choose at least one permission."]

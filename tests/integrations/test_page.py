@@ -1,5 +1,7 @@
 """Settings → Secrets → Integrations."""
 
+import re
+
 import pytest
 from django.db import connection as db
 from django.test.utils import CaptureQueriesContext
@@ -38,6 +40,30 @@ def test_empty_page_offers_connect_with_labelled_checkboxes(alice_client):
     assert 'aria-describedby="connect-google-google.gmail.readonly-desc"' in html
 
 
+def test_connect_form_has_one_row_per_product_with_none_first(alice_client):
+    html = alice_client.get(PAGE).content.decode()
+    form = html.split('action="/settings/secrets/integrations/google/connect/"')[1].split(
+        "</form>"
+    )[0]
+    legends = re.findall(r"<legend>([^<]+)</legend>", form)
+    assert legends == ["Gmail", "Calendar", "Drive", "Sheets", "Docs", "Slides"]
+    gmail = form.split("<legend>Gmail</legend>")[1].split("</fieldset>")[0]
+    assert re.findall(r'<label for="[^"]+">([^<]+)</label>', gmail) == [
+        "None",
+        "Read",
+        "Send only",
+        "Drafts and send",
+        "Read and organize",
+    ]
+    assert 'name="pick-gmail" value="" id="connect-google-gmail-none" checked' in gmail
+    # Restricted is explained in visible words, not a tooltip.
+    assert "Restricted:</strong> Google must verify apps" in gmail
+    sheets = form.split("<legend>Sheets</legend>")[1].split("</fieldset>")[0]
+    assert "Restricted" not in sheets
+    assert form.count('class="primary"') == 1
+    assert "<summary" not in form
+
+
 def test_connection_shows_account_grants_status_and_only_missing_permissions(alice_client, alice):
     conn = ConnectionFactory.create(user=alice, account_email="alice@gmail.example")
     html = alice_client.get(PAGE).content.decode()
@@ -48,10 +74,15 @@ def test_connection_shows_account_grants_status_and_only_missing_permissions(ali
     add_form = html.split(
         f'action="/settings/secrets/integrations/connections/{conn.pk}/add-permissions/"'
     )[1].split("</form>")[0]
-    assert 'value="google.sheets.readonly"' not in add_form
-    assert 'value="google.gmail.send"' not in add_form
-    assert 'value="google.sheets"' in add_form
+    # The same picker, each row's current level shown checked and not choosable again.
+    sheets = add_form.split("<legend>Sheets</legend>")[1].split("</fieldset>")[0]
+    read = sheets.split('value="google.sheets.readonly"')[1].split(">")[0]
+    assert " disabled" in read and " checked" in read
+    assert "Read (current)" in sheets
+    write = sheets.split('value="google.sheets"')[1].split(">")[0]
+    assert "disabled" not in write and "checked" not in write
     assert 'value="google.drive.readonly"' in add_form
+    assert 'name="pick-drive"' in add_form
     assert f'href="/settings/secrets/integrations/connections/{conn.pk}/disconnect/"' in html
 
 
