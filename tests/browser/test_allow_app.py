@@ -48,8 +48,8 @@ def test_allow_an_app_then_remove_its_access(site, page: Page):
     page.get_by_label(re.compile(r"^Password:?$")).fill("a long enough passphrase 42")
     page.get_by_label(re.compile(r"^Password \(again\)")).fill("a long enough passphrase 42")
     page.get_by_role("button", name="Sign Up").click()
-    page.get_by_label("Sheets: read", exact=True).check()
-    page.get_by_role("button", name="Connect", exact=True).click()
+    page.get_by_role("group", name="Sheets").get_by_label("Read", exact=True).check()
+    page.get_by_role("button", name="Continue to Google").click()
     consent(page)
     expect(page.get_by_role("status")).to_contain_text("Connected Google (ada@example.com)")
     assert run(runner, "ada@example.com").status_code == 409  # connected, not allowed

@@ -124,7 +124,7 @@ def test_connect_to_a_provider_on_another_origin_passes_form_action(site, page: 
     with override_settings(GOOGLE_OAUTH_AUTHORIZE_URL=other + "/sandbox/o/authorize/"):
         page.goto(site + "/accounts/login/")
         sign_in(page, email="ada@example.com")
-        page.get_by_label("Gmail: read", exact=True).check()
-        page.get_by_role("button", name="Connect", exact=True).click()
+        page.get_by_role("group", name="Gmail").get_by_label("Read", exact=True).check()
+        page.get_by_role("button", name="Continue to Google").click()
         # The POST's redirect reached the provider (whose sign-in comes first there).
         expect(page).to_have_url(re.compile("^" + re.escape(other) + "/"))
