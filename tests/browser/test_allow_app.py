@@ -56,11 +56,11 @@ def test_allow_an_app_then_remove_its_access(site, page: Page):
 
     page.goto(site + "/apps/acme/report/")
     expect(page.get_by_role("heading", name="Not allowed yet")).to_be_visible()
-    allow = page.get_by_role("form", name="Allow acme/report")
-    expect(allow).to_contain_text("Allow acme/report to use: Sheets: read (ada@example.com).")
-    allow.get_by_role("button", name="Allow").click()
+    allow = page.get_by_role("form", name="Allow Weekly report")
+    expect(allow).to_contain_text("Allow Weekly report to use: Sheets: read (ada@example.com).")
+    allow.get_by_role("button", name="Allow Weekly report").click()
     expect(page.get_by_role("status")).to_contain_text(
-        "Allowed acme/report to use: Sheets: read (ada@example.com)."
+        "Allowed Weekly report to use: Sheets: read (ada@example.com)."
     )
     expect(page.get_by_role("heading", name="Ready")).to_be_visible()
     expect(page.get_by_text("✓ Allowed")).to_be_visible()
