@@ -10,6 +10,24 @@ from django import forms
 from apps_registry.limits import MAX_MANIFEST_BYTES
 from apps_registry.models import App
 
+_BINARY = (
+    "That file is not a text file (it looks like an image or other binary data). "
+    "A manifest is a YAML text file, usually named inf.yml."
+)
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def looks_like_text(data: bytes) -> bool:
+    """A manifest file is UTF-8 text: no NUL byte, no PNG signature, decodable."""
+    if b"\x00" in data or data.startswith(_PNG_MAGIC):
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 _TOO_LARGE = f"The file is over {MAX_MANIFEST_BYTES:,} bytes (64 KiB), the limit for a manifest."
 
 
@@ -46,8 +64,12 @@ class ManifestUploadForm(forms.Form):
             data = upload.read(MAX_MANIFEST_BYTES + 1)
             if len(data) > MAX_MANIFEST_BYTES:
                 raise forms.ValidationError(_TOO_LARGE)
+            if not looks_like_text(data):
+                raise forms.ValidationError(_BINARY)
             cleaned["manifest"] = data
         elif text:
+            if "\x00" in text:
+                raise forms.ValidationError(_BINARY)
             cleaned["manifest"] = text
         else:
             raise forms.ValidationError("Paste the manifest or choose a file.")

@@ -32,6 +32,7 @@ register_converter(AppSlugConverter, "appslug")
 urlpatterns = [
     path("apps/", views.app_list, name="list"),
     path("apps/upload/", views.upload, name="upload"),
+    path("apps/manifest-format/", views.manifest_format, name="manifest_format"),
     path("apps/<appslug:namespace>/<appslug:name>/", views.app_detail, name="app"),
     path("namespaces/<appslug:name>/", views.namespace_detail, name="namespace"),
     path("apps/<appslug:namespace>/<appslug:name>/allow/", views.app_allow, name="app_allow"),

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -36,7 +38,8 @@ from integrations.providers import registry as integrations_registry
 from integrations.types import AuthenticatedHttpRequest
 
 if TYPE_CHECKING:
-    from apps_registry.models import ManifestVersion
+    from apps_registry.models import App, ManifestVersion
+    from apps_registry.readiness import Action, Readiness
 
 
 @login_required
@@ -66,6 +69,8 @@ def app_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
     )
     context: dict[str, Any] = {
         "app": app,
+        "title": app_title(app=app, parsed=parsed),
+        "actions": actions_with_notes(readiness) if readiness is not None else [],
         "version": version,
         "manifest": parsed,
         "integrations": requirements_from_json(parsed, "integrations"),
@@ -88,6 +93,33 @@ def app_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
         "here": request.path,
     }
     return render(request, "apps_registry/app.html", context)
+
+
+def app_title(*, app: App, parsed: dict[str, Any]) -> str:
+    """What the pages call an app: its manifest's ``title``, else its name."""
+    title = parsed.get("title")
+    return title.strip() if isinstance(title, str) and title.strip() else app.name
+
+
+def actions_with_notes(readiness: Readiness) -> list[tuple[Action, list[str]]]:
+    """Each action with one sentence for each asked capability that also
+    covers other missing ones the app declares ("Gmail: read and organize also covers
+    Gmail: send, Gmail: drafts"), from the catalogue's ``covers`` data."""
+    cat = integrations_registry.catalogue()
+    missing = {i.key for i in (*readiness.required_missing, *readiness.optional_missing)}
+    rows: list[tuple[Action, list[str]]] = []
+    for action in readiness.actions:
+        notes: list[str] = []
+        asked = set(action.capabilities)
+        for key in action.capabilities:
+            capability = cat.by_key.get(key)
+            covers = capability.covers if capability is not None else ()
+            covered = [k for k in covers if k in missing and k not in asked]
+            if covered:
+                labels = ", ".join(cat.label(k) for k in covered)
+                notes.append(f"{cat.label(key)} also covers {labels}.")
+        rows.append((action, notes))
+    return rows
 
 
 def _posted_item(value: str) -> AllowItem | None:
@@ -134,7 +166,8 @@ def app_allow(request: AuthenticatedHttpRequest, namespace: str, name: str) -> H
         user=request.user, app=app.slug, version=app.current_version.number, items=items
     )
     shown = [i.text for i in pending if AllowItem(i.kind, i.key, i.connection_id) in items]
-    messages.success(request, f"Allowed {app.slug} to use: {', '.join(shown)}.")
+    title = app_title(app=app, parsed=app.current_version.parsed)
+    messages.success(request, f"Allowed {title} to use: {', '.join(shown)}.")
     return redirect("apps_registry:app", namespace=app.namespace, name=app.name)
 
 
@@ -165,6 +198,16 @@ def retry_now(
         when = hhmm(outcome.next_attempt_at) if outcome.next_attempt_at else "the next run"
         messages.error(request, f"Still failing: {outcome.code}; next attempt at {when}.")
     return redirect("apps_registry:app", namespace=app.namespace, name=app.name)
+
+
+def manifest_format(request: HttpRequest) -> HttpResponse:
+    """docs/manifests.md, the manifest format, served as text from the checkout (404
+    where the docs are not shipped)."""
+    try:
+        text = (Path(settings.BASE_DIR) / "docs" / "manifests.md").read_text("utf-8")
+    except OSError as exc:
+        raise Http404("The manifest format is not installed here.") from exc
+    return render(request, "apps_registry/manifest_format.html", {"text": text})
 
 
 def _refuse_large_bodies(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -102,8 +102,8 @@ def test_a_run_gets_nothing_until_the_app_is_allowed(runner, app, bob):
 
     client = signed_in(bob)
     html = client.get(PAGE).content.decode()
-    assert "Allow <strong>acme/digest</strong> to use:" in html
-    sentence = html.split("Allow <strong>acme/digest</strong> to use:")[1].split("</p>")[0]
+    assert "Allow <strong>digest</strong> to use:" in html
+    sentence = html.split("Allow <strong>digest</strong> to use:")[1].split("</p>")[0]
     who = conn.account_email
     assert sentence.strip() == (
         f"Sheets: read ({who}), Drive: read ({who}) (optional), the secret FAL_KEY."

@@ -92,7 +92,7 @@ def test_app_page_shows_readiness_with_exact_add_permissions(client, alice, bob,
     ]
     assert "Add Permissions</button>" in required["html"]
     assert (
-        "Asks Google (bob@gmail.example) for: Sheets: read, and allows acme/report to use them."
+        "Asks Google (bob@gmail.example) for: Sheets: read, and allows Weekly report to use them."
         in required["html"]
     )
     assert optional["action"] == add_url
@@ -381,3 +381,77 @@ def test_apps_list_query_count_is_pinned(client, alice, upload):
         upload(alice, REPORT.replace("name: report", f"name: report-{i}"))
     # Session, user, the apps, the namespaces the user owns.
     assert _queries(client, reverse("apps_registry:list")) == one == 4
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDRsecretpixels",
+        b"name: a\n\x00\x00tail-bytes\n",
+        b"name: caf\xe9-bytes\n",
+    ],
+    ids=["png", "nul", "undecodable"],
+)
+def test_a_binary_file_is_refused_plainly_without_echoing_it(alice_client, data):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    resp = alice_client.post(UPLOAD, {"file": SimpleUploadedFile("inf.yml", data)})
+    html = resp.content.decode()
+    assert resp.status_code == 200
+    assert "That file is not a text file" in html
+    assert "secretpixels" not in html and "tail-bytes" not in html and "caf" not in html
+    assert 'class="listing"' not in html
+    assert not ManifestVersion.objects.exists()
+
+
+def test_the_upload_page_example_is_a_valid_manifest_and_links_the_format(alice_client):
+    import html as html_lib
+
+    page = alice_client.get(UPLOAD).content.decode()
+    fmt = reverse("apps_registry:manifest_format")
+    assert f'href="{fmt}">docs/manifests.md</a>' in page
+    example = html_lib.unescape(page.split('<code id="example-manifest">')[1].split("</code>")[0])
+    resp = alice_client.post(UPLOAD, {"text": example})
+    assert resp.status_code == 302
+    version = ManifestVersion.objects.get()
+    assert version.valid and version.app.slug == "acme/report"
+
+    with CaptureQueriesContext(db) as queries:
+        doc = alice_client.get(fmt)
+    assert doc.status_code == 200 and "App manifests (`inf.yml`)" in doc.content.decode()
+    assert len(queries) == 2  # the session and its user
+
+
+CHECKLIST = """\
+namespace: acme
+name: report
+title: Weekly report
+secrets:
+  - key: FAL_KEY
+    description: fal.ai API key
+integrations:
+  - key: google.gmail.send
+    description: Mail it
+  - key: google.gmail.modify
+    description: Label it
+"""
+
+
+def test_the_app_page_is_a_checklist_titled_from_the_manifest(client, alice, bob, upload):
+    upload(alice, CHECKLIST)
+    client.force_login(bob)
+    with CaptureQueriesContext(db) as queries:
+        resp = client.get(REPORT_URL)
+    html = resp.content.decode()
+    assert resp.status_code == 200
+    assert "<title>Weekly report" in html and "<h1>Weekly report</h1>" in html
+    # The one capability asked for covers the other missing one, and the page says so.
+    modify, send = catalogue.label("google.gmail.modify"), catalogue.label("google.gmail.send")
+    assert f"{modify} also covers {send}." in html
+    assert forms_of(html)[0]["inputs"][0] == ("capabilities", "google.gmail.modify")
+    secrets = reverse("integrations:secrets")
+    assert f'<a href="{secrets}" class="small">Add it in Settings → Secrets</a>' in html
+    assert len(queries) == 8
+    assert not ManifestVersion.objects.filter(app__name="report").exclude(number=1).exists()
+    listing = client.get(reverse("apps_registry:list"))
+    assert listing.status_code == 200

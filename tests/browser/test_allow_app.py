@@ -10,10 +10,11 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from apps_registry import services
-from integrations.models import AppAuthorization, AuditEvent
+from integrations.models import AppAuthorization, AuditEvent, Connection
 
 from .test_connect_google import consent
 
@@ -56,15 +57,23 @@ def test_allow_an_app_then_remove_its_access(site, page: Page):
 
     page.goto(site + "/apps/acme/report/")
     expect(page.get_by_role("heading", name="Not allowed yet")).to_be_visible()
-    allow = page.get_by_role("form", name="Allow acme/report")
-    expect(allow).to_contain_text("Allow acme/report to use: Sheets: read (ada@example.com).")
-    allow.get_by_role("button", name="Allow").click()
+    allow = page.get_by_role("form", name="Allow Weekly report")
+    expect(allow).to_contain_text("Allow Weekly report to use: Sheets: read (ada@example.com).")
+    allow.get_by_role("button", name="Allow Weekly report").click()
     expect(page.get_by_role("status")).to_contain_text(
-        "Allowed acme/report to use: Sheets: read (ada@example.com)."
+        "Allowed Weekly report to use: Sheets: read (ada@example.com)."
     )
     expect(page.get_by_role("heading", name="Ready")).to_be_visible()
     expect(page.get_by_text("✓ Allowed")).to_be_visible()
     assert "GOOGLE_OAUTH_ACCESS_TOKEN" in run(runner, "ada@example.com").json()["env"]
+
+    connection = Connection.objects.get()
+    page.goto(site + reverse("integrations:disconnect", args=[connection.pk]))
+    expect(page.get_by_text("These apps you allowed to use it will stop working")).to_contain_text(
+        "acme/report"
+    )
+    page.get_by_role("link", name="Cancel").click()
+    assert Connection.objects.filter(pk=connection.pk).exists()
 
     page.goto(site + "/settings/secrets/integrations/")
     account = page.get_by_role("article", name=re.compile("Google connection ada@example.com"))
