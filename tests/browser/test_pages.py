@@ -115,7 +115,8 @@ def _go(
 ) -> Callable[[Page, str, World], None]:
     def go(page: Page, site: str, w: World) -> None:
         response = page.goto(site + (path(w) if callable(path) else path))
-        assert response is not None and response.status == status, (path, response.status)
+        assert response is not None, path
+        assert response.status == status, (path, response.status)
 
     return go
 
