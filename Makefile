@@ -9,17 +9,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: requirements-dev.lock tests/oidc_peer/package-lock.json clients/python/pyproject.toml | $(BIN)/python
+$(VENV)/.installed: requirements-dev.lock tests/oidc_peer/package-lock.json tests/browser/package-lock.json clients/python/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
 	@# The client package (clients/python), editable; its one dependency, httpx, is in the lock.
 	$(BIN)/pip install -q --no-deps -e clients/python
 	@# The independent OAuth peer of the tests (panva's oidc-provider); skipped without npm.
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --prefix tests/oidc_peer --no-audit --no-fund --loglevel=error; \
-	else echo "npm not found: tests against oidc-provider will be skipped"; fi
+		npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: tests against oidc-provider and axe-core will be skipped"; fi
 	touch $@
 
-.PHONY: install run test lint lock
+.PHONY: install run test lint lock screenshots
 install: $(VENV)/.installed
 
 ## Set up and run on embedded defaults: SQLite, the sandbox playing Google, no external server.
@@ -45,3 +46,8 @@ lint: install
 lock:
 	uv pip compile pyproject.toml --extra production --python-version 3.12 --generate-hashes -o requirements.lock
 	uv pip compile pyproject.toml --group dev --extra dev --extra production --python-version 3.12 --generate-hashes -o requirements-dev.lock
+
+## The README's screenshots (docs/screenshots/): the every-page browser test saves the
+## Integrations page and an app page at desktop and phone widths.
+screenshots: install
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/browser/test_pages.py -q -p no:cacheprovider -k "integrations or app_page"
