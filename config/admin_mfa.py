@@ -79,3 +79,29 @@ def register_authenticator_admin(site: admin.AdminSite) -> None:
     if site.is_registered(Authenticator):
         site.unregister(Authenticator)
     site.register(Authenticator, AuthenticatorAdmin)
+
+
+UNUSED_ADMIN_MODELS = (
+    "oauth2_provider.Application",
+    "oauth2_provider.AccessToken",
+    "oauth2_provider.RefreshToken",
+    "oauth2_provider.Grant",
+    "oauth2_provider.IDToken",
+    "socialaccount.SocialApp",
+    "socialaccount.SocialAccount",
+    "socialaccount.SocialToken",
+)
+
+
+def unregister_unused_admin(site: admin.AdminSite) -> None:
+    """Drop the admin pages of models staff never use here (see config/urls.py)."""
+    from django.apps import apps
+
+    for label in UNUSED_ADMIN_MODELS:
+        app_label, _, model_name = label.partition(".")
+        try:
+            model = apps.get_model(app_label, model_name)
+        except LookupError:
+            continue
+        if site.is_registered(model):
+            site.unregister(model)

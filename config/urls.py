@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from config.admin_mfa import register_authenticator_admin
+from config.admin_mfa import register_authenticator_admin, unregister_unused_admin
 from integrations.views import operations
 
 # The admin's sign-in is allauth's: its rate limits, and its two-factor step, apply
@@ -13,6 +13,13 @@ from integrations.views import operations
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 # Staff see who has an authenticator, never its secret.
 register_authenticator_admin(admin.site)
+admin.site.site_header = "Integrations Hub admin"
+admin.site.site_title = "Integrations Hub admin"
+admin.site.index_title = "Integrations Hub admin"
+# Nobody administers these here: the sandbox's OAuth toolkit rows are made by its own
+# flows, and allauth's social apps and accounts are unused (providers are
+# ProviderDefinition rows; connections are Connection rows).
+unregister_unused_admin(admin.site)
 
 urlpatterns = [
     # For load balancers, orchestrators and Prometheus (docs/deployment.md).

@@ -47,6 +47,33 @@ from integrations.providers.definitions import (
     provider_definition_set_secret,
 )
 
+_PROVIDER_NAMES = {"google": "Google", "x": "X", "discord": "Discord", "gcp": "Google Cloud"}
+
+
+def audit_summary(
+    *, kind: str, label: str, ok: bool, error_code: str, provider: str, account: str
+) -> str:
+    """One line saying what an audit event was, from its kind, outcome, error code,
+    provider and account (never ``detail``'s values, never a credential)."""
+    name = _PROVIDER_NAMES.get(provider, provider)
+    whose = f" for {account}" if account else ""
+    why = error_code.replace("_", " ") if error_code else "no reason given"
+    if error_code.startswith("http_"):
+        why = f"provider answered {error_code[5:]}"
+    if kind == "refresh_succeeded":
+        return f"Refreshed {name} token{whose}".replace("  ", " ")
+    if kind == "refresh_failed":
+        return f"Refresh failed{whose}: {why}"
+    if kind in ("disconnect", "api_disconnect"):
+        via = " through the API" if kind == "api_disconnect" else ""
+        if ok:
+            return f"Disconnected {name}{whose}{via}".replace("  ", " ")
+        return f"Disconnected{whose}{via}; revoke failed ({why})"
+    if kind == "connect":
+        return f"Connected {name}{whose}" if ok else f"Connect failed{whose}: {why}"
+    text = f"{label}{' ' + name if name else ''}{whose}"
+    return text if ok else f"{text}: failed ({why})"
+
 
 class NamedBlankValuesFilter(admin.AllValuesFieldListFilter):
     """Django's filter by each distinct value, with the empty one named: as is, an empty
@@ -130,7 +157,7 @@ class ConnectionAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "kind", "provider", "user", "account", "ok", "error_code")
+    list_display = ("created_at", "what_happened", "provider", "user", "ok")
     list_filter = (
         "kind",
         "ok",
@@ -143,6 +170,17 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
         return [f.name for f in AuditEvent._meta.fields]
+
+    @admin.display(description="What happened", ordering="kind")
+    def what_happened(self, obj: AuditEvent) -> str:
+        return audit_summary(
+            kind=obj.kind,
+            label=obj.get_kind_display(),
+            ok=obj.ok,
+            error_code=obj.error_code,
+            provider=obj.provider,
+            account=obj.account,
+        )
 
     # Append-only: staff read it, nobody edits or deletes it here.
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -48,3 +48,38 @@ def test_audit_filters_name_the_empty_value(admin_client, alice):
     assert '<a href="?provider="></a>' not in html
     assert '<a href="?provider=">(none)</a>' in html
     assert '<a href="?provider=google">google</a>' in html
+
+
+def test_admin_is_branded_and_lists_no_unused_models(admin_client):
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    assert "Integrations Hub admin" in html
+    assert "css/admin-brand.css" in html
+    for name in (
+        "Social accounts",
+        "Social application",
+        "Social application tokens",
+        "Access tokens",
+        "Refresh tokens",
+        "Grants",
+        "Id tokens",
+    ):
+        assert f">{name}<" not in html
+    assert ">Audit events<" in html
+
+
+def test_audit_list_says_what_happened(admin_client, alice):
+    AuditEvent.objects.create(
+        kind="refresh_succeeded", provider="google", user=alice, account="ada@example.com"
+    )
+    AuditEvent.objects.create(
+        kind="refresh_failed", provider="google", user=alice, ok=False, error_code="http_500"
+    )
+    AuditEvent.objects.create(
+        kind="disconnect", provider="google", user=alice, ok=False, error_code="timeout"
+    )
+    resp = admin_client.get(reverse("admin:integrations_auditevent_changelist"))
+    assert resp.status_code == 200
+    html = resp.content.decode()
+    assert "Refreshed Google token for ada@example.com" in html
+    assert "Refresh failed: provider answered 500" in html
+    assert "Disconnected; revoke failed (timeout)" in html
