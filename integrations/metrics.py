@@ -24,6 +24,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any
 
@@ -126,7 +127,33 @@ def _key(name: str) -> str:
     return app_settings.metrics_key_prefix() + name
 
 
+_buffer = threading.local()
+
+
+@contextmanager
+def buffered() -> Iterator[None]:
+    """Counts made in this thread inside the block are added up and sent at its end, in
+    one round trip (a batch of refreshes pays the store once, not once per refresh).
+    Nested blocks send with the outermost. Sent also when the block raises."""
+    if getattr(_buffer, "pending", None) is not None:
+        yield
+        return
+    pending: dict[tuple[str, str], float] = {}
+    _buffer.pending = pending
+    try:
+        yield
+    finally:
+        _buffer.pending = None
+        if pending:
+            _add([(name, field, amount) for (name, field), amount in pending.items()])
+
+
 def _add(increments: Sequence[tuple[str, str, float]]) -> None:
+    pending: dict[tuple[str, str], float] | None = getattr(_buffer, "pending", None)
+    if pending is not None:
+        for name, field, amount in increments:
+            pending[(name, field)] = pending.get((name, field), 0.0) + amount
+        return
     try:
         _store().add([(_key(name), field, amount) for name, field, amount in increments])
     except redis.RedisError as exc:
