@@ -95,7 +95,7 @@ class _FormParser(HTMLParser):
             self.forms.append(Form(a.get("action", ""), a.get("method", "get").lower()))
         elif tag == "input" and self.forms and a.get("name"):
             kind = a.get("type", "text").lower()
-            if kind == "checkbox":
+            if kind in ("checkbox", "radio"):
                 self.forms[-1].checkboxes.append((a["name"], a.get("value", "on"), "checked" in a))
             elif kind in ("hidden", "text", "email", "password"):
                 self.forms[-1].fields.append((a["name"], a.get("value", "")))
@@ -171,7 +171,9 @@ def connect_google(session: requests.Session, hub: str, capabilities: Sequence[s
     forms = [f for f in forms_of(page.text) if f.action.endswith(connect_path)]
     if not forms:
         raise StoryError("no Connect form for Google on the integrations page")
-    offered = {value for name, value, _ in forms[0].checkboxes if name == "capabilities"}
+    # The page picks one level per product (radios named pick-<product>); the view
+    # also takes the capabilities themselves, which is what this story posts.
+    offered = {value for _, value, _ in forms[0].checkboxes if value}
     if not set(capabilities) <= offered:
         raise StoryError(f"the Connect form does not offer {sorted(set(capabilities) - offered)}")
     started = session.post(
