@@ -89,7 +89,7 @@ def test_staff_path_into_the_admin_raises_no_violation(site, page: Page, setting
     page.get_by_role("link", name="Enter a code from your authenticator app").click()
     page.get_by_label("Code").fill(code_now(secret))
     page.get_by_role("button", name=re.compile("Confirm")).click()
-    expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
+    expect(page.get_by_role("heading", name="Integrations Hub admin", level=1)).to_be_visible()
 
     for path in (
         "/admin/integrations/connection/",
