@@ -268,6 +268,8 @@ class Bench:
             key in (self.queue, "unacked", "unacked_index", "unacked_mutex")
             or key.startswith("_kombu.binding")
             or key.startswith(self.queue + "\x06")  # priority sub-queues
+            # The workers' counters for /metrics (METRICS_KEY_PREFIX, "hub:metrics:").
+            or key.startswith("hub:metrics:")
         )
 
     def purge_queue(self) -> None:
