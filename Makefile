@@ -24,6 +24,9 @@ $(VENV)/.installed: requirements-dev.lock tests/oidc_peer/package-lock.json test
 install: $(VENV)/.installed
 
 ## Set up and run on embedded defaults: SQLite, the sandbox playing Google, no external server.
+## `make run PORT=8100` serves on another port (SITE_URL and the sandbox's redirect URI follow).
+PORT ?= 8000
+run: export DEV_PORT = $(PORT)
 run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/honcho start -f Procfile.dev

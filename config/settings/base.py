@@ -465,6 +465,11 @@ LOGGING = {
         # oauthlib logs request bodies (tokens included) at DEBUG.
         "oauthlib": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
+        # Django's own handlers (DEFAULT_LOGGING: "django" prints to the console when
+        # DEBUG, "django.server" has a formatter of its own) are replaced by the root's,
+        # so each line is printed once, in LOG_FORMAT, with its request id.
+        "django": {"handlers": [], "propagate": True},
+        "django.server": {"handlers": [], "propagate": True},
     },
 }
 # The worker logs through LOGGING above (its format, its request ids), not Celery's own.

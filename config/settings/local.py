@@ -1,11 +1,16 @@
 """Development: embedded defaults (SQLite, console email, the sandbox playing Google)."""
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, enable_sandbox, env
+from .base import BASE_DIR, LOGGING, enable_sandbox, env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="django-insecure-local-development-only")
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Printed decoded, so a verification link can be copied whole (config/dev_mail.py).
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="config.dev_mail.ReadableConsoleEmailBackend")
+# `make run PORT=8100` runs the web process on that port (DEV_PORT: honcho sets PORT
+# for each process itself); the site's address follows unless SITE_URL is given.
+DEV_PORT = env.int("DEV_PORT", default=8000)
+SITE_URL = env("SITE_URL", default=f"http://127.0.0.1:{DEV_PORT}").rstrip("/")
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 # The sandbox and local providers listen on 127.0.0.1 (base.py refuses private addresses).
@@ -56,3 +61,9 @@ if SANDBOX_ENABLED:
         GOOGLE_OAUTH_TOKEN_URL = "/sandbox/o/token/"
         GOOGLE_OAUTH_REVOKE_URL = "/sandbox/o/revoke_token/"
         GOOGLE_OAUTH_USERINFO_URL = "/sandbox/userinfo/"
+
+# Celery's per-task lines ("received", "succeeded in 0.005s") every few seconds for the
+# beat's sweeps drown the web's lines in `make run`; failures are logged at WARNING and up.
+_loggers: dict[str, dict[str, str]] = LOGGING["loggers"]  # type: ignore[assignment]
+for _quiet in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
+    _loggers[_quiet] = {"level": env("CELERY_TASK_LOG_LEVEL", default="WARNING")}

@@ -23,6 +23,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from playwright.sync_api import Page, expect
 
+import config.urls  # noqa: F401  (it unregisters the unused admin models: the registry as served)
 from apps_registry import services
 from integrations.app_authorization import AllowItem, app_authorization_allow
 from integrations.models import Connection
