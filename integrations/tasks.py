@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 from celery import shared_task
@@ -104,9 +105,19 @@ def refresh_connections(connection_ids: list[int]) -> int:
     still due. Batched so that a task's own cost (the broker round trips, the ack, the
     worker's bookkeeping) is paid once per batch, not once per refresh."""
     outcomes = refresh.connections_refresh_if_due(connection_ids=connection_ids)
-    for connection_id, outcome in outcomes:
-        logger.info("refresh connection=%s outcome=%s", connection_id, outcome)
+    logger.info("refresh batch: %s", _batch_summary(outcomes))
     return len(outcomes)
+
+
+def _batch_summary(outcomes: list[tuple[int, str]]) -> str:
+    """One line for a batch (a line per refresh would be most of a busy log): how many
+    ended each way, and which connections did not refresh, with their codes.
+    "3 connections: ok 2, http_503 1; not refreshed: 17=http_503"."""
+    counts = Counter(outcome for _, outcome in outcomes)
+    ways = ", ".join(f"{outcome} {n}" for outcome, n in sorted(counts.items()))
+    line = f"{len(outcomes)} connections: {ways}" if outcomes else "0 connections"
+    failed = [f"{cid}={outcome}" for cid, outcome in outcomes if outcome != "ok"]
+    return f"{line}; not refreshed: {' '.join(failed)}" if failed else line
 
 
 @shared_task(name="integrations.tasks.refresh_connection", ignore_result=True)

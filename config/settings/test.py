@@ -2,7 +2,7 @@
 
 from .base import BASE_DIR, CONTENT_SECURITY_POLICY, sqlite_tuned
 from .local import *  # noqa: F403
-from .local import env
+from .local import LOGGING, env
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production"
@@ -37,3 +37,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Development quiets Celery's per-task lines (config/settings/local.py); tests read them
+# as production prints them (the worker and beat tests look for the sweep's).
+_quieted = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+_loggers: dict[str, object] = LOGGING["loggers"]  # type: ignore[assignment]
+LOGGING = {**LOGGING, "loggers": {k: v for k, v in _loggers.items() if k not in _quieted}}

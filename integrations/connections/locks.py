@@ -37,11 +37,13 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 from django.db import connection as db
 from django.db import transaction
 
+from integrations import sql_rows
 from integrations.models import Connection
 
 
@@ -71,14 +73,21 @@ def connection_locked(connection_id: int) -> Iterator[Connection]:
 
 def _locked_row(connection_id: int) -> Connection:
     """``Connection.objects.select_for_update().get(pk=...)`` without compiling that
-    query each time (a quarter of a refresh's CPU went to building it): the same
-    statement, written once."""
-    table = db.ops.quote_name(Connection._meta.db_table)  # the model's, not input
-    sql = f"SELECT * FROM {table} WHERE id = %s FOR UPDATE"  # noqa: S608
-    rows = list(Connection.objects.raw(sql, [connection_id]))
-    if not rows:
+    query, nor building a RawQuerySet, each time (a quarter of a refresh's CPU went to
+    the first, a tenth to the second: bench/refresh_sweep.py): the same statement,
+    written once, its row made an instance as the ORM makes it (``sql_rows``)."""
+    row = sql_rows.fetch(_locked_row_sql(), [connection_id])
+    if not row:
         raise Connection.DoesNotExist(f"no connection {connection_id}")
-    return rows[0]
+    return sql_rows.selected(Connection).build(row[0])  # type: ignore[no-any-return]
+
+
+@cache
+def _locked_row_sql() -> str:
+    selected = sql_rows.selected(Connection)
+    table = sql_rows.quote(Connection._meta.db_table)  # the model's, not input
+    pk = sql_rows.column(Connection, "id")
+    return f"SELECT {selected.sql} FROM {table} WHERE {pk} = %s FOR UPDATE"  # noqa: S608
 
 
 # In-memory SQLite (one process only): a lock per connection id in this process.

@@ -89,14 +89,22 @@ def test_one_sweep_claims_every_due_connection_not_one_batch(alice, endpoint, se
 
 
 @pytest.mark.django_db
-def test_the_batch_task_refreshes_each_id_and_one_failure_stops_nothing(alice, endpoint):  # noqa: F811
+def test_the_batch_task_refreshes_each_id_and_one_failure_stops_nothing(alice, endpoint, caplog):  # noqa: F811
     conns = due_connections(alice, 3)
     endpoint.script = [(200, {"access_token": "ya29.a", "expires_in": 3599}), (503, {})]
     ids = [c.pk for c in conns]
-    assert tasks.refresh_connections(ids) == 3
+    with caplog.at_level("INFO", logger="integrations.tasks"):
+        assert tasks.refresh_connections(ids) == 3
     states = {c.pk: c for c in Connection.objects.filter(pk__in=ids)}
     assert [states[i].status for i in ids] == ["active", "refresh_failing", "active"]
     assert len(endpoint.calls) == 3
+    # One line for the batch, naming the one that did not refresh.
+    lines = [r.getMessage() for r in caplog.records if r.name == "integrations.tasks"]
+    failed = states[ids[1]]
+    assert lines == [
+        f"refresh batch: 3 connections: {failed.last_error_code} 1, ok 2; "
+        f"not refreshed: {ids[1]}={failed.last_error_code}"
+    ]
 
 
 @needs_postgres
