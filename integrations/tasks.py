@@ -115,7 +115,8 @@ def _batch_summary(outcomes: list[tuple[int, str]]) -> str:
     "3 connections: ok 2, http_503 1; not refreshed: 17=http_503"."""
     counts = Counter(outcome for _, outcome in outcomes)
     ways = ", ".join(f"{outcome} {n}" for outcome, n in sorted(counts.items()))
-    line = f"{len(outcomes)} connections: {ways}" if outcomes else "0 connections"
+    n = len(outcomes)
+    line = f"{n} connection{'' if n == 1 else 's'}: {ways}" if outcomes else "0 connections"
     failed = [f"{cid}={outcome}" for cid, outcome in outcomes if outcome != "ok"]
     return f"{line}; not refreshed: {' '.join(failed)}" if failed else line
 

@@ -79,7 +79,8 @@ def _locked_row(connection_id: int) -> Connection:
     row = sql_rows.fetch(_locked_row_sql(), [connection_id])
     if not row:
         raise Connection.DoesNotExist(f"no connection {connection_id}")
-    return sql_rows.selected(Connection).build(row[0])  # type: ignore[no-any-return]
+    conn: Connection = sql_rows.selected(Connection).build(row[0])
+    return conn
 
 
 @cache

@@ -305,7 +305,7 @@ def test_celery_worker_and_beat_refresh_a_connection_about_to_expire(site, alice
     assert conn.next_refresh_at is not None and conn.next_refresh_at > timezone.now()
     assert refresh_requests() == 1
     assert "refresh-sweep" in logs[0] or "refresh_sweep" in logs[0]
-    assert "outcome=ok" in logs[1]
+    assert "refresh batch: 1 connection: ok 1" in logs[1]
     assert run.status_code == 200, run.text
     assert run.json()["env"]["GOOGLE_OAUTH_ACCESS_TOKEN"] == connection_access_token(
         connection=conn
