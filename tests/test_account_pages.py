@@ -214,8 +214,8 @@ def test_a_wrong_password_is_said_above_the_fields(client):
 
     assert_house_style(resp)
     assert re.search(
-        r'<ul class="errors" role="alert"><li>The email address and/or password you '
-        r"specified are not correct.</li></ul>",
+        r'<div role="alert" class="msg msg-error form-errors"><ul class="errors">'
+        r"<li>The email address and/or password you specified are not correct.</li></ul>",
         resp.content.decode(),
     )
     assert logged_in_user_id(client) is None
