@@ -10,13 +10,18 @@ the Integrations page and an app page at both widths."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from allauth.account.models import EmailAddress
+from allauth.account.forms import default_token_generator
+from allauth.account.models import EmailAddress, EmailConfirmationHMAC
+from allauth.account.utils import user_pk_to_url_str
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+from allauth.mfa.totp.internal.auth import TOTP
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
@@ -48,6 +53,7 @@ secrets:
 """
 BAD_MANIFEST = "namespace: acme\nname: Not A Slug\nintegrations: 7\n"
 LONG_KEY = "K" * 128
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 WIDTHS = {"phone": (390, 844), "desktop": (1280, 800)}
 SCREENSHOT_PAGES = ("integrations", "app_page")
 
@@ -121,12 +127,104 @@ def _go(
     return go
 
 
+# --- account pages (allauth's) that need more than a URL ----------------------------------
+
+
+def _submit(page: Page, fields: dict[str, str]) -> None:
+    """Fill the page's account form (its fields by name) and press its primary button."""
+    form = page.locator("main form.stack").first
+    for name, value in fields.items():
+        form.locator(f"[name='{name}']").fill(value)
+    form.locator("button.primary").click()
+    page.wait_for_load_state("load")
+
+
+def _signed_in_with_errors(page: Page, site: str, w: World) -> None:
+    page.goto(site + "/accounts/login/")
+    _submit(page, {"login": w.user.email, "password": "not the password"})
+    expect(page.locator("main [role=alert] ul.errors")).to_be_visible()
+
+
+def _sign_up_with_errors(page: Page, site: str, w: World) -> None:
+    page.goto(site + "/accounts/signup/")
+    _submit(page, {"email": "new@example.com", "password1": "abc", "password2": "abd"})
+    expect(page.locator("#id_password1_error")).to_be_visible()
+
+
+def _reset_key_url(w: World) -> str:
+    key = default_token_generator.make_token(w.user)
+    return f"/accounts/password/reset/key/{user_pk_to_url_str(w.user)}-{key}/"
+
+
+def _password_set(page: Page, site: str, w: World) -> None:
+    w.user.set_unusable_password()
+    w.user.save(update_fields=["password"])
+    sign_in(page, site, w.user)
+    _go("/accounts/password/set/")(page, site, w)
+
+
+def _email_confirm(page: Page, site: str, w: World) -> None:
+    address = EmailAddress.objects.create(user=w.user, email="ada.new@example.com")
+    _go(f"/accounts/confirm-email/{EmailConfirmationHMAC(address).key}/")(page, site, w)
+
+
+def _password_confirmed(path: str) -> Callable[[Page, str, World], None]:
+    """``path``, a page allauth shows only after the password was given again: through
+    the confirmation form it sends to."""
+
+    def go(page: Page, site: str, w: World) -> None:
+        page.goto(site + path)
+        expect(page).to_have_url(re.compile("/accounts/reauthenticate/"))
+        _submit(page, {"password": PASSWORD})
+        expect(page).to_have_url(site + path)
+
+    return go
+
+
+def _with_totp_confirmed(path: str) -> Callable[[Page, str, World], None]:
+    """``path`` for a user with an authenticator app and recovery codes, after the
+    code-confirmation form (a recovery code: allauth takes each code once)."""
+
+    def go(page: Page, site: str, w: World) -> None:
+        TOTP.activate(w.user, TOTP_SECRET)
+        code = RecoveryCodes.activate(w.user).get_unused_codes()[0]
+        page.goto(site + "/accounts/2fa/reauthenticate/?next=" + path)
+        _submit(page, {"code": code})
+        expect(page).to_have_url(site + path)
+
+    return go
+
+
+def _mfa_code_confirm(page: Page, site: str, w: World) -> None:
+    TOTP.activate(w.user, TOTP_SECRET)
+    _go("/accounts/2fa/reauthenticate/")(page, site, w)
+
+
+def _mfa_authenticate(page: Page, site: str, w: World) -> None:
+    TOTP.activate(w.user, TOTP_SECRET)
+    page.goto(site + "/accounts/login/")
+    _submit(page, {"login": w.user.email, "password": PASSWORD})
+    expect(page).to_have_url(site + "/accounts/2fa/authenticate/")
+
+
 # (id, role, how to get there): role is None (signed out), "user" or "staff".
 PAGES: list[tuple[str, str | None, Callable[[Page, str, World], None]]] = [
     ("sign_in", None, _go("/accounts/login/")),
+    ("sign_in_errors", None, _signed_in_with_errors),
     ("sign_up", None, _go("/accounts/signup/")),
+    ("sign_up_errors", None, _sign_up_with_errors),
     ("password_reset", None, _go("/accounts/password/reset/")),
+    ("password_reset_done", None, _go("/accounts/password/reset/done/")),
+    ("password_reset_from_key", None, _go(_reset_key_url)),
+    ("password_reset_bad_key", None, _go("/accounts/password/reset/key/1-bad-key/")),
+    ("password_reset_from_key_done", None, _go("/accounts/password/reset/key/done/")),
     ("verification_sent", None, _go("/accounts/confirm-email/")),
+    ("email_confirm", None, _email_confirm),
+    ("mfa_authenticate", None, _mfa_authenticate),
+    ("sign_out", "user", _go("/accounts/logout/")),
+    ("email", "user", _go("/accounts/email/")),
+    ("password_change", "user", _go("/accounts/password/change/")),
+    ("password_set", None, _password_set),
     ("integrations", "user", _go("/settings/secrets/integrations/")),
     ("secrets", "user", _go("/settings/secrets/")),
     ("service_accounts", "user", _go("/settings/secrets/service-accounts/")),
@@ -142,6 +240,15 @@ PAGES: list[tuple[str, str | None, Callable[[Page, str, World], None]]] = [
     ("namespace", "user", _go("/namespaces/acme/")),
     ("mfa_index", "user", _go("/accounts/2fa/")),
     ("mfa_reauthenticate", "user", _go("/accounts/2fa/totp/activate/")),
+    ("totp_activate", "user", _password_confirmed("/accounts/2fa/totp/activate/")),
+    ("mfa_code_confirm", "user", _mfa_code_confirm),
+    ("totp_deactivate", "user", _with_totp_confirmed("/accounts/2fa/totp/deactivate/")),
+    ("recovery_codes", "user", _with_totp_confirmed("/accounts/2fa/recovery-codes/")),
+    (
+        "recovery_codes_generate",
+        "user",
+        _with_totp_confirmed("/accounts/2fa/recovery-codes/generate/"),
+    ),
     ("sandbox_consent", "user", _sandbox_consent),
     (
         "oauth_error",
