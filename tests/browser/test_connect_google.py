@@ -5,9 +5,7 @@ consent page, Disconnect; the provider recorded the revocation; no token leaked.
 from __future__ import annotations
 
 import logging
-import os
 import re
-from pathlib import Path
 
 import pytest
 from oauth2_provider.models import AccessToken, RefreshToken
@@ -19,7 +17,6 @@ from tests.integrations.test_no_leaks import dump_every_table
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def consent(page: Page, *, untick: tuple[str, ...] = ()) -> None:
@@ -76,8 +73,6 @@ def test_sign_up_connect_add_permissions_disconnect(site, page: Page, caplog):
     expect(page.get_by_role("status")).to_contain_text("Not granted: Drive: read")
     for label in ("Gmail: read", "Calendar: read", "Sheets: read"):
         expect(account.get_by_role("listitem").filter(has_text=label)).to_be_visible()
-    if os.environ.get("UPDATE_SCREENSHOTS"):  # the README's picture
-        page.screenshot(path=str(DOCS / "integrations-page.png"), full_page=True)
     conn.refresh_from_db()
     assert Connection.objects.count() == 1
     assert "https://www.googleapis.com/auth/spreadsheets.readonly" in conn.scopes
