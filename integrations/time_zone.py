@@ -1,14 +1,17 @@
 """Pages in the signed-in user's time zone: ``TimeZoneMiddleware`` activates it
 (``django.utils.timezone.activate``) for the request; UTC until one is chosen.
 
-The zone is read from the database once per session and kept in the session, so a
-page costs no query for it; choosing a zone updates both (``remember``).
+The zone is read from the database at sign-in (``remember_at_login``, a
+``user_logged_in`` receiver) and kept in the session, so a page costs no query for it;
+a session from before has it read on its first request. Choosing a zone updates both
+(``remember``).
 """
 
 from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest, HttpResponse
@@ -22,6 +25,12 @@ _SESSION_ZONE = "integrations_time_zone"
 def remember(request: HttpRequest, zone: str) -> None:
     """Keep ``zone`` ("" for none chosen) as this session's time zone."""
     request.session[_SESSION_ZONE] = zone
+
+
+def remember_at_login(*, request: HttpRequest | None, user: Any, **kwargs: object) -> None:
+    """``user_logged_in``: keep the user's zone in the new session."""
+    if request is not None and hasattr(request, "session"):
+        remember(request, selectors.time_zone_for_user(user=user))
 
 
 def _session_zone(request: HttpRequest) -> str | None:

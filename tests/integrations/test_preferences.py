@@ -51,15 +51,24 @@ def test_the_chosen_zone_is_used_for_the_users_pages(alice_client, alice):
     assert "data-browser-time-zone" not in html and "time-zone.js" not in html
 
 
-def test_the_zone_is_read_once_per_session_and_found_by_a_new_session(alice):
+def _prefs_queries(client) -> int:
+    with CaptureQueriesContext(db) as ctx:
+        assert "1 Jun 2026, 21:00 JST" in client.get(PAGE).content.decode()
+    return len([q for q in ctx.captured_queries if "userpreferences" in q["sql"]])
+
+
+def test_the_zone_is_read_at_sign_in_not_per_page(alice):
     connected_at_noon(alice)
     preferences_time_zone_set(user=alice, time_zone="Asia/Tokyo")
     client = Client()
     client.force_login(alice)
-    assert "1 Jun 2026, 21:00 JST" in client.get(PAGE).content.decode()
-    with CaptureQueriesContext(db) as ctx:
-        assert "21:00 JST" in client.get(PAGE).content.decode()
-    assert not [q for q in ctx.captured_queries if "userpreferences" in q["sql"]]
+    assert _prefs_queries(client) == 0
+    # A session signed in before the preference existed reads it once.
+    session = client.session
+    del session["integrations_time_zone"]
+    session.save()
+    assert _prefs_queries(client) == 1
+    assert _prefs_queries(client) == 0
 
 
 def test_another_users_zone_is_not_used(client, alice, bob):
