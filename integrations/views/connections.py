@@ -331,7 +331,11 @@ def retry_refresh(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
         if forced.refreshed:
             messages.success(request, f"Renewed: {name} answered and the connection works again.")
         else:
-            messages.info(request, "Nothing to renew: this connection's access does not expire.")
+            messages.info(
+                request,
+                f"Nothing to renew with: {name} gave this connection no way to renew its "
+                "access. Reconnect it once its access has ended.",
+            )
     return redirect(reverse("integrations:page") + f"#provider-{conn.provider}")
 
 

@@ -229,3 +229,18 @@ def test_retry_now_needs_the_csrf_token(alice, endpoint):
     token = page.split(f'action="{retry_url(conn)}"')[1].split('value="')[1].split('"')[0]
     assert client.post(retry_url(conn), {"csrfmiddlewaretoken": token}).status_code == 302
     assert len(endpoint.calls) == 1
+
+
+def test_retry_now_refused_by_the_provider_says_so(alice_client, alice, endpoint):
+    endpoint.default = (401, {"error": "invalid_client"})
+    conn = failing(alice)
+    resp = alice_client.post(retry_url(conn), follow=True)
+    assert "Google refused the renewal. We keep retrying automatically." in _messages(resp)
+    assert "invalid_client" not in _messages(resp)
+
+
+def test_retry_now_without_a_refresh_token_has_nothing_to_renew(alice_client, alice, endpoint):
+    conn = failing(alice, refresh_token_encrypted=None)
+    resp = alice_client.post(retry_url(conn), follow=True)
+    assert "Nothing to renew with: Google gave this connection no way" in _messages(resp)
+    assert endpoint.calls == []
