@@ -3,9 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
-from integrations.core import statuses
+from integrations.core import statuses, time_zones
 from integrations.core.service_account_keys import PURPOSE_GCP, PURPOSE_GOOGLE_SA
 from integrations.errors import AuditEventImmutableError
 
@@ -97,6 +98,28 @@ class Connection(models.Model):
     def needs_reconnect(self) -> bool:
         """The grant has ended (``invalid_grant``): only a Reconnect brings it back."""
         return self.status == self.Status.NEEDS_RECONNECT
+
+
+def validate_time_zone(value: str) -> None:
+    if value and not time_zones.is_time_zone(value):
+        raise ValidationError(f"{value!r} is not a time zone this server knows.")
+
+
+class UserPreferences(models.Model):
+    """How pages are shown to one user. ``time_zone``: an IANA name; "" until the user
+    (or their browser) chose one, shown as UTC."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences"
+    )
+    time_zone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone])
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "user preferences"
+
+    def __str__(self) -> str:
+        return f"preferences of user {self.user_id}"
 
 
 class AuditEvent(models.Model):

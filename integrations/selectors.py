@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 from django.db.models import Count, Min, Q, QuerySet
 from django.http import Http404
 
-from integrations.models import Connection, Secret, ServiceAccountKey, UserOAuthClient
+from integrations.models import (
+    AuditEvent,
+    Connection,
+    Secret,
+    ServiceAccountKey,
+    UserOAuthClient,
+    UserPreferences,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -26,6 +33,54 @@ def connection_for_user(*, user: User, id: int) -> Connection:
 
 def connections_for_user(*, user: User) -> QuerySet[Connection]:
     return Connection.objects.filter(user=user).order_by("provider", "created_at", "id")
+
+
+@dataclass(frozen=True)
+class AppUse:
+    """An app's run that was handed the connection's token (``RUN_ENVIRONMENT``)."""
+
+    app: str
+    at: datetime
+
+
+# The user's latest runs read at once for the cards: past them, one query per
+# connection not found (a user whose many runs use other connections).
+APP_USE_WINDOW = 500
+
+
+def last_app_use_by_connection(*, user: User, connections: list[Connection]) -> dict[int, AppUse]:
+    """The latest run of an app that used each of ``connections`` (absent: none did),
+    from the audit log: one query over the user's last ``APP_USE_WINDOW`` runs."""
+    runs = AuditEvent.objects.filter(user=user, kind=AuditEvent.Kind.RUN_ENVIRONMENT)
+    wanted = {c.pk for c in connections}
+    found: dict[int, AppUse] = {}
+    recent = list(
+        runs.order_by("-created_at", "-id").values_list("created_at", "detail")[:APP_USE_WINDOW]
+    )
+    for at, detail in recent:
+        for pk in (detail.get("connections") or {}).values():
+            if pk in wanted and pk not in found:
+                found[pk] = AppUse(app=str(detail.get("app", "")), at=at)
+    if len(recent) < APP_USE_WINDOW:
+        return found
+    for conn in connections:
+        if conn.pk in found:
+            continue
+        older = (
+            runs.filter(**{f"detail__connections__{conn.provider}": conn.pk})
+            .order_by("-created_at", "-id")
+            .values_list("created_at", "detail")
+            .first()
+        )
+        if older is not None:
+            found[conn.pk] = AppUse(app=str(older[1].get("app", "")), at=older[0])
+    return found
+
+
+def time_zone_for_user(*, user: User) -> str:
+    """The user's chosen IANA time zone, "" when none was chosen."""
+    zone = UserPreferences.objects.filter(user=user).values_list("time_zone", flat=True).first()
+    return zone or ""
 
 
 def secrets_for_user(*, user: User) -> QuerySet[Secret]:

@@ -2,6 +2,7 @@ from django.urls import path
 
 from integrations.views import app_access
 from integrations.views import connections as views
+from integrations.views import preferences as preference_views
 from integrations.views import secrets as secret_views
 
 app_name = "integrations"
@@ -26,6 +27,12 @@ urlpatterns = [
         name="service_account_delete",
     ),
     path("settings/secrets/integrations/", views.integrations_page, name="page"),
+    path("settings/preferences/", preference_views.preferences_page, name="preferences"),
+    path(
+        "settings/preferences/time-zone/detect/",
+        preference_views.time_zone_detect,
+        name="time_zone_detect",
+    ),
     path(
         "settings/secrets/integrations/<slug:provider_id>/connect/",
         views.connect,
@@ -50,6 +57,11 @@ urlpatterns = [
         "settings/secrets/integrations/connections/<int:id>/reconnect/",
         views.reconnect,
         name="reconnect",
+    ),
+    path(
+        "settings/secrets/integrations/connections/<int:id>/retry/",
+        views.retry_refresh,
+        name="retry_refresh",
     ),
     path(
         "settings/secrets/integrations/connections/<int:id>/default/",

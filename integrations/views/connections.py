@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -19,9 +20,18 @@ from integrations import app_authorization, app_settings, selectors
 from integrations.connections import own_clients
 from integrations.connections.connect import connection_make_default
 from integrations.connections.disconnect import connection_disconnect
+from integrations.connections.forced_refresh import connection_refresh_force
 from integrations.core.catalogue import Capability, ProductRow, product_rows
+from integrations.core.connection_status import StatusLine, status_line
 from integrations.core.provider_config import ProviderConfig
-from integrations.errors import IntegrationError, ProviderDisabledError, UnknownProviderError
+from integrations.errors import (
+    ConnectionNeedsReconnectError,
+    IntegrationError,
+    ProviderDisabledError,
+    ProviderUnavailableError,
+    RefreshRateLimitedError,
+    UnknownProviderError,
+)
 from integrations.oauth.adapter import safe_next
 from integrations.oauth.flows import connection_start
 from integrations.oauth.provider import IntegrationOAuth2Adapter
@@ -65,6 +75,9 @@ class ConnectionRow:
     provider_name: str
     granted: list[Capability]
     addable: list[Capability]
+    status: StatusLine
+    # The latest run of an app handed its token (None: no app has used it yet).
+    last_use: selectors.AppUse | None = None
     # The Add Permissions picker: every row with a level still to add; each level with
     # whether the grant already satisfies it, and the row's current (highest) level.
     picker: list[PickerRow] = field(default_factory=list)
@@ -116,10 +129,13 @@ def integrations_page(request: AuthenticatedHttpRequest) -> HttpResponse:
         if client.provider in sections:
             sections[client.provider].own_client = client
     used_by = app_authorization.apps_by_connection(user=request.user)
-    for conn in selectors.connections_for_user(user=request.user):
-        section = sections.get(conn.provider)
-        if section is None:
-            continue
+    connections = [
+        c for c in selectors.connections_for_user(user=request.user) if c.provider in sections
+    ]
+    last_use = selectors.last_app_use_by_connection(user=request.user, connections=connections)
+    now = timezone.now()
+    for conn in connections:
+        section = sections[conn.provider]
         granted = cat.granted_capabilities(conn.provider, conn.scopes)
         section.connections.append(
             ConnectionRow(
@@ -127,6 +143,15 @@ def integrations_page(request: AuthenticatedHttpRequest) -> HttpResponse:
                 provider_name=section.config.name,
                 granted=[cat.by_key[k] for k in cat.effective_capabilities(granted)],
                 addable=[c for c in section.capabilities if not cat.is_satisfied(c.key, granted)],
+                status=status_line(
+                    status=conn.status,
+                    has_refresh_token=conn.has_refresh_token,
+                    expires_at=conn.expires_at,
+                    last_error_code=conn.last_error_code,
+                    backoff_until=conn.backoff_until,
+                    now=now,
+                ),
+                last_use=last_use.get(conn.pk),
                 used_by=used_by.get(conn.pk, []),
                 picker=_picker(
                     section.rows,
@@ -273,6 +298,56 @@ def reconnect(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+def retry_refresh(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
+    """Retry now: renew a failing connection's access token at once (a forced refresh,
+    at most one per connection per ``INTEGRATIONS_FORCED_REFRESH_INTERVAL``)."""
+    conn = selectors.connection_for_user(user=request.user, id=id)
+    name = _provider_name(conn)
+    try:
+        forced = connection_refresh_force(
+            connection=conn, actor={"by": f"user:{request.user.pk}", "via": "integrations_page"}
+        )
+    except type(conn).DoesNotExist:  # disconnected meanwhile
+        messages.error(request, "This connection was disconnected meanwhile.")
+    except RefreshRateLimitedError as exc:
+        messages.warning(
+            request,
+            f"A retry was made moments ago. You can retry again in {exc.retry_after} seconds; "
+            "we also keep retrying automatically.",
+        )
+    except ConnectionNeedsReconnectError:
+        messages.error(
+            request,
+            f"{name} no longer accepts this connection. Reconnect it so that apps can use it "
+            "again.",
+        )
+    except ProviderUnavailableError:
+        messages.error(
+            request, f"{name} did not answer this time either. We keep retrying automatically."
+        )
+    except IntegrationError:
+        messages.error(request, f"{name} refused the renewal. We keep retrying automatically.")
+    else:
+        if forced.refreshed:
+            messages.success(request, f"Renewed: {name} answered and the connection works again.")
+        else:
+            messages.info(
+                request,
+                f"Nothing to renew with: {name} gave this connection no way to renew its "
+                "access. Reconnect it once its access has ended.",
+            )
+    return redirect(reverse("integrations:page") + f"#provider-{conn.provider}")
+
+
+def _provider_name(conn: Connection) -> str:
+    try:
+        return registry.provider_info(conn.provider).name
+    except UnknownProviderError:
+        return conn.provider  # its definition was deleted
+
+
+@login_required
+@require_POST
 def make_default(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
     conn = selectors.connection_for_user(user=request.user, id=id)
     connection_make_default(connection=conn)
@@ -286,10 +361,7 @@ def make_default(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def disconnect(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
     conn = selectors.connection_for_user(user=request.user, id=id)
-    try:
-        name = registry.provider_info(conn.provider).name
-    except UnknownProviderError:
-        name = conn.provider  # its definition was deleted: the connection still goes
+    name = _provider_name(conn)  # its definition deleted: the connection still goes
     if request.method == "GET":
         return render(
             request,

@@ -6,6 +6,7 @@ from django import forms
 from django.http import QueryDict
 
 from integrations.app_authorization import check_app_slug
+from integrations.core import time_zones
 from integrations.core.catalogue import Capability
 from integrations.core.secret_rules import check_secret_key, check_secret_value
 from integrations.core.service_account_keys import MAX_KEY_BYTES, parse_project_number
@@ -151,3 +152,12 @@ class GcpProjectForm(ServiceAccountKeyForm):
             return parse_project_number(self.cleaned_data["project_number"])
         except InvalidServiceAccountKeyError as exc:
             raise forms.ValidationError(str(exc)) from None
+
+
+class TimeZoneForm(forms.Form):
+    """The time zone pages use, one of the tz database's names."""
+
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        choices=lambda: [(name, name) for name in time_zones.time_zone_names()],
+    )

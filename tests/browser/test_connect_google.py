@@ -18,7 +18,6 @@ from tests.integrations.test_no_leaks import dump_every_table
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-
 def consent(page: Page, *, untick: tuple[str, ...] = ()) -> None:
     expect(page.get_by_role("heading", level=1)).to_contain_text(
         "wants to access your Google Account"

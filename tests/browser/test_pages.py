@@ -32,6 +32,7 @@ import config.urls  # noqa: F401  (it unregisters the unused admin models: the r
 from apps_registry import services
 from integrations.app_authorization import AllowItem, app_authorization_allow
 from integrations.models import Connection
+from integrations.preferences import preferences_time_zone_set
 from integrations.secrets import secret_set
 
 from ..integrations.factories import ConnectionFactory
@@ -75,6 +76,8 @@ def build_world() -> World:
         "root", "root@example.com", PASSWORD, is_staff=True, is_superuser=True
     )
     services.manifest_upload(user=user, text=MANIFEST)  # Ada owns acme
+    # Chosen, so that no page reloads itself in the browser's zone while it is checked.
+    preferences_time_zone_set(user=user, time_zone="Europe/Paris")
     connection = ConnectionFactory.create(user=user, account_email="ada@gmail.example")
     failing = ConnectionFactory.create(
         user=user,
@@ -228,6 +231,7 @@ PAGES: list[tuple[str, str | None, Callable[[Page, str, World], None]]] = [
     ("integrations", "user", _go("/settings/secrets/integrations/")),
     ("secrets", "user", _go("/settings/secrets/")),
     ("service_accounts", "user", _go("/settings/secrets/service-accounts/")),
+    ("preferences", "user", _go("/settings/preferences/")),
     ("secret_delete", "user", _go(lambda w: f"/settings/secrets/{w.secret_id}/delete/")),
     (
         "disconnect",

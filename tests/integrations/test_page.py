@@ -70,7 +70,7 @@ def test_connection_shows_account_grants_status_and_only_missing_permissions(ali
     assert "alice@gmail.example" in html
     assert "Sheets: read" in html and "Gmail: send" in html
     assert "Active" in html
-    assert "expires" in html
+    assert "Working. Renewed automatically." in html
     add_form = html.split(
         f'action="/settings/secrets/integrations/connections/{conn.pk}/add-permissions/"'
     )[1].split("</form>")[0]
@@ -110,13 +110,17 @@ def test_page_query_count_does_not_grow_with_connections(alice_client, alice):
 @pytest.mark.parametrize(
     ("status", "shown", "hidden"),
     [
-        ("active", ["renewed automatically"], ["did not answer", "Needs reconnecting"]),
+        ("active", ["Working. Renewed automatically."], ["did not answer", "Reconnect"]),
         (
             "refresh_failing",
-            ["did not answer our last renewal (timeout)", "renewed automatically"],
-            ["Needs reconnecting"],
+            ["Google did not answer our last renewal.", "Retry now"],
+            ["Renewed automatically", "Reconnect"],
         ),
-        ("needs_reconnect", ["Needs reconnecting: see above."], ["renewed automatically"]),
+        (
+            "needs_reconnect",
+            ["Google no longer accepts this connection", "Reconnect"],
+            ["Renewed automatically", "Retry now"],
+        ),
     ],
 )
 def test_each_status_says_what_it_means(alice_client, alice, status, shown, hidden):
