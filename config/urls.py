@@ -1,7 +1,9 @@
 from allauth.account.decorators import secure_admin_login
 from django.conf import settings
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.functional import lazy
 from django.views.generic import RedirectView
 
 from config.admin_mfa import register_authenticator_admin, unregister_unused_admin
@@ -27,6 +29,9 @@ urlpatterns = [
     path("readyz", operations.readyz, name="readyz"),
     path("metrics", operations.metrics_view, name="metrics"),
     path("", RedirectView.as_view(pattern_name="integrations:page"), name="home"),
+    # Browsers ask for /favicon.ico whatever the page links; the icon is one SVG file
+    # (its static URL, hashed in production, looked up when first asked for).
+    path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.svg")), name="favicon"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("apps_registry.urls")),

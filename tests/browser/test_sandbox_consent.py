@@ -18,6 +18,7 @@ def test_enter_on_the_consent_page_allows(site, page: Page):
     sign_in(page, site, world.user)
     _sandbox_consent(page, site, world)
     expect(page.get_by_role("button", name="Allow")).to_have_class("primary")
+    expect(page.locator("link[rel=icon]")).to_have_attribute("href", "/static/favicon.svg")
 
     page.locator("main form input[type=checkbox]:not([disabled])").first.press("Enter")
 
