@@ -7,6 +7,7 @@ from django.utils.functional import lazy
 from django.views.generic import RedirectView
 
 from config.admin_mfa import register_authenticator_admin, unregister_unused_admin
+from config.admin_users import register_user_admin
 from integrations.views import operations
 
 # The admin's sign-in is allauth's: its rate limits, and its two-factor step, apply
@@ -15,6 +16,9 @@ from integrations.views import operations
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 # Staff see who has an authenticator, never its secret.
 register_authenticator_admin(admin.site)
+# Groups and permissions as checkboxes, not the admin's two-box filter (its help icons
+# fail axe; config/admin_users.py).
+register_user_admin(admin.site)
 admin.site.site_header = "Integrations Hub admin"
 admin.site.site_title = "Integrations Hub admin"
 admin.site.index_title = "Integrations Hub admin"
