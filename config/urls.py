@@ -22,6 +22,9 @@ register_user_admin(admin.site)
 admin.site.site_header = "Integrations Hub admin"
 admin.site.site_title = "Integrations Hub admin"
 admin.site.index_title = "Integrations Hub admin"
+# The changelists get the window's width (tests/browser/test_admin_widths.py); the
+# index and the breadcrumbs lead to the other models.
+admin.site.enable_nav_sidebar = False
 # Nobody administers these here: the sandbox's OAuth toolkit rows are made by its own
 # flows, and allauth's social apps and accounts are unused (providers are
 # ProviderDefinition rows; connections are Connection rows).

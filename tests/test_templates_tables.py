@@ -1,6 +1,7 @@
 """Every table's body cell names its column in ``data-label``: on a phone the table
 stacks and shows that name above the cell (static/css/site.css). An empty label is
-for a cell whose content names itself (an action button, a "Used by" line)."""
+for a cell whose content names itself (an action button, a "Used by" line). The
+admin's own templates (templates/admin/) are Django's tables, which do not stack."""
 
 from __future__ import annotations
 
@@ -39,7 +40,11 @@ def test_the_check_finds_an_unlabelled_cell():
 
 
 def test_every_table_cell_in_templates_has_a_data_label():
-    templates = [p for p in TEMPLATES.rglob("*.html") if "<table" in p.read_text()]
+    templates = [
+        p
+        for p in TEMPLATES.rglob("*.html")
+        if "<table" in p.read_text() and p.parts[len(TEMPLATES.parts)] != "admin"
+    ]
     assert len(templates) >= 4  # the secrets, apps, app and upload pages
     unlabelled = {
         str(p.relative_to(TEMPLATES)): cells
