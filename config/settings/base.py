@@ -127,6 +127,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # The admin changelist's long cells (templates/admin/change_list_results.html).
+            "libraries": {"admin_cells": "config.admin_cells"},
         },
     },
 ]

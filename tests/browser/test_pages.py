@@ -271,14 +271,7 @@ PAGES: list[tuple[str, str | None, Callable[[Page, str, World], None]]] = [
 ]
 
 # (page id, width) -> why it fails today. Each fix flips its entry to an unexpected pass.
-_ADMIN_FILTER_ARIA = (
-    "axe aria-prohibited-attr (serious): the admin's permission filter's help-tooltip "
-    "icons carry an aria-label on a <span> with no role"
-)
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("admin_user_change", "phone"): _ADMIN_FILTER_ARIA,
-    ("admin_user_change", "desktop"): _ADMIN_FILTER_ARIA,
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 def _params() -> list[Any]:
