@@ -270,7 +270,7 @@ def test_invalid_upload_shows_problems_beside_their_lines_and_keeps_the_version(
     assert "Kept as version 1 of" in html
     assert '<h2 id="problems-heading">1 problem</h2>' in html
     line = html.split('<tr id="line-10" class="has-problem">')[1].split("</tr>")[0]
-    assert "<code>    optional: yes</code>" in line
+    assert "<code>    optional: <mark>y</mark>es</code>" in line
     assert "column 15" in line and "must be true or false" in line
     assert 'href="#line-10"' in html
     assert '<tr id="line-1">' in html  # every line is listed
@@ -282,7 +282,29 @@ def test_refused_upload_shows_the_problem_and_stores_nothing(alice_client):
     resp = alice_client.post(UPLOAD, {"text": "name: [oops\n"})
     html = resp.content.decode()
     assert resp.status_code == 200
-    assert "invalid YAML" in html and '<tr id="line-2" class="has-problem">' in html
+    assert "a list opened with &#x27;[&#x27; here is never closed" in html
+    assert '<tr id="line-1" class="has-problem">' in html
+    assert not ManifestVersion.objects.exists()
+
+
+def test_a_yaml_syntax_error_is_said_in_plain_words_beside_its_line(alice_client):
+    text = "name: report\nsecrets:\n  - key: FAL_KEY\n - key: OTHER_KEY\ntitle: Report\n"
+    resp = alice_client.post(UPLOAD, {"text": text})
+    html = resp.content.decode()
+
+    assert resp.status_code == 200
+    assert '<h2 id="problems-heading">1 problem</h2>' in html
+    assert (
+        '<a href="#line-4">Line 4, column 2</a>: '
+        "a list item is not indented like the lines before it</li>"
+    ) in html
+    line = html.split('<tr id="line-4" class="has-problem">')[1].split("</tr>")[0]
+    assert '<th scope="row">4</th>' in line
+    assert "<code> <mark>-</mark> key: OTHER_KEY</code>" in line
+    assert "column 2: a list item is not indented like the lines before it" in line
+    assert '<tr id="line-3">' in html and '<tr id="line-5">' in html
+    # Nothing typed is lost: the whole text is back in the form.
+    assert ">\n" + text + "</textarea>" in html
     assert not ManifestVersion.objects.exists()
 
 
