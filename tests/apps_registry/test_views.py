@@ -16,7 +16,8 @@ from django.urls import reverse
 from apps_registry.manifest import MAX_MANIFEST_BYTES
 from apps_registry.models import App, ManifestVersion
 from integrations.core.catalogue import BUILTIN as catalogue
-from integrations.secrets import secret_set
+from integrations.models import AuditEvent, Secret
+from integrations.secrets import secret_set, secret_value
 from tests.authorization import allow_declared
 from tests.integrations.factories import ConnectionFactory
 
@@ -514,3 +515,94 @@ def test_the_app_page_is_a_checklist_titled_from_the_manifest(client, alice, bob
     assert not ManifestVersion.objects.filter(app__name="report").exclude(number=1).exists()
     listing = client.get(reverse("apps_registry:list"))
     assert listing.status_code == 200
+
+
+# --- the checklist's inline secret form -----------------------------------------------
+
+SECRET_ADD = reverse("apps_registry:app_secret_add", args=["acme", "report"])
+VALUE = "fal-value-that-must-never-be-shown"
+
+
+def test_a_missing_secret_is_added_inline_and_never_echoed(client, alice, bob, upload):
+    upload(alice, CHECKLIST)
+    client.force_login(bob)
+
+    resp = client.post(SECRET_ADD, {"key": "FAL_KEY", "value": VALUE})
+
+    assert resp.status_code == 302 and resp["Location"] == REPORT_URL
+    assert texts(resp) == ["Added FAL_KEY."]
+    secret = Secret.objects.get(user=bob, key="FAL_KEY")
+    assert VALUE.encode() not in bytes(secret.value_encrypted)
+    assert secret_value(secret=secret) == VALUE
+    assert AuditEvent.objects.filter(kind="secret_set", user=bob, account="FAL_KEY").exists()
+    html = client.get(REPORT_URL).content.decode()
+    assert VALUE not in html
+    row = step_of(html, "FAL_KEY")
+    assert 'class="step step-done"' in html and "<form" not in row
+    # Set, not allowed yet: the Allow step offers it.
+    assert "the secret FAL_KEY" in step_of(html, "allow")
+    assert "Not ready: needs 1 permission (covers 2) and your Allow</h2>" in html
+
+
+def test_the_inline_secret_form_needs_a_csrf_token(alice, bob, upload):
+    upload(alice, CHECKLIST)
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(bob)
+    resp = csrf_client.post(SECRET_ADD, {"key": "FAL_KEY", "value": VALUE})
+    assert resp.status_code == 403
+    assert not Secret.objects.exists()
+
+
+def test_the_inline_secret_form_writes_only_the_users_own_declared_secret(
+    client, alice, bob, upload
+):
+    upload(alice, CHECKLIST)
+    secret_set(user=alice, key="FAL_KEY", value="alice's own")
+    client.force_login(bob)
+
+    # A key the app does not declare is refused, whatever the form says.
+    resp = client.post(SECRET_ADD, {"key": "OTHER_KEY", "value": VALUE})
+    assert resp.status_code == 302 and resp["Location"] == REPORT_URL
+    assert texts(resp) == ["acme/report declares no such secret: nothing was saved."]
+    assert not Secret.objects.filter(user=bob).exists()
+
+    # Bob's FAL_KEY is his: Alice's stays as it was.
+    client.post(SECRET_ADD, {"key": "FAL_KEY", "value": VALUE})
+    assert secret_value(secret=Secret.objects.get(user=bob)) == VALUE
+    assert secret_value(secret=Secret.objects.get(user=alice)) == "alice's own"
+
+    # A stale page never replaces a secret that is set: that is Settings → Secrets' job.
+    resp = client.post(SECRET_ADD, {"key": "FAL_KEY", "value": "replaced"})
+    assert texts(resp)[-1] == "FAL_KEY is already set; replace it under Settings → Secrets."
+    assert secret_value(secret=Secret.objects.get(user=bob)) == VALUE
+
+    # An app Bob cannot see (no valid version, not his) is a 404.
+    upload(alice, REPORT.replace("name: report", "name: hidden").replace("true", "1"))
+    hidden = reverse("apps_registry:app_secret_add", args=["acme", "hidden"])
+    assert client.post(hidden, {"key": "FAL_KEY", "value": VALUE}).status_code == 404
+
+
+def test_the_inline_secret_form_refuses_a_too_long_or_empty_value_without_echoing_it(
+    client, alice, bob, upload
+):
+    upload(alice, CHECKLIST)
+    client.force_login(bob)
+    long_value = "s" * (16 * 1024) + "!"
+
+    resp = client.post(SECRET_ADD, {"key": "FAL_KEY", "value": long_value})
+    assert resp.status_code == 302 and resp["Location"] == REPORT_URL
+    assert texts(resp) == ["FAL_KEY was not saved: The value is longer than 16 KiB."]
+    resp = client.post(SECRET_ADD, {"key": "FAL_KEY", "value": ""})
+    assert texts(resp)[-1] == "FAL_KEY was not saved: The value is empty."
+    assert not Secret.objects.exists()
+    html = client.get(REPORT_URL).content.decode()
+    assert long_value not in html and 'class="secret-add"' in html
+
+
+def test_the_inline_secret_form_is_post_only_for_signed_in_users(client, alice, bob, upload):
+    upload(alice, CHECKLIST)
+    resp = client.post(SECRET_ADD, {"key": "FAL_KEY", "value": VALUE})
+    assert resp.status_code == 302 and resp["Location"].startswith(reverse("account_login"))
+    client.force_login(bob)
+    assert client.get(SECRET_ADD).status_code == 405
+    assert not Secret.objects.exists()
