@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from apps_registry.manifest import ManifestProblem
-
-# Line breaks as YAML parsers count them (PyYAML and libyaml alike), so that a
-# problem's line number points at the line shown with that number.
-_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+from apps_registry.manifest import ManifestProblem, split_lines
 
 
 @dataclass
@@ -19,13 +14,25 @@ class Line:
     text: str
     problems: list[ManifestProblem] = field(default_factory=list)
 
+    @property
+    def parts(self) -> tuple[str, str, str]:
+        """The text before, at and after the column of the line's first problem, so that
+        the page can mark the character it points at (``("", "", text)`` without one,
+        or when the column is past the end of the line)."""
+        if not self.problems:
+            return "", "", self.text
+        index = max(self.problems[0].column, 1) - 1
+        if index >= len(self.text):
+            return self.text, "", ""
+        return self.text[:index], self.text[index], self.text[index + 1 :]
+
 
 def annotate_lines(text: str, problems: Iterable[ManifestProblem]) -> list[Line]:
     """``text`` split into numbered lines, each with the problems reported on it.
 
     A problem past the last line (the end of the document) goes with the last line.
     """
-    lines = [Line(number=i, text=t) for i, t in enumerate(_LINE_BREAK.split(text), start=1)]
+    lines = [Line(number=i, text=t) for i, t in enumerate(split_lines(text), start=1)]
     for problem in problems:
         index = min(max(problem.line, 1), len(lines)) - 1
         lines[index].problems.append(problem)

@@ -406,10 +406,14 @@ def assess_readiness(
     for provider in oauth:
         if provider not in connectable:
             continue
+        # OAuth ones only: a service-account key (``google.sa``) is no Google permission.
         missing = [
             i
             for i in items
-            if i.kind == "integration" and i.provider == provider and not i.satisfied
+            if i.kind == "integration"
+            and i.provider == provider
+            and i.credential_kind is CredentialKind.OAUTH
+            and not i.satisfied
         ]
         required = [i.key for i in missing if not i.optional]
         optional = [i.key for i in missing if i.optional]

@@ -37,6 +37,11 @@ urlpatterns = [
     path("namespaces/<appslug:name>/", views.namespace_detail, name="namespace"),
     path("apps/<appslug:namespace>/<appslug:name>/allow/", views.app_allow, name="app_allow"),
     path(
+        "apps/<appslug:namespace>/<appslug:name>/secrets/",
+        views.app_secret_add,
+        name="app_secret_add",
+    ),
+    path(
         "apps/<appslug:namespace>/<appslug:name>/retry/<int:connection_id>/",
         views.retry_now,
         name="retry_now",

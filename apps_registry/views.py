@@ -18,9 +18,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps_registry import selectors, services
+from apps_registry.checklist import build_checklist
 from apps_registry.display import annotate_lines, describe_problem
 from apps_registry.errors import (
     AppOwnershipError,
@@ -33,13 +35,16 @@ from apps_registry.forms import ManifestUploadForm, NamespaceOwnerForm
 from apps_registry.limits import MAX_ENVELOPE_BYTES, MAX_MANIFEST_BYTES, content_length
 from apps_registry.manifest import ManifestProblem
 from apps_registry.serialization import problems_from_json, requirements_from_json
+from integrations import selectors as integrations_selectors
 from integrations.app_authorization import AllowItem, app_authorization_allow
+from integrations.errors import InvalidSecretError
 from integrations.providers import registry as integrations_registry
+from integrations.secrets import secret_set
 from integrations.types import AuthenticatedHttpRequest
+from integrations.views.forms import SecretForm
 
 if TYPE_CHECKING:
     from apps_registry.models import App, ManifestVersion
-    from apps_registry.readiness import Action, Readiness
 
 
 @login_required
@@ -50,8 +55,9 @@ def app_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 def app_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
-    """Anyone sees an app's manifest; a signed-in user also sees what it needs that they
-    have not granted yet, and the actions that ask for exactly that."""
+    """Anyone sees an app's manifest; a signed-in user sees it as a checklist: each need
+    (capability, secret, their Allow) done or missing, with the action that does it
+    (``checklist.build_checklist``)."""
     app = selectors.app_for_user(user=request.user, namespace=namespace, name=name)
     version = app.current_version
     parsed = version.parsed if version is not None else {}
@@ -70,7 +76,11 @@ def app_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
     context: dict[str, Any] = {
         "app": app,
         "title": app_title(app=app, parsed=parsed),
-        "actions": actions_with_notes(readiness) if readiness is not None else [],
+        "checklist": (
+            build_checklist(readiness, to_allow=to_allow, cat=integrations_registry.catalogue())
+            if readiness is not None
+            else None
+        ),
         "version": version,
         "manifest": parsed,
         "integrations": requirements_from_json(parsed, "integrations"),
@@ -78,8 +88,6 @@ def app_detail(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
         "readiness": readiness,
         # None: authorization is "declared"; () when everything there is allowed.
         "to_allow": to_allow,
-        "must_allow": [i for i in to_allow or () if not i.optional],
-        "not_allowed_keys": {i.key for i in to_allow or ()},
         "can_change": can_change,
         "publisher": publisher,
         "owns_namespace": publisher is not None
@@ -99,27 +107,6 @@ def app_title(*, app: App, parsed: dict[str, Any]) -> str:
     """What the pages call an app: its manifest's ``title``, else its name."""
     title = parsed.get("title")
     return title.strip() if isinstance(title, str) and title.strip() else app.name
-
-
-def actions_with_notes(readiness: Readiness) -> list[tuple[Action, list[str]]]:
-    """Each action with one sentence for each asked capability that also
-    covers other missing ones the app declares ("Gmail: read and organize also covers
-    Gmail: send, Gmail: drafts"), from the catalogue's ``covers`` data."""
-    cat = integrations_registry.catalogue()
-    missing = {i.key for i in (*readiness.required_missing, *readiness.optional_missing)}
-    rows: list[tuple[Action, list[str]]] = []
-    for action in readiness.actions:
-        notes: list[str] = []
-        asked = set(action.capabilities)
-        for key in action.capabilities:
-            capability = cat.by_key.get(key)
-            covers = capability.covers if capability is not None else ()
-            covered = [k for k in covers if k in missing and k not in asked]
-            if covered:
-                labels = ", ".join(cat.label(k) for k in covered)
-                notes.append(f"{cat.label(key)} also covers {labels}.")
-        rows.append((action, notes))
-    return rows
 
 
 def _posted_item(value: str) -> AllowItem | None:
@@ -169,6 +156,41 @@ def app_allow(request: AuthenticatedHttpRequest, namespace: str, name: str) -> H
     title = app_title(app=app, parsed=app.current_version.parsed)
     messages.success(request, f"Allowed {title} to use: {', '.join(shown)}.")
     return redirect("apps_registry:app", namespace=app.namespace, name=app.name)
+
+
+# Error reports (500 pages, admin emails) mask the write-only value.
+@sensitive_post_parameters("value")
+@require_POST
+@login_required
+def app_secret_add(request: AuthenticatedHttpRequest, namespace: str, name: str) -> HttpResponse:
+    """The app page's inline form: set a secret the app's current version declares and
+    the user has not set yet (``integrations.secrets.secret_set``, its rules), then back
+    to the app page. Replacing a secret is Settings → Secrets' job, so a stale page
+    never overwrites one. The value is never echoed, not even in an error."""
+    app = selectors.app_for_user(user=request.user, namespace=namespace, name=name)
+    back = redirect("apps_registry:app", namespace=app.namespace, name=app.name)
+    key = request.POST.get("key", "")
+    declared = app.current_version is not None and any(
+        r.key == key for r in selectors.secrets_handed_out(app.current_version.parsed)
+    )
+    if not declared:
+        messages.error(request, f"{app.slug} declares no such secret: nothing was saved.")
+        return back
+    if key in integrations_selectors.secret_keys_for_user(user=request.user):
+        messages.info(request, f"{key} is already set; replace it under Settings → Secrets.")
+        return back
+    form = SecretForm(request.POST)
+    if not form.is_valid():
+        errors = [str(e) for errors in form.errors.values() for e in errors]
+        messages.error(request, f"{key} was not saved: {' '.join(errors)}")
+        return back
+    try:
+        secret_set(user=request.user, key=key, value=form.cleaned_data["value"])
+    except InvalidSecretError as exc:
+        messages.error(request, f"{key} was not saved: {exc}")
+        return back
+    messages.success(request, f"Added {key}.")
+    return back
 
 
 def hhmm(moment: datetime) -> str:

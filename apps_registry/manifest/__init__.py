@@ -91,6 +91,7 @@ from apps_registry.manifest.schema import (
     parse_manifest,
     validate_manifest_tree,
 )
+from apps_registry.manifest.yaml_words import split_lines
 
 __all__ = [
     "ENV_NAME_RE",
@@ -113,5 +114,6 @@ __all__ = [
     "decode_manifest_text",
     "locate_offset",
     "parse_manifest",
+    "split_lines",
     "validate_manifest_tree",
 ]

@@ -25,6 +25,7 @@ from apps_registry.manifest.problems import (
     problem_at,
     refuse_at,
 )
+from apps_registry.manifest.yaml_words import problem_from_yaml_error
 
 STR_TAG: Final = "tag:yaml.org,2002:str"
 INT_TAG: Final = "tag:yaml.org,2002:int"
@@ -168,8 +169,8 @@ _NOT_PRINTABLE: Final = re.compile(
 def compose_manifest(text: str, *, use_libyaml: bool = HAVE_LIBYAML) -> Node | None:
     """Compose ``text`` into a YAML node tree (``None`` for an empty document).
 
-    Raises :class:`ManifestError` for characters YAML forbids, invalid YAML (at the
-    position of the parser's error mark), explicit tags, documents over the alias,
+    Raises :class:`ManifestError` for characters YAML forbids, invalid YAML (in plain
+    words, at the line to fix: ``yaml_words``), explicit tags, documents over the alias,
     node-count or depth limits, and strings that cannot be stored (an escaped NUL or
     lone surrogate: ``_unstorable_strings``). ``use_libyaml`` picks libyaml's parser (about
     8x faster) over PyYAML's pure-Python one; the result is the same node tree.
@@ -192,7 +193,7 @@ def compose_manifest(text: str, *, use_libyaml: bool = HAVE_LIBYAML) -> Node | N
             loader = _PurePythonComposer(text)
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        raise ManifestError([_problem_from_yaml_error(exc)]) from None
+        raise ManifestError([problem_from_yaml_error(exc, text)]) from None
     except RecursionError:
         raise ManifestError(
             [ManifestProblem(1, 1, "", "the document is nested too deeply")]
@@ -262,13 +263,6 @@ def _unstorable_strings(root: Node) -> list[ManifestProblem]:
 
     walk(root, "")
     return in_document_order(problems)
-
-
-def _problem_from_yaml_error(exc: yaml.MarkedYAMLError) -> ManifestProblem:
-    mark = exc.problem_mark or exc.context_mark
-    parts = [p for p in (exc.context, exc.problem) if p]
-    message = "invalid YAML: " + ", ".join(parts) if parts else "invalid YAML"
-    return problem_at(mark, "", message)
 
 
 def _show_tag(tag: str) -> str:

@@ -127,7 +127,8 @@ def test_refused_manifest_is_422_without_a_version(api, alice_token):
     assert resp.status_code == 422
     body = resp.json()
     assert body["valid"] is False and "number" not in body
-    assert body["errors"][0]["message"].startswith("invalid YAML")
+    assert body["errors"][0]["message"].startswith("a list opened with '[' here is never closed")
+    assert (body["errors"][0]["line"], body["errors"][0]["column"]) == (1, 7)
     assert not ManifestVersion.objects.exists()
 
 

@@ -108,7 +108,7 @@ def test_a_run_gets_nothing_until_the_app_is_allowed(runner, app, bob):
     assert sentence.strip() == (
         f"Sheets: read ({who}), Drive: read ({who}) (optional), the secret FAL_KEY."
     )
-    row = html.split('data-key="google.sheets.readonly"')[1].split("</tr>")[0]
+    row = html.split('data-key="google.sheets.readonly"')[1].split("</li>")[0]
     assert "not allowed yet" in row
     resp, items = allow_from_page(client)
     assert resp.status_code == 302

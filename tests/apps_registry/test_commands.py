@@ -79,7 +79,7 @@ def test_the_real_exit_code(tmp_path):
         check=False,
     )
     assert run.returncode == 1, run.stderr
-    assert run.stdout.startswith(f"{bad}:2:1: invalid YAML")
+    assert run.stdout.startswith(f"{bad}:2:1: the manifest ends inside a list")
     ok = subprocess.run(
         [
             sys.executable,

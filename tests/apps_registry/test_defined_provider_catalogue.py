@@ -80,9 +80,9 @@ def test_app_page_names_the_defined_provider_and_its_capabilities(
     client.force_login(bob)
     html = client.get(PAGE).content.decode()
     assert "Connect Slack</button>" in html
-    assert "Asks Slack for: Slack: post messages, and allows Notify to use them." in html
+    assert "Asks Slack for: Slack: post messages, and allows Notify to use it." in html
     assert "Asks Slack for: Slack: post messages, Slack: list channels, and allows Notify" in html
-    row = html.split('data-key="slack.chat.write"')[1].split("</tr>")[0]
+    row = html.split('data-key="slack.chat.write"')[1].split("</li>")[0]
     assert "Slack: post messages" in row and "No Slack account connected" in row
     assert "Connect slack" not in html and "Asks slack" not in html
 

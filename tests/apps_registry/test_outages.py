@@ -132,7 +132,7 @@ def test_a_failed_refresh_on_the_run_path_answers_503_and_the_page_says_the_same
     allow_declared(bob, "acme/digest")
     Connection.objects.filter(pk=conn.pk).update(expires_at=timezone.now() - timedelta(seconds=5))
     client.force_login(bob)
-    assert '<h2 id="readiness-heading">Ready</h2>' in client.get(PAGE).content.decode()
+    assert '<h2 id="readiness-heading">Ready to run</h2>' in client.get(PAGE).content.decode()
 
     with responses.RequestsMock() as rsps:
         rsps.add("POST", token_url(), status=503)
@@ -152,7 +152,7 @@ def test_a_failed_refresh_on_the_run_path_answers_503_and_the_page_says_the_same
 def test_refresh_failing_with_a_valid_token_is_still_ready_and_runs(client, runner, app, bob):
     failing(bob, expires_at=timezone.now() + timedelta(hours=1))
     client.force_login(bob)
-    assert '<h2 id="readiness-heading">Ready</h2>' in client.get(PAGE).content.decode()
+    assert '<h2 id="readiness-heading">Ready to run</h2>' in client.get(PAGE).content.decode()
     assert ask(runner, user="bob@example.com", app="acme/digest").status_code == 200
 
 
@@ -245,7 +245,7 @@ def test_retry_now_refreshes_past_the_backoff_once_a_minute(client, app, bob):
     conn.refresh_from_db()
     assert conn.status == "active" and conn.backoff_until is None
     assert connection_access_token(connection=conn) == "ya29.fresh"
-    assert '<h2 id="readiness-heading">Ready</h2>' in client.get(PAGE).content.decode()
+    assert '<h2 id="readiness-heading">Ready to run</h2>' in client.get(PAGE).content.decode()
 
     # Asked again at once: no request, the row untouched.
     before = conn.attempts_in_window

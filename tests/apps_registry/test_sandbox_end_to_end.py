@@ -93,8 +93,9 @@ def test_add_permissions_from_the_app_page_ends_with_the_app_ready(site):
 
     # Not ready; the action asks for exactly Sheets (read), on the existing connection.
     html = client.get(REPORT_URL).content.decode()
-    assert '<h2 id="readiness-heading">Not ready</h2>' in html
-    (required_url, required), (optional_url, optional) = action_forms(html)
+    assert '<h2 id="readiness-heading">Not ready: needs 1 permission</h2>' in html
+    # The checklist's row buttons (Sheets; the optional Drive), then both at once.
+    (required_url, required), _, (optional_url, optional) = action_forms(html)
     add_url = reverse("integrations:add_permissions", kwargs={"id": conn.pk})
     assert required_url == add_url == optional_url
     assert required == [
@@ -118,7 +119,7 @@ def test_add_permissions_from_the_app_page_ends_with_the_app_ready(site):
     # from the app page, the app is allowed what it asked and got, on that connection,
     # and nothing else (not Gmail, which the connection has and the app never asked).
     html = client.get(done["Location"]).content.decode()
-    assert '<h2 id="readiness-heading">Ready</h2>' in html
+    assert '<h2 id="readiness-heading">Ready to run</h2>' in html
     assert "✓ Allowed" in html
     assert list(
         AppAuthorization.objects.filter(user=ada).values_list("app", "key", "connection_id")
@@ -126,7 +127,7 @@ def test_add_permissions_from_the_app_page_ends_with_the_app_ready(site):
     assert AuditEvent.objects.filter(kind="app_allowed", user=ada).count() == 1
     assert (
         "Not granted yet"
-        not in html.split('data-key="google.sheets.readonly"')[1].split("</tr>")[0]
+        not in html.split('data-key="google.sheets.readonly"')[1].split("</li>")[0]
     )
     conn.refresh_from_db()
     assert Connection.objects.filter(user=ada).count() == 1
@@ -153,7 +154,7 @@ def test_connect_from_the_app_page_allows_only_what_was_granted(site):
     assert client.post(reverse("apps_registry:upload"), {"text": REPORT}).status_code == 302
 
     html = client.get(REPORT_URL).content.decode()
-    (_, _required), (optional_url, optional) = action_forms(html)
+    *_rows, (optional_url, optional) = action_forms(html)
     assert optional_url == reverse("integrations:connect", kwargs={"provider_id": "google"})
     assert ("app", "acme/report") in optional
 

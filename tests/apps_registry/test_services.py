@@ -116,7 +116,7 @@ def test_staff_may_upload_a_version_of_anyones_app(alice, admin_user, upload):
         (b"name: big\n#" + b"x" * MAX_MANIFEST_BYTES, "too large"),
         ("name: big\n#" + "x" * MAX_MANIFEST_BYTES, "too large"),
         (b"name: latin\ndescription: caf\xe9\n", "not valid UTF-8"),
-        ("name: [unclosed\n", "invalid YAML"),
+        ("name: [unclosed\n", "is never closed"),
         ("description: no name\n", "missing required field"),
         ("name: Not A Slug\n", "must be a slug"),
         ("namespace: Bad NS\nname: fine\n", "must be a slug"),

@@ -16,7 +16,8 @@ from django.urls import reverse
 from apps_registry.manifest import MAX_MANIFEST_BYTES
 from apps_registry.models import App, ManifestVersion
 from integrations.core.catalogue import BUILTIN as catalogue
-from integrations.secrets import secret_set
+from integrations.models import AuditEvent, Secret
+from integrations.secrets import secret_set, secret_value
 from tests.authorization import allow_declared
 from tests.integrations.factories import ConnectionFactory
 
@@ -69,6 +70,12 @@ def test_app_page_for_anyone_shows_the_manifest_without_readiness(client, alice,
     assert "Add Permissions" not in html
 
 
+def step_of(html: str, key: str) -> str:
+    """The checklist's row of ``key`` (``allow`` for the Allow step)."""
+    marker = 'data-step="allow"' if key == "allow" else f'data-key="{key}"'
+    return html.split(marker)[1].split("</li>")[0]
+
+
 def test_app_page_shows_readiness_with_exact_add_permissions(client, alice, bob, upload):
     upload(alice)
     conn = ConnectionFactory.create(
@@ -78,10 +85,11 @@ def test_app_page_shows_readiness_with_exact_add_permissions(client, alice, bob,
 
     html = client.get(REPORT_URL).content.decode()
 
-    assert '<h2 id="readiness-heading">Not ready</h2>' in html
-    assert re.search(r"This app needs\s+1 permission\s+that you have not granted", html)
-    required, optional = forms_of(html)
+    # The count is what the required buttons ask: one permission (the optional one aside).
+    assert '<h2 id="readiness-heading">Not ready: needs 1 permission</h2>' in html
+    required, optional, together = forms_of(html)
     add_url = reverse("integrations:add_permissions", kwargs={"id": conn.pk})
+    # Each missing capability's row has its button, asking for exactly that capability.
     assert required["action"] == add_url
     # Started from the app page: on return the app is allowed what was asked and granted.
     assert required["inputs"] == [
@@ -90,26 +98,34 @@ def test_app_page_shows_readiness_with_exact_add_permissions(client, alice, bob,
         ("app", "acme/report"),
         ("app_version", "1"),
     ]
-    assert "Add Permissions</button>" in required["html"]
+    assert required["html"] in step_of(html, "google.sheets.readonly")
+    assert '<button type="submit" class="primary">Add Permissions</button>' in required["html"]
     assert (
-        "Asks Google (bob@gmail.example) for: Sheets: read, and allows Weekly report to use them."
+        "Asks Google (bob@gmail.example) for: Sheets: read, and allows Weekly report to use it."
         in required["html"]
     )
-    assert optional["action"] == add_url
-    assert optional["inputs"] == [
+    assert optional["html"] in step_of(html, "google.drive.readonly")
+    assert optional["inputs"][0] == ("capabilities", "google.drive.readonly")
+    assert '<button type="submit" class="secondary">Add Permissions</button>' in optional["html"]
+    # And both in one consent, below the list.
+    assert together["action"] == add_url
+    assert together["inputs"] == [
         ("capabilities", "google.sheets.readonly"),
         ("capabilities", "google.drive.readonly"),
         ("next", REPORT_URL),
         ("app", "acme/report"),
         ("app_version", "1"),
     ]
-    assert "Add Permissions, including optional" in optional["html"]
-    # Each requirement with the manifest's description and its state.
-    row = html.split('data-key="google.sheets.readonly"')[1].split("</tr>")[0]
+    assert "Add Permissions, including optional" in together["html"]
+    # Each need with the manifest's description and its state.
+    row = step_of(html, "google.sheets.readonly")
     assert "Read the source spreadsheet" in row and "Not granted yet on bob@gmail.example" in row
-    assert "required" in row
-    row = html.split('data-key="google.drive.readonly"')[1].split("</tr>")[0]
+    assert 'class="badge required">required' in row and ">missing</span>" in row
+    row = step_of(html, "google.drive.readonly")
     assert "optional" in row and "Find the spreadsheet in Drive" in row
+    # Nothing is there to allow yet: the Allow step waits.
+    assert "Once you have granted or set what it needs" in step_of(html, "allow")
+    assert 'action="/apps/acme/report/allow/"' not in html
 
 
 def test_app_page_when_ready(client, alice, bob, upload):
@@ -118,12 +134,17 @@ def test_app_page_when_ready(client, alice, bob, upload):
     client.force_login(bob)
     html = client.get(REPORT_URL).content.decode()
     assert '<h2 id="readiness-heading">Not allowed yet</h2>' in html
+    assert html.count('class="step step-done"') == 2
+    allow = step_of(html, "allow")
+    assert 'action="/apps/acme/report/allow/"' in allow and ">missing</span>" in allow
+    assert 'not allowed yet: <a href="#allow">Allow</a>' in step_of(html, "google.drive.readonly")
     allow_declared(bob, "acme/report")
     html = client.get(REPORT_URL).content.decode()
-    assert '<h2 id="readiness-heading">Ready</h2>' in html
-    assert "✓ Allowed" in html
+    assert '<h2 id="readiness-heading">Ready to run</h2>' in html
+    assert "✓ Allowed" in step_of(html, "allow")
     assert forms_of(html) == []
-    assert html.count("state-ok") == 3  # the two items, and "Allowed"
+    assert html.count('class="step step-done"') == 3  # the two items, and the Allow
+    assert "not allowed yet" not in html
 
 
 def test_app_page_offers_connect_without_a_connection_and_names_secrets(client, alice, bob, upload):
@@ -133,18 +154,22 @@ def test_app_page_offers_connect_without_a_connection_and_names_secrets(client, 
     client.force_login(bob)
 
     html = client.get(reverse("apps_registry:app", args=["google", "sheets"])).content.decode()
-    (connect,) = forms_of(html)
+    connect, *_ = forms_of(html)
     assert connect["action"] == reverse("integrations:connect", kwargs={"provider_id": "google"})
     assert ("capabilities", "google.sheets") in connect["inputs"]
     assert "Connect Google</button>" in connect["html"]
 
     url = reverse("apps_registry:app", args=["falai", "dia-tts"])
     html = client.get(url).content.decode()
-    assert "Not set: add it under Settings → Secrets" in html
+    assert "Not set yet" in step_of(html, "FAL_KEY")
+    assert '<h2 id="readiness-heading">Not ready: needs 1 secret</h2>' in html
     secret_set(user=bob, key="FAL_KEY", value="fal-secret-value")
+    html = client.get(url).content.decode()
+    assert '<h2 id="readiness-heading">Not allowed yet</h2>' in html
     allow_declared(bob, "falai/dia-tts")
     html = client.get(url).content.decode()
-    assert '<h2 id="readiness-heading">Ready</h2>' in html
+    assert '<h2 id="readiness-heading">Ready to run</h2>' in html
+    assert 'class="secret-add"' not in html
     assert "fal-secret-value" not in html
 
 
@@ -160,7 +185,7 @@ def test_app_page_says_reconnect_for_an_ended_grant(client, alice, bob, upload):
     client.force_login(bob)
     html = client.get(reverse("apps_registry:app", args=["google", "sheets"])).content.decode()
     assert "The Google access for bob@gmail.example has ended: reconnect" in html
-    (action,) = forms_of(html)
+    action, *_ = forms_of(html)
     assert "Reconnect Google</button>" in action["html"]
     assert action["action"].endswith("/google/connect/")
 
@@ -172,6 +197,8 @@ def test_app_page_of_a_credential_app_says_what_to_bring(client, alice, upload):
     html = client.get(reverse("apps_registry:app", args=["google", "veo-3-1"])).content.decode()
     assert "upload a service-account key of that project" in html
     assert forms_of(html) == []
+    # No button can bring a credential: the heading counts it apart.
+    assert "credential" in html.split('<h2 id="readiness-heading">')[1].split("</h2>")[0]
 
 
 def test_unknown_app_is_404(client):
@@ -270,7 +297,7 @@ def test_invalid_upload_shows_problems_beside_their_lines_and_keeps_the_version(
     assert "Kept as version 1 of" in html
     assert '<h2 id="problems-heading">1 problem</h2>' in html
     line = html.split('<tr id="line-10" class="has-problem">')[1].split("</tr>")[0]
-    assert "<code>    optional: yes</code>" in line
+    assert "<code>    optional: <mark>y</mark>es</code>" in line
     assert "column 15" in line and "must be true or false" in line
     assert 'href="#line-10"' in html
     assert '<tr id="line-1">' in html  # every line is listed
@@ -282,7 +309,29 @@ def test_refused_upload_shows_the_problem_and_stores_nothing(alice_client):
     resp = alice_client.post(UPLOAD, {"text": "name: [oops\n"})
     html = resp.content.decode()
     assert resp.status_code == 200
-    assert "invalid YAML" in html and '<tr id="line-2" class="has-problem">' in html
+    assert "a list opened with &#x27;[&#x27; here is never closed" in html
+    assert '<tr id="line-1" class="has-problem">' in html
+    assert not ManifestVersion.objects.exists()
+
+
+def test_a_yaml_syntax_error_is_said_in_plain_words_beside_its_line(alice_client):
+    text = "name: report\nsecrets:\n  - key: FAL_KEY\n - key: OTHER_KEY\ntitle: Report\n"
+    resp = alice_client.post(UPLOAD, {"text": text})
+    html = resp.content.decode()
+
+    assert resp.status_code == 200
+    assert '<h2 id="problems-heading">1 problem</h2>' in html
+    assert (
+        '<a href="#line-4">Line 4, column 2</a>: '
+        "a list item is not indented like the lines before it</li>"
+    ) in html
+    line = html.split('<tr id="line-4" class="has-problem">')[1].split("</tr>")[0]
+    assert '<th scope="row">4</th>' in line
+    assert "<code> <mark>-</mark> key: OTHER_KEY</code>" in line
+    assert "column 2: a list item is not indented like the lines before it" in line
+    assert '<tr id="line-3">' in html and '<tr id="line-5">' in html
+    # Nothing typed is lost: the whole text is back in the form.
+    assert ">\n" + text + "</textarea>" in html
     assert not ManifestVersion.objects.exists()
 
 
@@ -447,11 +496,113 @@ def test_the_app_page_is_a_checklist_titled_from_the_manifest(client, alice, bob
     assert "<title>Weekly report" in html and "<h1>Weekly report</h1>" in html
     # The one capability asked for covers the other missing one, and the page says so.
     modify, send = catalogue.label("google.gmail.modify"), catalogue.label("google.gmail.send")
-    assert f"{modify} also covers {send}." in html
-    assert forms_of(html)[0]["inputs"][0] == ("capabilities", "google.gmail.modify")
+    # The heading counts what the one button asks, and what that covers.
+    assert "Not ready: needs 1 permission (covers 2) and 1 secret</h2>" in html
+    (form,) = forms_of(html)
+    assert form["inputs"][0] == ("capabilities", "google.gmail.modify")
+    assert form["html"] in step_of(html, "google.gmail.modify")
+    assert f"{modify} also covers {send}." in form["html"]
+    # The covered need has no button of its own: it says what covers it.
+    covered = step_of(html, "google.gmail.send")
+    assert "<form" not in covered and f"Covered by {modify}" in covered
+    # The missing secret: an inline form, and the way to Settings → Secrets.
+    secret = step_of(html, "FAL_KEY")
     secrets = reverse("integrations:secrets")
-    assert f'<a href="{secrets}" class="small">Add it in Settings → Secrets</a>' in html
+    assert f'action="{reverse("apps_registry:app_secret_add", args=["acme", "report"])}"' in secret
+    assert '<input type="password" id="secret-FAL_KEY" name="value"' in secret
+    assert f'<a href="{secrets}">Settings → Secrets</a>' in secret
     assert len(queries) == 8
     assert not ManifestVersion.objects.filter(app__name="report").exclude(number=1).exists()
     listing = client.get(reverse("apps_registry:list"))
     assert listing.status_code == 200
+
+
+# --- the checklist's inline secret form -----------------------------------------------
+
+SECRET_ADD = reverse("apps_registry:app_secret_add", args=["acme", "report"])
+VALUE = "fal-value-that-must-never-be-shown"
+
+
+def test_a_missing_secret_is_added_inline_and_never_echoed(client, alice, bob, upload):
+    upload(alice, CHECKLIST)
+    client.force_login(bob)
+
+    resp = client.post(SECRET_ADD, {"key": "FAL_KEY", "value": VALUE})
+
+    assert resp.status_code == 302 and resp["Location"] == REPORT_URL
+    assert texts(resp) == ["Added FAL_KEY."]
+    secret = Secret.objects.get(user=bob, key="FAL_KEY")
+    assert VALUE.encode() not in bytes(secret.value_encrypted)
+    assert secret_value(secret=secret) == VALUE
+    assert AuditEvent.objects.filter(kind="secret_set", user=bob, account="FAL_KEY").exists()
+    html = client.get(REPORT_URL).content.decode()
+    assert VALUE not in html
+    row = step_of(html, "FAL_KEY")
+    assert 'class="step step-done"' in html and "<form" not in row
+    # Set, not allowed yet: the Allow step offers it.
+    assert "the secret FAL_KEY" in step_of(html, "allow")
+    assert "Not ready: needs 1 permission (covers 2) and your Allow</h2>" in html
+
+
+def test_the_inline_secret_form_needs_a_csrf_token(alice, bob, upload):
+    upload(alice, CHECKLIST)
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(bob)
+    resp = csrf_client.post(SECRET_ADD, {"key": "FAL_KEY", "value": VALUE})
+    assert resp.status_code == 403
+    assert not Secret.objects.exists()
+
+
+def test_the_inline_secret_form_writes_only_the_users_own_declared_secret(
+    client, alice, bob, upload
+):
+    upload(alice, CHECKLIST)
+    secret_set(user=alice, key="FAL_KEY", value="alice's own")
+    client.force_login(bob)
+
+    # A key the app does not declare is refused, whatever the form says.
+    resp = client.post(SECRET_ADD, {"key": "OTHER_KEY", "value": VALUE})
+    assert resp.status_code == 302 and resp["Location"] == REPORT_URL
+    assert texts(resp) == ["acme/report declares no such secret: nothing was saved."]
+    assert not Secret.objects.filter(user=bob).exists()
+
+    # Bob's FAL_KEY is his: Alice's stays as it was.
+    client.post(SECRET_ADD, {"key": "FAL_KEY", "value": VALUE})
+    assert secret_value(secret=Secret.objects.get(user=bob)) == VALUE
+    assert secret_value(secret=Secret.objects.get(user=alice)) == "alice's own"
+
+    # A stale page never replaces a secret that is set: that is Settings → Secrets' job.
+    resp = client.post(SECRET_ADD, {"key": "FAL_KEY", "value": "replaced"})
+    assert texts(resp)[-1] == "FAL_KEY is already set; replace it under Settings → Secrets."
+    assert secret_value(secret=Secret.objects.get(user=bob)) == VALUE
+
+    # An app Bob cannot see (no valid version, not his) is a 404.
+    upload(alice, REPORT.replace("name: report", "name: hidden").replace("true", "1"))
+    hidden = reverse("apps_registry:app_secret_add", args=["acme", "hidden"])
+    assert client.post(hidden, {"key": "FAL_KEY", "value": VALUE}).status_code == 404
+
+
+def test_the_inline_secret_form_refuses_a_too_long_or_empty_value_without_echoing_it(
+    client, alice, bob, upload
+):
+    upload(alice, CHECKLIST)
+    client.force_login(bob)
+    long_value = "s" * (16 * 1024) + "!"
+
+    resp = client.post(SECRET_ADD, {"key": "FAL_KEY", "value": long_value})
+    assert resp.status_code == 302 and resp["Location"] == REPORT_URL
+    assert texts(resp) == ["FAL_KEY was not saved: The value is longer than 16 KiB."]
+    resp = client.post(SECRET_ADD, {"key": "FAL_KEY", "value": ""})
+    assert texts(resp)[-1] == "FAL_KEY was not saved: The value is empty."
+    assert not Secret.objects.exists()
+    html = client.get(REPORT_URL).content.decode()
+    assert long_value not in html and 'class="secret-add"' in html
+
+
+def test_the_inline_secret_form_is_post_only_for_signed_in_users(client, alice, bob, upload):
+    upload(alice, CHECKLIST)
+    resp = client.post(SECRET_ADD, {"key": "FAL_KEY", "value": VALUE})
+    assert resp.status_code == 302 and resp["Location"].startswith(reverse("account_login"))
+    client.force_login(bob)
+    assert client.get(SECRET_ADD).status_code == 405
+    assert not Secret.objects.exists()

@@ -16,7 +16,9 @@ from playwright.sync_api import Page, expect
 from apps_registry import services
 from integrations.models import AppAuthorization, AuditEvent, Connection
 
+from ..integrations.factories import ConnectionFactory
 from .test_connect_google import consent
+from .test_pages import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -63,7 +65,7 @@ def test_allow_an_app_then_remove_its_access(site, page: Page):
     expect(page.get_by_role("status")).to_contain_text(
         "Allowed Weekly report to use: Sheets: read (ada@example.com)."
     )
-    expect(page.get_by_role("heading", name="Ready")).to_be_visible()
+    expect(page.get_by_role("heading", name="Ready to run")).to_be_visible()
     expect(page.get_by_text("✓ Allowed")).to_be_visible()
     assert "GOOGLE_OAUTH_ACCESS_TOKEN" in run(runner, "ada@example.com").json()["env"]
 
@@ -88,3 +90,55 @@ def test_allow_an_app_then_remove_its_access(site, page: Page):
     assert [m["reason"] for m in refused.json()["missing"]] == ["not_allowed"]
     kinds = set(AuditEvent.objects.values_list("kind", flat=True))
     assert {"app_allowed", "app_access_removed"} <= kinds
+
+
+CHECKLIST_MANIFEST = """\
+namespace: acme
+name: voice
+title: Voice notes
+integrations:
+  - key: google.sheets.readonly
+    description: Read the notes sheet
+secrets:
+  - key: FAL_KEY
+    description: fal.ai API key
+"""
+
+
+def test_add_the_missing_secret_on_the_app_page_then_allow_it(site, page: Page):
+    """The checklist end to end: the secret is added in its row (never shown again),
+    the Allow step lists it with the connection, and Allow ends at Ready to run."""
+    users = get_user_model().objects
+    publisher = users.create_user(username="pub", email="pub@example.com")
+    services.manifest_upload(user=publisher, text=CHECKLIST_MANIFEST)
+    ada = users.create_user("ada", "ada@example.com", "a long enough passphrase 42")
+    connection = ConnectionFactory.create(user=ada, account_email="ada@gmail.example")
+    sign_in(page, site, ada)
+
+    page.goto(site + "/apps/acme/voice/")
+    expect(page.get_by_role("heading", level=2, name="Not ready")).to_have_text(
+        "Not ready: needs 1 secret and your Allow"
+    )
+    checklist = page.get_by_role("list", name="What Voice notes needs")
+    expect(checklist.get_by_role("listitem")).to_have_count(3)
+    secret = page.get_by_role("form", name="Add the secret FAL_KEY")
+    secret.get_by_label("Value of FAL_KEY").fill("fal-value-never-shown")
+    secret.get_by_role("button", name="Save FAL_KEY").click()
+
+    expect(page.get_by_role("status")).to_contain_text("Added FAL_KEY.")
+    expect(page.get_by_role("heading", level=2)).to_have_text("Not allowed yet")
+    expect(page.get_by_role("form", name="Add the secret FAL_KEY")).to_have_count(0)
+    assert "fal-value-never-shown" not in page.content()
+    allow = page.get_by_role("form", name="Allow Voice notes")
+    expect(allow).to_contain_text(
+        "Allow Voice notes to use: Sheets: read (ada@gmail.example), the secret FAL_KEY."
+    )
+    allow.get_by_role("button", name="Allow Voice notes").click()
+
+    expect(page.get_by_role("heading", level=2)).to_have_text("Ready to run")
+    expect(page.get_by_text("✓ Allowed")).to_be_visible()
+    assert set(
+        AppAuthorization.objects.filter(user=ada, app="acme/voice").values_list(
+            "key", "connection_id"
+        )
+    ) == {("google.sheets.readonly", connection.pk), ("FAL_KEY", None)}
