@@ -69,7 +69,7 @@ class _Page(HTMLParser):
             self.in_header = True
         if tag == "div":
             self._stack.append(" ".join(classes))
-            if "card" in classes and self._stack[-2:-1] == ["account"]:
+            if "card" in classes and self._stack[-2:-1] == ["account-page"]:
                 self.account_card = True
         if tag == "nav" and attrs.get("aria-label") == "Account settings":
             self.account_tabs = True

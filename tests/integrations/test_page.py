@@ -131,3 +131,22 @@ def test_each_status_says_what_it_means(alice_client, alice, status, shown, hidd
         assert text in html
     for text in hidden:
         assert text not in html
+
+
+@pytest.mark.django_db
+def test_connecting_another_account_is_folded_behind_a_secondary_button(client, django_user_model):
+    """The first Connect is the page's primary action, in the open; once an account is
+    connected, another one is a secondary action behind "Connect another Google account"."""
+    user = django_user_model.objects.create_user("ada", "ada@example.com", "pw-ada-long-enough")
+    client.force_login(user)
+    first = client.get(reverse("integrations:page")).content.decode()
+    assert "<h3>Connect Google account</h3>" in first
+    assert 'class="primary">Continue to Google</button>' in first
+    assert "Connect another Google account</summary>" not in first
+
+    ConnectionFactory(user=user, provider="google")
+    second = client.get(reverse("integrations:page")).content.decode()
+    summary = '<summary class="button">Connect another Google account</summary>'
+    assert summary in second
+    folded = second.split(summary, 1)[1].split("</details>", 1)[0]
+    assert '<button type="submit">Continue to Google</button>' in folded  # not primary
