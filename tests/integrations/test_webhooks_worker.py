@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -24,6 +27,29 @@ from tests.processes import django_env, start
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
+@contextmanager
+def _publishing_to(redis_url: str, queue: str) -> Iterator[None]:
+    """This process's tasks go to the worker: to Redis and ``queue``, not run eagerly.
+    Without REDIS_URL the settings name the filesystem transport, which would win over
+    the URL (the first event's task would land in .local/celery-queue, and its delivery
+    stay leased for ``DELIVERY_LEASE``); the broker connections cached so far are
+    dropped on the way in and out."""
+    conf = celery_app.conf
+    names = ("task_always_eager", "broker_url", "broker_transport",
+             "broker_transport_options", "task_default_queue")  # fmt: skip
+    was = {name: conf[name] for name in names}
+    conf.update(task_always_eager=False, broker_url=redis_url, broker_transport=None,
+                broker_transport_options={}, task_default_queue=queue)  # fmt: skip
+    celery_app._pool = celery_app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        conf.update(was)
+        if celery_app._pool is not None:
+            celery_app._pool.force_close_all()
+        celery_app._pool = celery_app.amqp._producer_pool = None
+
+
 def test_a_worker_and_beat_deliver_from_the_outbox(tmp_path):
     redis_url = settings.REDIS_URL or "redis://127.0.0.1:6379/0"
     try:
@@ -33,7 +59,8 @@ def test_a_worker_and_beat_deliver_from_the_outbox(tmp_path):
     receiver, server = start_receiver()
     secret = webhook_endpoint_create(url=receiver.url).secret
     receiver.script = [500]  # the first request fails: retried by the sweep
-    queue = f"test-webhooks-{tmp_path.name}"
+    # Its own queue: other checkouts' tests may share this Redis database.
+    queue = f"test-webhooks-{uuid.uuid4().hex}"
     env = django_env(
         REDIS_URL=redis_url,
         CELERY_QUEUE=queue,
@@ -52,11 +79,9 @@ def test_a_worker_and_beat_deliver_from_the_outbox(tmp_path):
          str(tmp_path / "beat-schedule"), "--pidfile", str(tmp_path / "beat.pid")],
         env,
     )  # fmt: skip
-    conf = celery_app.conf
-    was = (conf.task_always_eager, conf.broker_url, conf.task_default_queue)
-    conf.task_always_eager, conf.broker_url, conf.task_default_queue = False, redis_url, queue
     try:
-        with transaction.atomic():  # its task is enqueued on commit, to the worker
+        # Its task is enqueued on commit, to the worker.
+        with _publishing_to(redis_url, queue), transaction.atomic():
             first = event_emit(type="app.authorized", data={"app": "acme/a"})
         # As a delivery whose task was lost leaves its row: due, its lease over.
         now = timezone.now()
@@ -79,12 +104,15 @@ def test_a_worker_and_beat_deliver_from_the_outbox(tmp_path):
         else:
             pytest.fail("the worker did not deliver both events in 90 s")
     finally:
-        conf.task_always_eager, conf.broker_url, conf.task_default_queue = was
         for proc in (beat, worker):
             proc.send_signal(signal.SIGTERM)
         logs = [proc.communicate(timeout=30)[0] for proc in (beat, worker)]
         server.shutdown()
         server.server_close()
+        # The queue's keys (kombu's names), not left in a shared Redis.
+        redis.Redis.from_url(redis_url).delete(
+            queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"
+        )
     ids = [r.headers["webhook-id"] for r in receiver.received]
     assert sorted(set(ids)) == sorted([first.uid, lost.uid])
     assert len(ids) == 3  # one failed attempt, retried once
