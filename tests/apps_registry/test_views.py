@@ -326,7 +326,7 @@ def test_a_yaml_syntax_error_is_said_in_plain_words_beside_its_line(alice_client
         "a list item is not indented like the lines before it</li>"
     ) in html
     line = html.split('<tr id="line-4" class="has-problem">')[1].split("</tr>")[0]
-    assert '<th scope="row">4</th>' in line
+    assert '<th scope="row" data-label="Line">4</th>' in line
     assert "<code> <mark>-</mark> key: OTHER_KEY</code>" in line
     assert "column 2: a list item is not indented like the lines before it" in line
     assert '<tr id="line-3">' in html and '<tr id="line-5">' in html
