@@ -94,6 +94,20 @@ class ProviderSection:
     own_client: UserOAuthClient | None = None
 
     @property
+    def summary(self) -> str:
+        """The card's one line: what connecting it lets apps use."""
+        names = [row.name for row in self.rows]
+        if not names:
+            return f"Lets apps act for your {self.config.name} account, with the permissions you choose."
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        return f"Lets apps use your {listed}, with the permissions you choose."
+
+    @property
+    def monogram(self) -> str:
+        """The logo's letter (a tile in the provider's colour: no third-party artwork)."""
+        return (self.config.name[:1] or "?").upper()
+
+    @property
     def can_connect(self) -> bool:
         if not self.config.allow_user_clients:
             return self.config.configured

@@ -150,3 +150,15 @@ def test_connecting_another_account_is_folded_behind_a_secondary_button(client, 
     assert summary in second
     folded = second.split(summary, 1)[1].split("</details>", 1)[0]
     assert '<button type="submit">Continue to Google</button>' in folded  # not primary
+
+
+@pytest.mark.django_db
+def test_each_provider_card_has_its_logo_and_one_line(client, django_user_model):
+    user = django_user_model.objects.create_user("ada", "ada@example.com", "pw-ada-long-enough")
+    client.force_login(user)
+    html = client.get(reverse("integrations:page")).content.decode()
+    assert '<span class="logo logo-google" aria-hidden="true">G</span>' in html
+    assert (
+        "Lets apps use your Gmail, Calendar, Drive, Sheets, Docs and Slides, with the permissions you choose."
+        in html
+    )
