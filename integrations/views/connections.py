@@ -98,7 +98,8 @@ class ProviderSection:
         """The card's one line: what connecting it lets apps use."""
         names = [row.name for row in self.rows]
         if not names:
-            return f"Lets apps act for your {self.config.name} account, with the permissions you choose."
+            name = self.config.name
+            return f"Lets apps act for your {name} account, with the permissions you choose."
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
         return f"Lets apps use your {listed}, with the permissions you choose."
 

@@ -159,6 +159,6 @@ def test_each_provider_card_has_its_logo_and_one_line(client, django_user_model)
     html = client.get(reverse("integrations:page")).content.decode()
     assert '<span class="logo logo-google" aria-hidden="true">G</span>' in html
     assert (
-        "Lets apps use your Gmail, Calendar, Drive, Sheets, Docs and Slides, with the permissions you choose."
-        in html
+        "Lets apps use your Gmail, Calendar, Drive, Sheets, Docs and Slides, "
+        "with the permissions you choose." in html
     )
