@@ -113,6 +113,8 @@ def _upload_with_errors(page: Page, site: str, w: World) -> None:
 
 def _sandbox_consent(page: Page, site: str, w: World) -> None:
     page.goto(site + "/settings/secrets/integrations/")
+    # The user has a Google connection: another one is behind its secondary button.
+    page.locator("summary", has_text="Connect another Google account").click()
     connect = page.locator("form[action$='/google/connect/']")
     connect.locator("[id='connect-google-google.gmail.readonly']").check()
     connect.get_by_role("button", name="Continue to Google").click()
