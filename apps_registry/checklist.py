@@ -100,7 +100,7 @@ class Checklist:
         if self.credentials:
             parts.append(_counted(self.credentials, "credential") + " to bring")
         if self.unavailable:
-            parts.append(f"{self.unavailable} this server cannot provide")
+            parts.append(_counted(self.unavailable, "item") + " that this server cannot provide")
         if self.must_allow:
             parts.append("your Allow")
         if len(parts) < 2:

@@ -3,6 +3,7 @@ redirect; every user object comes through ``selectors.connection_for_user``."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
@@ -23,6 +25,7 @@ from integrations.connections.disconnect import connection_disconnect
 from integrations.connections.forced_refresh import connection_refresh_force
 from integrations.core.catalogue import Capability, ProductRow, product_rows
 from integrations.core.connection_status import StatusLine, status_line
+from integrations.core.crypto import DecryptionError
 from integrations.core.provider_config import ProviderConfig
 from integrations.errors import (
     ConnectionNeedsReconnectError,
@@ -43,6 +46,8 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
     from integrations.models import Connection, UserOAuthClient
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -327,8 +332,8 @@ def retry_refresh(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
     except RefreshRateLimitedError as exc:
         messages.warning(
             request,
-            f"A retry was made moments ago. You can retry again in {exc.retry_after} seconds; "
-            "we also keep retrying automatically.",
+            f"A retry was made moments ago. You can retry in {exc.retry_after} "
+            f"second{pluralize(exc.retry_after)}; we also keep retrying automatically.",
         )
     except ConnectionNeedsReconnectError:
         messages.error(
@@ -337,8 +342,17 @@ def retry_refresh(request: AuthenticatedHttpRequest, id: int) -> HttpResponse:
             "again.",
         )
     except ProviderUnavailableError:
+        # No answer, or no request made (the day's attempts are used up).
         messages.error(
-            request, f"{name} did not answer this time either. We keep retrying automatically."
+            request, f"{name} could not renew it this time. We keep retrying automatically."
+        )
+    except (DecryptionError, UnknownProviderError) as exc:
+        # Staff's to fix (a lost token key, a deleted provider definition): not the user's.
+        logger.error("connection %s: Retry now cannot renew it: %s", conn.pk, exc.code)
+        messages.error(
+            request,
+            "This connection cannot be renewed until the server's staff fix its setup; "
+            "they have been told in the server's log.",
         )
     except IntegrationError:
         messages.error(request, f"{name} refused the renewal. We keep retrying automatically.")

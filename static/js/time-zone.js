@@ -11,7 +11,10 @@
   form.elements.namedItem("time_zone").value = zone;
   fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" })
     .then((response) => {
-      if (response.status === 204 && zone !== "UTC" && document.querySelector("time[datetime]")) {
+      // Shown again in the zone: the times on the page, and the Preferences form's
+      // choice (left at UTC, saving it would undo what was just stored).
+      const shown = document.querySelector("time[datetime], select[name='time_zone']");
+      if (response.status === 204 && zone !== "UTC" && shown) {
         window.location.reload();
       }
     })

@@ -71,7 +71,7 @@ def test_one_button_per_asked_capability_and_the_heading_counts_what_they_ask() 
     assert (checklist.permissions, checklist.covers) == (2, 4)
     assert checklist.heading == (
         "Not ready: needs 2 permissions (covers 4), 1 secret, 1 credential to bring and "
-        "1 this server cannot provide"
+        "1 item that this server cannot provide"
     )
     # Several capabilities in one consent: the required two, and with the optional one.
     asked = [a.capabilities for a, _ in checklist.together]
@@ -86,7 +86,7 @@ def test_the_allow_step_and_the_headings() -> None:
     there = readiness([everything], secrets={"FAL_KEY"})
     missing_sa = build_checklist(there, to_allow=())
     assert missing_sa.heading == (
-        "Not ready: needs 1 credential to bring and 1 this server cannot provide"
+        "Not ready: needs 1 credential to bring and 1 item that this server cannot provide"
     )
 
     to_allow = (

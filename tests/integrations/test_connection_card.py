@@ -5,7 +5,9 @@ provider is faked at the HTTP edge (``responses``)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
+from html import unescape
 
 import pytest
 import responses
@@ -153,6 +155,28 @@ def test_failing_after_expiry_says_access_has_stopped(alice_client, alice):
     assert "enewed automatically" not in html and "works until" not in html
 
 
+def test_failing_without_a_stated_expiry_says_no_end_it_does_not_know(alice_client, alice):
+    failing(alice, expires_at=None)
+    html = card(alice_client.get(PAGE).content.decode(), "a@gmail.example")
+    assert "Google did not answer our last renewal." in html
+    assert "works until" not in html and "None" not in html
+    assert "We retry automatically" in html and "Retry now" in html
+
+
+def test_retry_now_when_the_token_key_is_gone_sends_the_user_to_staff(
+    alice_client, alice, endpoint, settings, caplog
+):
+    conn = failing(alice)
+    settings.INTEGRATIONS_TOKEN_KEYS = [
+        "hDZ3GwRxd2m4vmL7UZd0i9Hk0fFsHxpJ8Yw3P4NK1n8="
+    ]  # not its key
+    resp = alice_client.post(retry_url(conn), follow=True)
+    assert resp.status_code == 200
+    assert "cannot be renewed until the server's staff fix its setup" in unescape(_messages(resp))
+    assert not endpoint.calls
+    assert any("Retry now cannot renew it" in r.getMessage() for r in caplog.records)
+
+
 def test_a_refused_renewal_is_not_called_silence(alice_client, alice):
     failing(alice, last_error_code="invalid_client")
     html = card(alice_client.get(PAGE).content.decode(), "a@gmail.example")
@@ -192,9 +216,14 @@ def test_retry_now_twice_in_a_row_is_rate_limited(alice_client, alice, endpoint)
     endpoint.default = (503, {"error": "backend_error"})
     conn = failing(alice)
     first = alice_client.post(retry_url(conn), follow=True)
-    assert "Google did not answer this time either." in _messages(first)
+    assert "Google could not renew it this time. We keep retrying automatically." in _messages(
+        first
+    )
     second = alice_client.post(retry_url(conn), follow=True)
-    assert "A retry was made moments ago. You can retry again in" in _messages(second)
+    assert re.search(
+        r"A retry was made moments ago\. You can retry in (1 second|\d+ seconds);",
+        _messages(second),
+    )
     assert len(endpoint.calls) == 1
     conn.refresh_from_db()
     assert conn.status == "refresh_failing"
