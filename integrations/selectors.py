@@ -43,8 +43,8 @@ class AppUse:
     at: datetime
 
 
-# The user's latest runs read at once for the cards: past them, one query per
-# connection not found (a user whose many runs use other connections).
+# The user's latest runs read at once for the cards: past them, one more query for
+# the connections not found (a user whose many runs use other connections).
 APP_USE_WINDOW = 500
 
 
@@ -63,17 +63,23 @@ def last_app_use_by_connection(*, user: User, connections: list[Connection]) -> 
                 found[pk] = AppUse(app=str(detail.get("app", "")), at=at)
     if len(recent) < APP_USE_WINDOW:
         return found
-    for conn in connections:
-        if conn.pk in found:
-            continue
-        older = (
-            runs.filter(**{f"detail__connections__{conn.provider}": conn.pk})
-            .order_by("-created_at", "-id")
-            .values_list("created_at", "detail")
-            .first()
-        )
-        if older is not None:
-            found[conn.pk] = AppUse(app=str(older[1].get("app", "")), at=older[0])
+    missing = [c for c in connections if c.pk not in found]
+    if not missing:
+        return found
+    # One query for every connection not among the recent runs, newest first: each
+    # takes the first row that names it.
+    named = Q()
+    for conn in missing:
+        named |= Q(**{f"detail__connections__{conn.provider}": conn.pk})
+    older = runs.filter(named).order_by("-created_at", "-id").values_list("created_at", "detail")
+    left = {c.pk for c in missing}
+    for at, detail in older.iterator(chunk_size=200):
+        for pk in (detail.get("connections") or {}).values():
+            if pk in left:
+                found[pk] = AppUse(app=str(detail.get("app", "")), at=at)
+                left.discard(pk)
+        if not left:
+            break
     return found
 
 

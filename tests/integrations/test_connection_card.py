@@ -273,3 +273,40 @@ def test_retry_now_without_a_refresh_token_has_nothing_to_renew(alice_client, al
     resp = alice_client.post(retry_url(conn), follow=True)
     assert "Nothing to renew with: Google gave this connection no way" in _messages(resp)
     assert endpoint.calls == []
+
+
+def test_connections_past_the_recent_runs_cost_one_more_query_not_one_each(alice):
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    from integrations.selectors import last_app_use_by_connection
+
+    old = [
+        ConnectionFactory.create(user=alice, account_email=f"old{i}@gmail.example")
+        for i in range(3)
+    ]
+    never = ConnectionFactory.create(user=alice, account_email="never@gmail.example")
+    busy = ConnectionFactory.create(user=alice, account_email="busy@gmail.example")
+    for i, conn in enumerate(old):
+        audit_record(
+            kind=AuditEvent.Kind.RUN_ENVIRONMENT,
+            provider="",
+            user=alice,
+            detail={"app": f"acme/yearly-{i}", "connections": {"google": conn.pk}},
+        )
+    for _ in range(APP_USE_WINDOW):
+        audit_record(
+            kind=AuditEvent.Kind.RUN_ENVIRONMENT,
+            provider="",
+            user=alice,
+            detail={"app": "acme/hourly", "connections": {"google": busy.pk}},
+        )
+    with CaptureQueriesContext(db) as ctx:
+        uses = last_app_use_by_connection(user=alice, connections=[*old, never, busy])
+    assert len(ctx.captured_queries) == 2
+    assert {pk: use.app for pk, use in uses.items()} == {
+        old[0].pk: "acme/yearly-0",
+        old[1].pk: "acme/yearly-1",
+        old[2].pk: "acme/yearly-2",
+        busy.pk: "acme/hourly",
+    }
