@@ -42,3 +42,8 @@ STORAGES = {
 _quieted = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
 _loggers: dict[str, object] = LOGGING["loggers"]  # type: ignore[assignment]
 LOGGING = {**LOGGING, "loggers": {k: v for k, v in _loggers.items() if k not in _quieted}}
+# Tests type a code computed from the clock, as a person does: one typed at the end of
+# its 30 s window reaches the server in the next, which allauth's default (no
+# tolerance) refuses ("Incorrect code": a browser test failed so on CI). Production
+# keeps allauth's default.
+MFA_TOTP_TOLERANCE = 1
