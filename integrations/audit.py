@@ -26,7 +26,34 @@ def audit_record(
     ``account`` defaults to the connection's account (a secret's key, a service
     account's email otherwise). One INSERT, composed once (``sql_rows.insert``: the
     run path writes one per call)."""
-    event = AuditEvent(
+    return insert(
+        audit_event(
+            kind=kind,
+            provider=provider,
+            user=user,
+            connection=connection,
+            ok=ok,
+            error_code=error_code,
+            detail=detail,
+            account=account,
+        )
+    )
+
+
+def audit_event(
+    *,
+    kind: str,
+    provider: str,
+    user: User | None = None,
+    connection: Connection | None = None,
+    ok: bool = True,
+    error_code: str = "",
+    detail: dict | None = None,
+    account: str = "",
+) -> AuditEvent:
+    """The unsaved event ``audit_record`` appends (for a caller that writes it in a
+    statement of its own: the refresh, with its token write)."""
+    return AuditEvent(
         kind=kind,
         provider=provider,
         # By id: reading `connection.user` would cost a query on the refresh path.
@@ -38,4 +65,3 @@ def audit_record(
         error_code=error_code,
         detail=detail or {},
     )
-    return insert(event)

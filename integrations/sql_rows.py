@@ -129,3 +129,24 @@ def insert[M: Model](obj: M) -> M:
     obj._state.adding = False
     obj._state.db = DEFAULT_DB_ALIAS
     return obj
+
+
+def insert_after_update(update_sql: str, update_params: Sequence[Any], obj: Model) -> int:
+    """PostgreSQL: run ``update_sql`` (an UPDATE of one row) and INSERT ``obj`` in one
+    statement, ``WITH updated AS (<update> RETURNING 1) INSERT ... SELECT ... FROM
+    updated``: a round trip less than the two (the refresh writes both on every token).
+    The row is inserted only if the UPDATE found its row; returns the rows inserted
+    (0: the row was gone). ``obj`` gets no primary key back."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    meta = obj._meta
+    fields = tuple(f for f in meta.concrete_fields if f is not meta.pk)
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    sql = (
+        f"WITH updated AS ({update_sql} RETURNING 1) "  # noqa: S608 (names from the models)
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) "
+        f"SELECT {', '.join(['%s'] * len(fields))} FROM updated"
+    )
+    params = [f.get_db_prep_save(f.pre_save(obj, True), connection=connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*update_params, *params])
+        return int(cursor.rowcount)

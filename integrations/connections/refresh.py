@@ -41,7 +41,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations import app_settings, metrics, sql_rows
-from integrations.audit import audit_record
+from integrations.audit import audit_event, audit_record
 from integrations.connections import locks
 from integrations.connections.store import (
     Credentials,
@@ -269,13 +269,13 @@ def _record_success(
         conn.scopes = sorted(set(token.scopes))
         fields.append("scopes")
     fields += grant_fresh(conn, config=config, now=now)
-    _row_update(conn, (*fields, "updated_at"))
-    audit_record(
+    event = audit_event(
         kind=AuditEvent.Kind.REFRESH_SUCCEEDED,
         provider=conn.provider,
         connection=conn,
         detail={"rotated": bool(token.refresh_token)},
     )
+    _row_update(conn, (*fields, "updated_at"), then_insert=event)
     _record_status_change(conn, previous_status)
     if conn.scopes != previous_scopes:
         # The provider narrowed (or widened) the grant: its capabilities may differ.
@@ -311,20 +311,33 @@ def _update_sql(names: tuple[str, ...]) -> tuple[str, tuple[Field[Any, Any], ...
     return sql, fields  # type: ignore[return-value]
 
 
-def _row_update(conn: Connection, names: tuple[str, ...]) -> None:
+def _row_update(
+    conn: Connection, names: tuple[str, ...], *, then_insert: AuditEvent | None = None
+) -> None:
     """``conn.save(update_fields=names)`` in one statement composed once per field set
     (the ORM compiles it on every call: a third of a refresh's CPU, bench/refresh_sweep.py).
     Values prepared as ``save()`` prepares them (``auto_now`` set); Connection has no
     ``save()`` logic and no signal receivers. Raises ``DatabaseError`` when the row is
-    gone, as ``save(update_fields=...)`` does."""
+    gone, as ``save(update_fields=...)`` does. ``then_insert``: the audit row written
+    with it, in the same statement on PostgreSQL (``sql_rows.insert_after_update``),
+    after it elsewhere."""
     names = tuple(dict.fromkeys(names))
     sql, fields = _update_sql(names)
     db = connections[DEFAULT_DB_ALIAS]
-    params = [f.get_db_prep_save(f.pre_save(conn, False), connection=db) for f in fields]
+    params = [
+        *(f.get_db_prep_save(f.pre_save(conn, False), connection=db) for f in fields),
+        conn.pk,
+    ]
+    if then_insert is not None and db.vendor == "postgresql":
+        if sql_rows.insert_after_update(sql, params, then_insert) != 1:
+            raise DatabaseError("the connection's row did not update")
+        return
     with db.cursor() as cursor:
-        cursor.execute(sql, [*params, conn.pk])
+        cursor.execute(sql, params)
         if cursor.rowcount != 1:
             raise DatabaseError("the connection's row did not update")
+    if then_insert is not None:
+        sql_rows.insert(then_insert)
 
 
 def _record_failure(

@@ -110,17 +110,43 @@ def test_the_batch_task_refreshes_each_id_and_one_failure_stops_nothing(alice, e
 
 @needs_postgres
 @pytest.mark.django_db
-def test_a_refresh_costs_three_statements_in_one_transaction(alice, endpoint):  # noqa: F811
-    """The locked read, the token write and the audit row, in the lock's transaction (a
-    savepoint here, inside the test's). The provider's health mark is cleared at most
-    once per process every few seconds, not with every refresh."""
+def test_a_refresh_costs_two_statements_in_one_transaction(alice, endpoint):  # noqa: F811
+    """The locked read, then the token write with its audit row in one statement, in the
+    lock's transaction (a savepoint here, inside the test's). The provider's health
+    mark is cleared at most once per process every few seconds, not with every
+    refresh."""
     first, second = due_connections(alice, 2)
     assert connection_refresh_if_due(connection_id=first.pk) == "ok"  # clears the mark once
     with CaptureQueriesContext(db) as ctx:
         assert connection_refresh_if_due(connection_id=second.pk) == "ok"
     statements = [q["sql"].split()[0] for q in ctx.captured_queries]
-    assert statements == ["SAVEPOINT", "SELECT", "UPDATE", "INSERT", "RELEASE"]
+    assert statements == ["SAVEPOINT", "SELECT", "WITH", "RELEASE"]
     assert "FOR UPDATE" in ctx.captured_queries[1]["sql"]
+    write = ctx.captured_queries[2]["sql"]
+    assert "UPDATE" in write and "INSERT INTO" in write
+    second.refresh_from_db()
+    event = AuditEvent.objects.get(kind=AuditEvent.Kind.REFRESH_SUCCEEDED, connection_id=second.pk)
+    assert (event.user_id, event.account, event.ok) == (alice.pk, second.account_email, True)
+    assert event.detail == {"rotated": False}
+    assert second.last_refreshed_at is not None and event.created_at >= second.last_refreshed_at
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_the_audit_row_is_not_written_when_the_token_write_finds_no_row(alice):
+    """The one statement inserts its audit row only if the UPDATE found the connection's
+    row: a refresh of a row deleted meanwhile records nothing."""
+    from django.db import DatabaseError
+
+    from integrations.audit import audit_event
+    from integrations.connections.refresh import _row_update
+
+    (conn,) = due_connections(alice, 1)
+    Connection.objects.filter(pk=conn.pk).delete()
+    event = audit_event(kind=AuditEvent.Kind.REFRESH_SUCCEEDED, provider="google", connection=conn)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        _row_update(conn, ("updated_at",), then_insert=event)
+    assert not AuditEvent.objects.filter(kind=AuditEvent.Kind.REFRESH_SUCCEEDED).exists()
 
 
 @needs_postgres
