@@ -112,7 +112,7 @@ def refresh_connections(connection_ids: list[int]) -> int:
 def _batch_summary(outcomes: list[tuple[int, str]]) -> str:
     """One line for a batch (a line per refresh would be most of a busy log): how many
     ended each way, and which connections did not refresh, with their codes.
-    "3 connections: ok 2, http_503 1; not refreshed: 17=http_503"."""
+    "3 connections: http_503 1, ok 2; not refreshed: 17=http_503"."""
     counts = Counter(outcome for _, outcome in outcomes)
     ways = ", ".join(f"{outcome} {n}" for outcome, n in sorted(counts.items()))
     n = len(outcomes)
