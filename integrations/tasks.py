@@ -58,7 +58,9 @@ def refresh_sweep() -> int:
     if unfinished:
         refresh_sweep.apply_async()
     if enqueued:
-        logger.info("refresh sweep: %d connections enqueued", enqueued)
+        logger.info(
+            "refresh sweep: %d connection%s enqueued", enqueued, "" if enqueued == 1 else "s"
+        )
     return enqueued
 
 

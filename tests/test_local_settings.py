@@ -215,3 +215,13 @@ def test_celery_task_bookkeeping_is_quiet_in_development():
         "celery.app.trace WARNING",
         "root INFO",
     ]
+
+
+def test_the_file_broker_s_hostname_warning_is_quiet_in_development():
+    code = (
+        "import logging\n"
+        "print(logging.getLevelName(logging.getLogger('kombu.connection').getEffectiveLevel()))\n"
+    )
+    assert _local_django(code, REDIS_URL="").stdout.strip() == "ERROR"
+    # With Redis, kombu's own warnings are the operator's.
+    assert _local_django(code, REDIS_URL="redis://127.0.0.1:6379/0").stdout.strip() == "INFO"

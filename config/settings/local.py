@@ -1,7 +1,7 @@
 """Development: embedded defaults (SQLite, console email, the sandbox playing Google)."""
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, LOGGING, enable_sandbox, env
+from .base import BASE_DIR, LOGGING, REDIS_URL, enable_sandbox, env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="django-insecure-local-development-only")
@@ -67,3 +67,7 @@ if SANDBOX_ENABLED:
 _loggers: dict[str, dict[str, str]] = LOGGING["loggers"]  # type: ignore[assignment]
 for _quiet in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
     _loggers[_quiet] = {"level": env("CELERY_TASK_LOG_LEVEL", default="WARNING")}
+# The file-based broker of `make run` has no host: kombu warns so on every connection
+# ("No hostname was supplied. Reverting to default 'localhost'"), each minute.
+if not REDIS_URL:
+    _loggers["kombu.connection"] = {"level": "ERROR"}
