@@ -194,7 +194,8 @@ def app_secret_add(request: AuthenticatedHttpRequest, namespace: str, name: str)
 
 
 def hhmm(moment: datetime) -> str:
-    """A moment as the pages show a time of today: ``14:05 UTC`` (the site's zone)."""
+    """A moment as the pages show a time of today: ``14:05 CET`` (the user's zone,
+    ``integrations.time_zone``; UTC until one is chosen)."""
     return timezone.localtime(moment).strftime("%H:%M %Z")
 
 

@@ -95,19 +95,29 @@ def fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
 
 
 @cache
-def _insert_sql(model: type[Model]) -> tuple[str, tuple[Any, ...]]:
-    connection = connections[DEFAULT_DB_ALIAS]
+def _insert_into(model: type[Model]) -> tuple[str, tuple[Any, ...]]:
+    """``INSERT INTO table (columns)`` of ``model``'s concrete fields but its primary
+    key, and those fields."""
     meta = model._meta
     fields = tuple(f for f in meta.concrete_fields if f is not meta.pk)
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    return f"INSERT INTO {quote(meta.db_table)} ({columns})", fields
+
+
+@cache
+def _insert_sql(model: type[Model]) -> tuple[str, tuple[Any, ...]]:
+    connection = connections[DEFAULT_DB_ALIAS]
+    into, fields = _insert_into(model)
     returning = ""
     if connection.features.can_return_columns_from_insert:
-        returning = f" RETURNING {quote(str(meta.pk.column))}"
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608 (names from the model)
-        f"({', '.join(quote(str(f.column)) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}){returning}"
-    )
-    return sql, fields
+        returning = f" RETURNING {quote(str(model._meta.pk.column))}"
+    return f"{into} VALUES ({', '.join(['%s'] * len(fields))}){returning}", fields
+
+
+def _insert_params(obj: Model, fields: tuple[Any, ...]) -> list[Any]:
+    """``obj``'s values for ``fields``, prepared as ``save()`` prepares them."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    return [f.get_db_prep_save(f.pre_save(obj, True), connection=connection) for f in fields]
 
 
 def insert[M: Model](obj: M) -> M:
@@ -118,7 +128,7 @@ def insert[M: Model](obj: M) -> M:
     connection = connections[DEFAULT_DB_ALIAS]
     sql, fields = _insert_sql(type(obj))
     meta = obj._meta
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection=connection) for f in fields]
+    params = _insert_params(obj, fields)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         if connection.features.can_return_columns_from_insert:
@@ -137,16 +147,16 @@ def insert_after_update(update_sql: str, update_params: Sequence[Any], obj: Mode
     updated``: a round trip less than the two (the refresh writes both on every token).
     The row is inserted only if the UPDATE found its row; returns the rows inserted
     (0: the row was gone). ``obj`` gets no primary key back."""
-    connection = connections[DEFAULT_DB_ALIAS]
-    meta = obj._meta
-    fields = tuple(f for f in meta.concrete_fields if f is not meta.pk)
-    columns = ", ".join(quote(str(f.column)) for f in fields)
-    sql = (
-        f"WITH updated AS ({update_sql} RETURNING 1) "  # noqa: S608 (names from the models)
-        f"INSERT INTO {quote(meta.db_table)} ({columns}) "
-        f"SELECT {', '.join(['%s'] * len(fields))} FROM updated"
-    )
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection=connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*update_params, *params])
+    sql, fields = _insert_after_update_sql(update_sql, type(obj))
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, [*update_params, *_insert_params(obj, fields)])
         return int(cursor.rowcount)
+
+
+@cache
+def _insert_after_update_sql(update_sql: str, model: type[Model]) -> tuple[str, tuple[Any, ...]]:
+    """Composed once per UPDATE (one per field set) and model."""
+    into, fields = _insert_into(model)
+    values = ", ".join(["%s"] * len(fields))
+    sql = f"WITH updated AS ({update_sql} RETURNING 1) {into} SELECT {values} FROM updated"  # noqa: S608 (names from the models)
+    return sql, fields

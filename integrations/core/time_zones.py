@@ -14,5 +14,10 @@ def time_zone_names() -> tuple[str, ...]:
     return tuple(sorted(zoneinfo.available_timezones()))
 
 
+@cache
+def _known() -> frozenset[str]:
+    return frozenset(time_zone_names())
+
+
 def is_time_zone(name: str) -> bool:
-    return name in frozenset(time_zone_names())
+    return name in _known()
