@@ -1057,7 +1057,7 @@ def main() -> None:
 
         for c in concurrencies:
             # At 0 ms the bound is the CPU, and this machine's speed drifts (the same
-            # serial run costs from 2.5 to 4.5 ms of CPU per refresh within an hour, a
+            # serial run costs from 2.6 to 7.7 ms of CPU per refresh within an hour, a
             # shared host): each timed run is bracketed by a calibration just before and
             # one just after, and compared with their mean.
             for n, lat in scenarios:
