@@ -176,6 +176,13 @@ def _scheme_of(case: schemathesis.Case, prefer: str) -> str:
 @settings(
     max_examples=50,
     deadline=None,
+    # The same examples on every run (drawn from the test's name). Schemathesis 4.32's
+    # negative mutation of the Authorization header's schema now and then draws
+    # differently when Hypothesis replays a case, and Hypothesis then fails the test
+    # with FlakyStrategyDefinition ("Inconsistent data generation", seen in CI on
+    # 2026-12-04 for DELETE /api/v1/webhook-endpoints/{id}/): a failure of the
+    # generator, not of the API, which a random seed would let strike any run.
+    derandomize=True,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,
         HealthCheck.too_slow,
