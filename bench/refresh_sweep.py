@@ -1069,16 +1069,16 @@ def main() -> None:
                     bench.refresh_run(2 * c * procs, 0, c, procs, quiet=False)  # warm up
                     r = bench.refresh_run(n, lat, c, procs)
                     after = calibrate(f"after N={n:,} at C={procs}x{c}")
-                    cpu_ms = (before.cpu.attributed + after.cpu.attributed) / 2 / before.n
-                    worker_ms = (before.cpu.worker + after.cpu.worker) / 2 / before.n
-                    cpu_bound = cores / cpu_ms
-                    gil_bound = procs / worker_ms
+                    a, b = (x.cpu.attributed / x.n for x in (before, after))
+                    worker_s = (before.cpu.worker / before.n + after.cpu.worker / after.n) / 2
+                    cpu_bound = cores / ((a + b) / 2)
+                    gil_bound = procs / worker_s
                     r.limit = min(cpu_bound, gil_bound)
-                    a, b = (x.cpu.attributed / x.n * 1000 for x in (before, after))
                     r.bound = (
-                        f"CPU: {cores} cores / {cpu_ms * 1000:.2f} ms (serial before {a:.2f}, "
-                        f"after {b:.2f}) = {cpu_bound:.0f}/s; {procs} worker process(es) (GIL) "
-                        f"{procs} / {worker_ms * 1000:.2f} ms = {gil_bound:.0f}/s"
+                        f"CPU: {cores} cores / {(a + b) / 2 * 1000:.2f} ms (serial before "
+                        f"{a * 1000:.2f}, after {b * 1000:.2f}) = {cpu_bound:.0f}/s; {procs} "
+                        f"worker process(es) (GIL) {procs} / {worker_s * 1000:.2f} ms = "
+                        f"{gil_bound:.0f}/s"
                     )
                     if abs(a - b) > 0.15 * (a + b) / 2:
                         r.notes.append(
