@@ -65,6 +65,11 @@ def refresh_task_batch() -> int:
     return max(int(settings.INTEGRATIONS_REFRESH_TASK_BATCH), 1)
 
 
+def refresh_concurrency() -> int:
+    """Refresh requests in flight at once per worker process (the sweep's batches)."""
+    return max(int(settings.INTEGRATIONS_REFRESH_CONCURRENCY), 1)
+
+
 def service_account_loopback_http() -> bool:
     """Whether a service-account key's ``token_uri`` may be http:// to a loopback host
     (tests run a token endpoint on 127.0.0.1). Off unless set: in production it would

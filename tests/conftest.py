@@ -27,6 +27,7 @@ def _fresh_provider_definitions():
 
     registry.definitions_changed()
     refresh.provider_health_forget()
+    refresh.call_latency_forget()
     yield
     registry.definitions_changed()
 

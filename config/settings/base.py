@@ -349,6 +349,10 @@ INTEGRATIONS_SWEEP_MAX_PENDING = env.int("INTEGRATIONS_SWEEP_MAX_PENDING", defau
 # 2 x 32 threads and less worker CPU per refresh (bench/refresh_sweep.py, 2026-12-04);
 # a sweep of few due connections uses fewer threads, which the sweep's lead absorbs.
 INTEGRATIONS_REFRESH_TASK_BATCH = env.int("INTEGRATIONS_REFRESH_TASK_BATCH", default=25)
+# A batch's requests to the providers are made together, at most this many at a time in
+# one worker process (PostgreSQL; on SQLite one after the other): a thread of the worker
+# waits for the slowest of its batch, not for each in turn.
+INTEGRATIONS_REFRESH_CONCURRENCY = env.int("INTEGRATIONS_REFRESH_CONCURRENCY", default=32)
 # Service-account keys: token_uri may be http:// to 127.0.0.1/localhost/::1 (tests'
 # local token endpoint). Off by default; never turn it on in production.
 INTEGRATIONS_SERVICE_ACCOUNT_LOOPBACK_HTTP = env.bool(
@@ -370,7 +374,7 @@ INTEGRATIONS_PROVIDER_CACHE_SECONDS = env.float("INTEGRATIONS_PROVIDER_CACHE_SEC
 # Webhooks (integrations/events, README "Webhooks"): requests in flight at once per worker
 # process; the retry schedule's delays multiplied by the scale (the bench compresses a
 # day into seconds; keep 1 elsewhere); an endpoint failing this many days is disabled.
-INTEGRATIONS_WEBHOOK_CONCURRENCY = env.int("INTEGRATIONS_WEBHOOK_CONCURRENCY", default=16)
+INTEGRATIONS_WEBHOOK_CONCURRENCY = env.int("INTEGRATIONS_WEBHOOK_CONCURRENCY", default=32)
 INTEGRATIONS_WEBHOOK_RETRY_SCALE = env.float("INTEGRATIONS_WEBHOOK_RETRY_SCALE", default=1.0)
 INTEGRATIONS_WEBHOOK_DISABLE_AFTER_DAYS = env.float(
     "INTEGRATIONS_WEBHOOK_DISABLE_AFTER_DAYS", default=5.0

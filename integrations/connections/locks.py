@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -81,6 +81,30 @@ def _locked_row(connection_id: int) -> Connection:
         raise Connection.DoesNotExist(f"no connection {connection_id}")
     conn: Connection = sql_rows.selected(Connection).build(row[0])
     return conn
+
+
+def connections_locked(connection_ids: Sequence[int]) -> dict[int, Connection]:
+    """PostgreSQL only (``row_locks()``), inside a transaction: the rows of
+    ``connection_ids`` that exist, each locked as ``connection_locked`` locks it, in one
+    statement, until the transaction ends. Locked in id order, so that two holders of
+    overlapping sets wait for each other instead of deadlocking."""
+    if not connection_ids:
+        return {}
+    rows = sql_rows.fetch(_locked_rows_sql(), [sorted(set(connection_ids))])
+    build = sql_rows.selected(Connection).build
+    found = (build(row) for row in rows)
+    return {conn.pk: conn for conn in found}
+
+
+@cache
+def _locked_rows_sql() -> str:
+    selected = sql_rows.selected(Connection)
+    table = sql_rows.quote(Connection._meta.db_table)  # the model's, not input
+    pk = sql_rows.column(Connection, "id")
+    return (
+        f"SELECT {selected.sql} FROM {table} WHERE {pk} = ANY(%s) "  # noqa: S608
+        f"ORDER BY {pk} FOR UPDATE"
+    )
 
 
 @cache

@@ -22,9 +22,12 @@ Refresh request: RFC 6749 §6. Token errors: RFC 6749 §5.2.
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -165,61 +168,120 @@ def connection_refresh(
     failure backs off again as any other.
     """
     now = now or timezone.now()
-    failure: IntegrationError
-    notify = False
     with locks.connection_locked(connection_id) as conn:
-        as_read = _AsRead.of(conn)
-        config = registry.connection_config(conn)
-        if conn.status in DEAD_STATUSES:
-            raise ReauthorizationRequiredError(
-                f"the {config.name} connection needs reconnecting", code=conn.last_error_code
-            )
-        if only_if_due:
-            due = next_refresh_at(connection=conn, config=config, now=now)
-            if due is None or due > now:
-                if conn.next_refresh_at != due:  # undo the sweep's lease
-                    Connection.objects.filter(pk=conn.pk).update(next_refresh_at=due)
-                return credentials_of(conn)
-        elif refused is not None:
-            if bytes(conn.access_token_encrypted) != refused:
-                return credentials_of(conn)  # another holder replaced it meanwhile
-        elif is_fresh(conn, now=now, margin=margin_for(conn, config=config, margin=margin)):
-            return credentials_of(conn)
-        refresh_token = (
-            crypto.decrypt(conn.refresh_token_encrypted, keys=app_settings.token_keys())
-            if conn.refresh_token_encrypted
-            else None
-        )
         try:
-            if refresh_token is None:
-                failure = ReauthorizationRequiredError(
-                    "no refresh token is stored: connect again",
-                    code="token_rejected" if refused is not None else "no_refresh_token",
-                )
-                notify = _refresh_failed(conn, failure, config=config, now=now, as_read=as_read)
-            elif not _may_attempt(conn, now=now, override_backoff=override_backoff):
-                # Backing off: no request, and nothing new to record.
-                failure = ProviderUnavailableError(
-                    f"{config.name} is backing off after errors",
-                    code=conn.last_error_code or "backoff",
-                )
-            else:
-                _count_attempt(conn, now=now)
-                try:
-                    token = http.refresh_grant(config, refresh_token, now=now)
-                except IntegrationError as exc:
-                    failure = exc
-                    metrics.refresh_counted(provider=conn.provider, failure=failure)
-                    notify = _refresh_failed(conn, failure, config=config, now=now, as_read=as_read)
-                else:
-                    metrics.refresh_counted(provider=conn.provider)
-                    _refresh_succeeded(conn, token, config=config, now=now, as_read=as_read)
-                    return credentials_of(conn)
+            step = _prepared(
+                conn,
+                now=now,
+                margin=margin,
+                only_if_due=only_if_due,
+                refused=refused,
+                override_backoff=override_backoff,
+            )
+            if isinstance(step, _Attempt):
+                step = _attempted(step, _call(step))
         except _RowChanged:
             # SQLite: disconnected or reconnected while the provider was being asked.
             logger.info("connection %s changed during its refresh", connection_id)
             return _credentials_now(connection_id)
-    if notify:
+    return _served(step, now=now, serve_valid_on_failure=serve_valid_on_failure)
+
+
+@dataclass
+class _Attempt:
+    """A refresh request to make, decided under the connection's lock (``_prepared``)."""
+
+    conn: Connection
+    config: ProviderConfig
+    as_read: _AsRead
+    refresh_token: str
+    now: datetime
+
+
+@dataclass
+class _Done:
+    """How a refresh ended, under the lock: the connection's credentials to serve, or
+    the failure (already recorded) and whether its user must be emailed."""
+
+    conn: Connection
+    failure: IntegrationError | None = None
+    notify: bool = False
+
+
+def _prepared(
+    conn: Connection,
+    *,
+    now: datetime,
+    margin: int | None = None,
+    only_if_due: bool = False,
+    refused: bytes | None = None,
+    override_backoff: bool = False,
+) -> _Attempt | _Done:
+    """What to do with the connection just read under its lock: nothing (another holder
+    refreshed it, it is not due, it is backing off), record that it cannot refresh (no
+    refresh token), or ask the provider (``_Attempt``, its attempt counted). Raises
+    ``ReauthorizationRequiredError`` for a dead grant, ``UnknownProviderError`` and
+    ``crypto.DecryptionError`` before writing anything."""
+    as_read = _AsRead.of(conn)
+    config = registry.connection_config(conn)
+    if conn.status in DEAD_STATUSES:
+        raise ReauthorizationRequiredError(
+            f"the {config.name} connection needs reconnecting", code=conn.last_error_code
+        )
+    if only_if_due:
+        due = next_refresh_at(connection=conn, config=config, now=now)
+        if due is None or due > now:
+            if conn.next_refresh_at != due:  # undo the sweep's lease
+                Connection.objects.filter(pk=conn.pk).update(next_refresh_at=due)
+            return _Done(conn)
+    elif refused is not None:
+        if bytes(conn.access_token_encrypted) != refused:
+            return _Done(conn)  # another holder replaced it meanwhile
+    elif is_fresh(conn, now=now, margin=margin_for(conn, config=config, margin=margin)):
+        return _Done(conn)
+    if not conn.refresh_token_encrypted:
+        failure: IntegrationError = ReauthorizationRequiredError(
+            "no refresh token is stored: connect again",
+            code="token_rejected" if refused is not None else "no_refresh_token",
+        )
+        notify = _refresh_failed(conn, failure, config=config, now=now, as_read=as_read)
+        return _Done(conn, failure, notify)
+    refresh_token = crypto.decrypt(conn.refresh_token_encrypted, keys=app_settings.token_keys())
+    if not _may_attempt(conn, now=now, override_backoff=override_backoff):
+        # Backing off: no request, and nothing new to record.
+        return _Done(
+            conn,
+            ProviderUnavailableError(
+                f"{config.name} is backing off after errors",
+                code=conn.last_error_code or "backoff",
+            ),
+        )
+    _count_attempt(conn, now=now)
+    return _Attempt(conn, config, as_read, refresh_token, now)
+
+
+def _attempted(attempt: _Attempt, result: TokenSet | IntegrationError) -> _Done:
+    """Record what the provider answered, under the lock."""
+    conn, config = attempt.conn, attempt.config
+    if isinstance(result, IntegrationError):
+        metrics.refresh_counted(provider=conn.provider, failure=result)
+        notify = _refresh_failed(
+            conn, result, config=config, now=attempt.now, as_read=attempt.as_read
+        )
+        return _Done(conn, result, notify)
+    metrics.refresh_counted(provider=conn.provider)
+    _refresh_succeeded(conn, result, config=config, now=attempt.now, as_read=attempt.as_read)
+    return _Done(conn)
+
+
+def _served(step: _Done, *, now: datetime, serve_valid_on_failure: bool) -> Credentials:
+    """After the lock: the credentials, or the failure raised (the dead grant's email
+    enqueued); while the token is still valid a failure that is not a dead grant serves
+    it (unless ``serve_valid_on_failure`` is off)."""
+    conn, failure = step.conn, step.failure
+    if failure is None:
+        return credentials_of(conn)
+    if step.notify:
         _reconnect_email_enqueue(conn.pk)
     if (
         serve_valid_on_failure
@@ -577,15 +639,57 @@ def connections_due_claim(*, now: datetime | None = None, limit: int | None = No
 def connections_refresh_if_due(
     *, connection_ids: Sequence[int], now: datetime | None = None
 ) -> list[tuple[int, str]]:
-    """The work of one refresh task: each connection refreshed if it is (still) due, one
-    after the other, each under its own lock and in its own transaction (as
-    ``connection_refresh_if_due``), so that one failure stops nothing else. Returns
-    each id with its outcome."""
+    """The work of one refresh task: each connection refreshed if it is (still) due, so
+    that one failure stops nothing else. Returns each id with its outcome.
+
+    PostgreSQL: the batch's rows locked in one statement and one transaction
+    (``locks.connections_locked``), the requests to the providers made together
+    (``_calls``), what they answered written row by row, and one COMMIT: a refresh
+    costs two statements and a share of one commit, not four and a commit of its own
+    (each commit waits for the WAL to reach the disk), and the batch holds its locks for
+    about as long as its slowest request, as one refresh would. SQLite, whose lock is a
+    file per connection held outside any transaction (``locks``): one after the other
+    (``connection_refresh_if_due``)."""
+    now = now or timezone.now()
     with metrics.buffered():  # the batch's counts in one round trip
-        return [
-            (connection_id, connection_refresh_if_due(connection_id=connection_id, now=now))
-            for connection_id in connection_ids
-        ]
+        if not locks.row_locks():
+            return [
+                (connection_id, connection_refresh_if_due(connection_id=connection_id, now=now))
+                for connection_id in connection_ids
+            ]
+        return _batch_refresh(connection_ids, now=now)
+
+
+def _batch_refresh(connection_ids: Sequence[int], *, now: datetime) -> list[tuple[int, str]]:
+    outcomes: dict[int, str] = {}
+    attempts: list[_Attempt] = []
+    done: list[_Done] = []
+    with transaction.atomic():
+        rows = locks.connections_locked(connection_ids)
+        for connection_id in dict.fromkeys(connection_ids):  # each once: one refresh token
+            conn = rows.get(connection_id)
+            if conn is None:
+                outcomes[connection_id] = "gone"
+                continue
+            try:
+                step = _prepared(conn, now=now, only_if_due=True)
+            except (IntegrationError, crypto.DecryptionError) as exc:  # the rest go on
+                outcomes[connection_id] = _off_sweep(connection_id, exc, now=now)
+                continue
+            if isinstance(step, _Attempt):
+                attempts.append(step)
+            else:
+                done.append(step)
+        for attempt, result in zip(attempts, _calls(attempts), strict=True):
+            done.append(_attempted(attempt, result))
+        for step in done:
+            try:
+                _served(step, now=now, serve_valid_on_failure=False)
+            except IntegrationError as exc:  # the email enqueued on commit
+                outcomes[step.conn.pk] = _off_sweep(step.conn.pk, exc, now=now)
+            else:
+                outcomes[step.conn.pk] = "ok"
+    return [(connection_id, outcomes[connection_id]) for connection_id in connection_ids]
 
 
 def connection_refresh_if_due(*, connection_id: int, now: datetime | None = None) -> str:
@@ -595,26 +699,109 @@ def connection_refresh_if_due(*, connection_id: int, now: datetime | None = None
         connection_refresh(
             connection_id=connection_id, now=now, only_if_due=True, serve_valid_on_failure=False
         )
-    except Connection.DoesNotExist:
+    except (Connection.DoesNotExist, IntegrationError, crypto.DecryptionError) as exc:
+        return _off_sweep(connection_id, exc, now=now or timezone.now())
+    return "ok"
+
+
+def _off_sweep(connection_id: int, exc: Exception, *, now: datetime) -> str:
+    """The outcome code of a sweep's refresh that failed with ``exc``, and the
+    connection's next sweep where the failure decides it. Raises what it does not know."""
+    if isinstance(exc, Connection.DoesNotExist):
         return "gone"
-    except ReauthorizationRequiredError as exc:
+    if isinstance(exc, ReauthorizationRequiredError):
         # A dead grant: off the sweep (undo the lease), until the user reconnects.
         Connection.objects.filter(pk=connection_id, status__in=DEAD_STATUSES).update(
             next_refresh_at=None
         )
         return exc.code
-    except UnknownProviderError:
+    if isinstance(exc, UnknownProviderError):
         # Its definition was deleted: nothing to refresh with until staff restore it.
         Connection.objects.filter(pk=connection_id).update(next_refresh_at=None)
         logger.error("connection %s: its provider is not defined any more", connection_id)
         return "unknown_provider"
-    except crypto.DecryptionError:
+    if isinstance(exc, crypto.DecryptionError):
         # INTEGRATIONS_TOKEN_KEYS lost the key it was written under: staff's to fix.
         # Not retried every sweep: once per backoff cap.
-        retry_at = (now or timezone.now()) + BACKOFF_CAP
-        Connection.objects.filter(pk=connection_id).update(next_refresh_at=retry_at)
+        Connection.objects.filter(pk=connection_id).update(next_refresh_at=now + BACKOFF_CAP)
         logger.error("connection %s: its refresh token does not decrypt", connection_id)
         return "undecryptable"
-    except IntegrationError as exc:  # after its subclasses above
+    if isinstance(exc, IntegrationError):  # after its subclasses above
         return exc.code
-    return "ok"
+    raise exc
+
+
+# --- the providers' answers, several at a time --------------------------------------------
+
+# A batch whose requests are expected to take at most this long one after the other is
+# asked on the task's own thread (a provider that answers in a millisecond gains nothing
+# from other threads, and their switching costs CPU: bench/refresh_sweep.py at 0 ms);
+# a longer one goes to the pool. What to expect: each provider's recent answers here.
+INLINE_BUDGET_SECONDS = 0.25
+# How much of the expectation the newest answer makes (an exponential moving average).
+_LATENCY_WEIGHT = 0.2
+_latency: dict[str, float] = {}
+
+_pool: ThreadPoolExecutor | None = None
+_pool_guard = threading.Lock()
+
+
+def _calls(attempts: Sequence[_Attempt]) -> list[TokenSet | IntegrationError]:
+    """The refresh requests of ``attempts``, in their order. On this thread, one after
+    the other, while they are expected to be quick (``INLINE_BUDGET_SECONDS``); when
+    they are not, or once they have taken longer, together on a pool of at most
+    INTEGRATIONS_REFRESH_CONCURRENCY threads per process. A request waits on the
+    network, not on the CPU: made together, a batch takes about as long as its slowest
+    one. The standard library's thread pool rather than asyncio: the client is requests,
+    with its public-address guard (``client.PublicAddressAdapter``)."""
+    expected = sum(_latency.get(a.conn.provider, 0.0) for a in attempts)
+    if len(attempts) > 1 and expected > INLINE_BUDGET_SECONDS:
+        return _pooled(attempts)
+    results: list[TokenSet | IntegrationError] = []
+    started = time.monotonic()
+    for i, attempt in enumerate(attempts):
+        if len(attempts) - i > 1 and time.monotonic() - started > INLINE_BUDGET_SECONDS:
+            # Slower than expected (a provider slowing down): the rest together.
+            results += _pooled(attempts[i:])
+            break
+        results.append(_call(attempt))
+    return results
+
+
+def _pooled(attempts: Sequence[_Attempt]) -> list[TokenSet | IntegrationError]:
+    """``attempts`` asked together on the pool, each in a copy of this thread's context
+    (its log lines keep the task's request id, ``config.log``)."""
+    pool = _calls_pool()
+    futures = [pool.submit(contextvars.copy_context().run, _call, a) for a in attempts]
+    return [future.result() for future in futures]
+
+
+def _calls_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_guard:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=app_settings.refresh_concurrency(),
+                thread_name_prefix="refresh-call",
+            )
+        return _pool
+
+
+def _call(attempt: _Attempt) -> TokenSet | IntegrationError:
+    """The refresh request of ``attempt``: the token set, or the classified failure.
+    Touches no database (``_calls`` may run it on another thread)."""
+    provider = attempt.conn.provider
+    started = time.monotonic()
+    try:
+        return http.refresh_grant(attempt.config, attempt.refresh_token, now=attempt.now)
+    except IntegrationError as exc:
+        return exc
+    finally:
+        took = time.monotonic() - started
+        seen = _latency.get(provider)
+        _latency[provider] = took if seen is None else seen + _LATENCY_WEIGHT * (took - seen)
+
+
+def call_latency_forget() -> None:
+    """Forget the providers' latencies seen by this process (tests: between cases)."""
+    _latency.clear()

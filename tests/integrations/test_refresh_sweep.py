@@ -13,22 +13,30 @@ import threading
 import time
 import urllib.request
 from datetime import timedelta
+from urllib.parse import parse_qs
 
 import psycopg
 import pytest
 import redis
+import responses
 from django.conf import settings
 from django.db import connection as db
 from django.db import connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from config import log
 from integrations import tasks
-from integrations.connections import locks
+from integrations.connections import locks, refresh
 from integrations.connections.refresh import connection_refresh_if_due, connections_due_claim
-from integrations.connections.store import store_tokens
+from integrations.connections.store import (
+    connection_access_token,
+    connection_refresh_token,
+    store_tokens,
+)
 from integrations.core.tokens import TokenSet
 from integrations.models import AuditEvent, Connection
+from integrations.providers import registry
 from tests.integrations.test_refresh import endpoint  # noqa: F401 (a fixture)
 from tests.processes import database_url, django_env, needs_postgres, start
 
@@ -297,3 +305,195 @@ def test_claims_racing_across_sessions_never_hand_out_a_connection_twice(alice):
         thread.join(30)
     assert len(first) == 3 and len(other) == 4
     assert set(first) | set(other) == ids and not set(first) & set(other)
+
+
+# --- a batch on PostgreSQL: its rows locked together, its requests made together --------
+
+
+class _SlowTokenEndpoint:
+    """Google's token endpoint answering after ``seconds``: each call's thread and its
+    start and end, and a new access token named after the refresh token it was sent."""
+
+    def __init__(self, rsps: responses.RequestsMock, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls: list[tuple[str, float, float]] = []
+        self.request_ids: list[str] = []
+        self._lock = threading.Lock()
+        rsps.add_callback(
+            responses.POST, registry.provider_config("google").token_url, callback=self._answer
+        )
+
+    def _answer(self, request):
+        started = time.monotonic()
+        time.sleep(self.seconds)
+        with self._lock:
+            self.calls.append((threading.current_thread().name, started, time.monotonic()))
+            self.request_ids.append(log.request_id.get())
+        refresh_token = parse_qs(request.body)["refresh_token"][0]
+        body = {"access_token": f"ya29.for-{refresh_token}", "expires_in": 3599}
+        return (200, {"Content-Type": "application/json"}, json.dumps(body))
+
+
+def most_at_once(calls: list[tuple[str, float, float]]) -> int:
+    """The most calls in flight at the same moment."""
+    edges = sorted([(start, 1) for _, start, _ in calls] + [(end, -1) for _, _, end in calls])
+    level = top = 0
+    for _, step in edges:
+        level += step
+        top = max(top, level)
+    return top
+
+
+def stored_access_tokens(conns: list[Connection]) -> dict[str | None, str]:
+    return {
+        connection_refresh_token(connection=c): connection_access_token(connection=c)
+        for c in Connection.objects.filter(pk__in=[c.pk for c in conns])
+    }
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_a_batch_locks_its_rows_in_one_statement_and_writes_each_in_one(alice, endpoint):  # noqa: F811
+    """PostgreSQL: the batch's rows locked by one SELECT ... FOR UPDATE, a statement per
+    refresh (the token write with its audit row), all in one transaction (a savepoint
+    here, inside the test's; BEGIN and COMMIT in production): one commit per batch, not
+    one per refresh."""
+    warm, *batch = due_connections(alice, 4)
+    assert connection_refresh_if_due(connection_id=warm.pk) == "ok"  # clears the mark once
+    with CaptureQueriesContext(db) as ctx:
+        assert tasks.refresh_connections([c.pk for c in batch]) == 3
+    statements = [q["sql"].split()[0] for q in ctx.captured_queries]
+    assert statements == ["SAVEPOINT", "SELECT", "WITH", "WITH", "WITH", "RELEASE"]
+    lock = ctx.captured_queries[1]["sql"]
+    assert "= ANY(" in lock and lock.endswith("FOR UPDATE")
+    assert len(endpoint.calls) == 4
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.REFRESH_SUCCEEDED).count() == 4
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_a_fast_providers_batch_is_asked_on_the_tasks_own_thread(alice):
+    """Answers in a few milliseconds: the batch's requests one after the other on the
+    task's thread (other threads would only add their switching to the CPU it costs)."""
+    conns = due_connections(alice, 5)
+    with responses.RequestsMock() as rsps:
+        provider = _SlowTokenEndpoint(rsps, seconds=0)
+        assert tasks.refresh_connections([c.pk for c in conns]) == 5
+    here = threading.current_thread().name
+    assert [name for name, _, _ in provider.calls] == [here] * 5
+    assert stored_access_tokens(conns) == {f"1//rt-{i}": f"ya29.for-1//rt-{i}" for i in range(5)}
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_a_slow_providers_batch_requests_are_made_together(alice, settings):
+    """A provider slower than the inline budget: once a batch has taken longer than it,
+    the rest of its requests go out together on the pool's threads; the next batch,
+    whose provider is now known to be slow, goes out together from its first request.
+    Every answer is stored with its own connection, and the pool's threads log under
+    the task's request id."""
+    settings.INTEGRATIONS_REFRESH_CONCURRENCY = 8
+    conns = due_connections(alice, 12)
+    first, second = conns[:6], conns[6:]
+    here = threading.current_thread().name
+    task_id = log.request_id.set("task-7f3a")
+    try:
+        with responses.RequestsMock() as rsps:
+            provider = _SlowTokenEndpoint(rsps, seconds=0.15)
+            assert tasks.refresh_connections([c.pk for c in first]) == 6
+            first_calls, provider.calls = provider.calls, []
+            assert tasks.refresh_connections([c.pk for c in second]) == 6
+            second_calls = provider.calls
+    finally:
+        log.request_id.reset(task_id)
+    # The first batch starts on the task's thread (nothing is known of the provider),
+    # then hands the rest to the pool, which asks them at once.
+    assert first_calls[0][0] == here
+    pooled = [call for call in first_calls if call[0] != here]
+    assert len(pooled) >= 3 and all(name.startswith("refresh-call") for name, _, _ in pooled)
+    assert most_at_once(pooled) >= 2
+    # The second: the pool from the start.
+    assert all(name.startswith("refresh-call") for name, _, _ in second_calls)
+    assert most_at_once(second_calls) >= 2
+    assert stored_access_tokens(conns) == {f"1//rt-{i}": f"ya29.for-1//rt-{i}" for i in range(12)}
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.REFRESH_SUCCEEDED).count() == 12
+    assert provider.request_ids == ["task-7f3a"] * 12
+
+
+@pytest.mark.django_db
+def test_a_batch_with_a_dead_grant_and_a_deleted_row(
+    alice,
+    endpoint,  # noqa: F811
+    django_capture_on_commit_callbacks,
+    mailoutbox,
+):
+    """In one batch: a grant the provider refuses (needs reconnecting, off the sweep, its
+    email sent once the batch committed), a row deleted since it was claimed ("gone"),
+    and the others refreshed."""
+    conns = due_connections(alice, 4)
+    gone = conns[2]
+    Connection.objects.filter(pk=gone.pk).delete()
+    endpoint.script = [
+        (200, {"access_token": "ya29.a", "expires_in": 3599}),
+        (400, {"error": "invalid_grant"}),
+        (200, {"access_token": "ya29.c", "expires_in": 3599}),
+    ]
+    ids = [c.pk for c in conns]
+    with django_capture_on_commit_callbacks(execute=True):
+        outcomes = refresh.connections_refresh_if_due(connection_ids=ids)
+    assert outcomes == [(ids[0], "ok"), (ids[1], "invalid_grant"), (ids[2], "gone"), (ids[3], "ok")]
+    dead = Connection.objects.get(pk=ids[1])
+    assert (dead.status, dead.next_refresh_at) == ("needs_reconnect", None)
+    assert [m.subject for m in mailoutbox] == ["Reconnect your Google account"]
+    assert {c.pk: c.status for c in Connection.objects.filter(pk__in=[ids[0], ids[3]])} == {
+        ids[0]: "active",
+        ids[3]: "active",
+    }
+    assert len(endpoint.calls) == 3
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_waits_for_a_row_another_holder_has_and_then_does_not_ask_again(
+    alice,
+    endpoint,  # noqa: F811
+):
+    """One of the batch's rows is locked by another holder (an on-demand refresh, in
+    another session): the batch waits for it, re-reads it, finds it refreshed, and
+    spends no refresh token on it; the others are refreshed."""
+    conns = due_connections(alice, 3)
+    ids = [c.pk for c in conns]
+    outcomes: list[tuple[int, str]] = []
+
+    def batch() -> None:
+        try:
+            outcomes.extend(refresh.connections_refresh_if_due(connection_ids=ids))
+        finally:
+            connections.close_all()
+
+    with psycopg.connect(database_url().replace("postgres://", "postgresql://", 1)) as holder:
+        holder.execute("SELECT 1 FROM integrations_connection WHERE id = %s FOR UPDATE", [ids[1]])
+        thread = threading.Thread(target=batch)
+        thread.start()
+        deadline = time.monotonic() + 10
+        with db.cursor() as cursor:
+            while time.monotonic() < deadline:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.01)
+            else:
+                pytest.fail("the batch never waited for the held row")
+        # The holder refreshed it: valid for an hour, not due any more.
+        holder.execute(
+            "UPDATE integrations_connection SET expires_at = now() + interval '1 hour', "
+            "last_refreshed_at = now() WHERE id = %s",
+            [ids[1]],
+        )
+        holder.commit()
+        thread.join(30)
+    assert outcomes == [(ids[0], "ok"), (ids[1], "ok"), (ids[2], "ok")]
+    assert sorted(call["refresh_token"] for call in endpoint.calls) == ["1//rt-0", "1//rt-2"]
