@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -711,8 +712,9 @@ class Bench:
         )
         return lines
 
-    def queries_per_refresh(self) -> list[str]:
-        """The SQL statements of one refresh (``connection_refresh_if_due``), in-process."""
+    def queries_per_refresh(self, batch: int) -> list[str]:
+        """The SQL statements of one refresh task of ``batch`` ids
+        (``connections_refresh_if_due``, what ``refresh_connections`` runs), in-process."""
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
@@ -720,13 +722,13 @@ class Bench:
         from integrations.models import Connection
 
         self.reset_connections()
-        self.insert_due(3)
+        self.insert_due(batch + 1)
         self.server_call("/_config?latency_ms=0", post=True)
         ids = list(Connection.objects.order_by("id").values_list("id", flat=True))
         refresh.connection_refresh_if_due(connection_id=ids[0])  # warm: imports, session
         with CaptureQueriesContext(connection) as ctx:
-            outcome = refresh.connection_refresh_if_due(connection_id=ids[1])
-        assert outcome == "ok", outcome
+            outcomes = refresh.connections_refresh_if_due(connection_ids=ids[1:])
+        assert {outcome for _, outcome in outcomes} == {"ok"}, outcomes
         return [q["sql"] for q in ctx.captured_queries]
 
     # --- the sweep query ------------------------------------------------------------------
@@ -1024,16 +1026,21 @@ def main() -> None:
         for line in machine_facts(bench):
             emit(line)
 
-        emit()
-        emit("== one refresh: the SQL statements of connection_refresh_if_due")
-        statements = bench.queries_per_refresh()
-        emit(f"{len(statements)} statements: " + "; ".join(describe(s) for s in statements))
-        emit(
-            "(BEGIN and COMMIT around them; the worker keeps its database connections "
-            "across tasks: CELERY_DB_REUSE_MAX)"
-        )
-
         from integrations import app_settings
+
+        emit()
+        task_batch = app_settings.refresh_task_batch()
+        emit(f"== one refresh task of {task_batch} ids: its SQL statements")
+        statements = bench.queries_per_refresh(task_batch)
+        counted = Counter(describe(s) for s in statements)
+        emit(
+            f"{len(statements)} statements, {len(statements) / task_batch:.2f} per refresh: "
+            + "; ".join(f"{n} x {gist}" for gist, n in counted.items())
+        )
+        emit(
+            "(the batch's statements; the worker keeps its database connections across "
+            "tasks: CELERY_DB_REUSE_MAX)"
+        )
 
         batch = app_settings.sweep_batch_size()
         results: list[RunResult] = []

@@ -147,9 +147,27 @@ def insert_after_update(update_sql: str, update_params: Sequence[Any], obj: Mode
     updated``: a round trip less than the two (the refresh writes both on every token).
     The row is inserted only if the UPDATE found its row; returns the rows inserted
     (0: the row was gone). ``obj`` gets no primary key back."""
-    sql, fields = _insert_after_update_sql(update_sql, type(obj))
+    sql, params = insert_after_update_statement(update_sql, update_params, obj)
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-        cursor.execute(sql, [*update_params, *_insert_params(obj, fields)])
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+
+
+def insert_after_update_statement(
+    update_sql: str, update_params: Sequence[Any], obj: Model
+) -> tuple[str, list[Any]]:
+    """The statement ``insert_after_update`` runs, and its parameters: to run later,
+    with others of the same statement (``execute_each``)."""
+    sql, fields = _insert_after_update_sql(update_sql, type(obj))
+    return sql, [*update_params, *_insert_params(obj, fields)]
+
+
+def execute_each(sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    """``sql`` once for each row of parameters, sent together: psycopg's ``executemany``
+    pipelines them on PostgreSQL, one round trip for all. Returns the rows they
+    affected in all."""
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.executemany(sql, rows)
         return int(cursor.rowcount)
 
 

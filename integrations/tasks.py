@@ -105,7 +105,9 @@ def _pending_messages() -> int:
 def refresh_connections(connection_ids: list[int]) -> int:
     """The sweep's unit of work: a few connection ids (never a token), each refreshed if
     still due. Batched so that a task's own cost (the broker round trips, the ack, the
-    worker's bookkeeping) is paid once per batch, not once per refresh."""
+    worker's bookkeeping) is paid once per batch, not once per refresh, and on
+    PostgreSQL so are the lock statement and the commit
+    (``refresh.connections_refresh_if_due``)."""
     outcomes = refresh.connections_refresh_if_due(connection_ids=connection_ids)
     logger.info("refresh batch: %s", _batch_summary(outcomes))
     return len(outcomes)

@@ -4,7 +4,8 @@ refresh (and the reconnect email) runs under.
 - **PostgreSQL** (any database with row locks): a transaction and ``SELECT ... FOR
   UPDATE`` of the connection's row, held for the whole block, the call to the provider
   included. Across machines; a killed holder's transaction rolls back and its lock goes
-  with it. The block's writes are in that transaction.
+  with it. The block's writes are in that transaction. A sweep task locks its batch's
+  rows in one statement (``connections_locked``), in id order.
 - **SQLite** (the embedded default): ``SELECT ... FOR UPDATE`` is a no-op there, and the
   only lock SQLite has is the whole database's write lock. Holding it across the call to
   the token endpoint cannot work: the sandbox, playing Google on the same site, writes

@@ -10,6 +10,10 @@ bounded; the dead grant's email; the background sweep.
   rotating provider would treat as theft, RFC 9700 §4.14.2). A rotated refresh token is
   stored in the same transaction as the new access token; a response without one keeps
   the old.
+- ``connections_refresh_if_due``, a sweep task's batch: on PostgreSQL its rows are
+  locked together and it commits once, its requests made on its own thread while the
+  provider answers quickly and together on a thread pool when it does not (``_calls``);
+  on SQLite one ``connection_refresh`` after the other.
 - Failures: ``invalid_grant`` (and Google's ``invalid_rapt``, ``admin_policy_enforced``)
   → ``needs_reconnect`` at once, no more attempts, one email (a task with retries:
   ``reconnect_notified_at`` is set once it was delivered). Timeouts, connection
@@ -373,6 +377,28 @@ def _update_sql(names: tuple[str, ...]) -> tuple[str, tuple[Field[Any, Any], ...
     return sql, fields  # type: ignore[return-value]
 
 
+_together = threading.local()
+
+
+@contextmanager
+def _writes_together() -> Iterator[None]:
+    """PostgreSQL, inside a transaction (a batch, its rows locked): the token writes of
+    the refreshes in the block (each with its audit row, ``_row_update``) are collected
+    and sent at its end, each statement's rows together (``sql_rows.execute_each``: one
+    round trip, not one per refresh). Only those: a failure's write is made at once, for
+    what runs after it reads the row (``_off_sweep``). Nothing is sent when the block
+    raises (its transaction rolls back)."""
+    writes: dict[str, list[list[Any]]] = {}
+    _together.writes = writes
+    try:
+        yield
+    finally:
+        _together.writes = None
+    for statement, rows in writes.items():
+        if sql_rows.execute_each(statement, rows) != len(rows):
+            raise DatabaseError("a connection's row did not update")
+
+
 def _row_update(
     conn: Connection, names: tuple[str, ...], *, then_insert: AuditEvent | None = None
 ) -> None:
@@ -391,6 +417,11 @@ def _row_update(
         conn.pk,
     ]
     if then_insert is not None and db.vendor == "postgresql":
+        together: dict[str, list[list[Any]]] | None = getattr(_together, "writes", None)
+        if together is not None:  # inside _writes_together: sent at its end
+            statement, values = sql_rows.insert_after_update_statement(sql, params, then_insert)
+            together.setdefault(statement, []).append(values)
+            return
         if sql_rows.insert_after_update(sql, params, then_insert) != 1:
             raise DatabaseError("the connection's row did not update")
         return
@@ -680,8 +711,9 @@ def _batch_refresh(connection_ids: Sequence[int], *, now: datetime) -> list[tupl
                 attempts.append(step)
             else:
                 done.append(step)
-        for attempt, result in zip(attempts, _calls(attempts), strict=True):
-            done.append(_attempted(attempt, result))
+        with _writes_together():
+            for attempt, result in zip(attempts, _calls(attempts), strict=True):
+                done.append(_attempted(attempt, result))
         for step in done:
             try:
                 _served(step, now=now, serve_valid_on_failure=False)
@@ -740,6 +772,8 @@ def _off_sweep(connection_id: int, exc: Exception, *, now: datetime) -> str:
 INLINE_BUDGET_SECONDS = 0.25
 # How much of the expectation the newest answer makes (an exponential moving average).
 _LATENCY_WEIGHT = 0.2
+# Provider id -> seconds, for this process. Threads update it without a lock: two
+# answers at once may leave one of them out of the average, which is an estimate.
 _latency: dict[str, float] = {}
 
 _pool: ThreadPoolExecutor | None = None

@@ -353,19 +353,21 @@ def stored_access_tokens(conns: list[Connection]) -> dict[str | None, str]:
 
 @needs_postgres
 @pytest.mark.django_db
-def test_a_batch_locks_its_rows_in_one_statement_and_writes_each_in_one(alice, endpoint):  # noqa: F811
-    """PostgreSQL: the batch's rows locked by one SELECT ... FOR UPDATE, a statement per
-    refresh (the token write with its audit row), all in one transaction (a savepoint
-    here, inside the test's; BEGIN and COMMIT in production): one commit per batch, not
-    one per refresh."""
+def test_a_batch_locks_its_rows_in_one_statement_and_writes_them_together(alice, endpoint):  # noqa: F811
+    """PostgreSQL: the batch's rows locked by one SELECT ... FOR UPDATE, the token writes
+    (each with its audit row) sent together in one round trip, all in one transaction (a
+    savepoint here, inside the test's; BEGIN and COMMIT in production): one commit per
+    batch, not one per refresh."""
     warm, *batch = due_connections(alice, 4)
     assert connection_refresh_if_due(connection_id=warm.pk) == "ok"  # clears the mark once
     with CaptureQueriesContext(db) as ctx:
         assert tasks.refresh_connections([c.pk for c in batch]) == 3
     statements = [q["sql"].split()[0] for q in ctx.captured_queries]
-    assert statements == ["SAVEPOINT", "SELECT", "WITH", "WITH", "WITH", "RELEASE"]
-    lock = ctx.captured_queries[1]["sql"]
+    assert statements == ["SAVEPOINT", "SELECT", "3", "RELEASE"]
+    lock, writes = ctx.captured_queries[1]["sql"], ctx.captured_queries[2]["sql"]
     assert "= ANY(" in lock and lock.endswith("FOR UPDATE")
+    # The three token writes, each with its audit row, sent together (executemany).
+    assert writes.startswith("3 times: WITH updated AS (UPDATE") and "INSERT INTO" in writes
     assert len(endpoint.calls) == 4
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.REFRESH_SUCCEEDED).count() == 4
 
