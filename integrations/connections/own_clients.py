@@ -58,7 +58,11 @@ def _client_retire(client: UserOAuthClient) -> int:
     # A grant belongs to the client that obtained it: without the client, it cannot be
     # refreshed, so its connections need reconnecting (with whichever client comes next).
     # Each one's change is an event (connection.needs_reconnect), as a dead grant's is.
-    connections = list(Connection.objects.select_for_update().filter(oauth_client=client))
+    # Locked in id order, as a refresh batch locks its rows (locks.connections_locked):
+    # the two wait for each other instead of deadlocking.
+    connections = list(
+        Connection.objects.select_for_update().filter(oauth_client=client).order_by("pk")
+    )
     for conn in connections:
         previous_status = conn.status
         conn.status = Connection.Status.NEEDS_RECONNECT
