@@ -151,8 +151,11 @@ def connection_save_from_callback(
 def connection_make_default(*, connection: Connection) -> None:
     """Runs use this connection of its provider when an app names none."""
     with transaction.atomic():
-        Connection.objects.select_for_update().filter(
-            user_id=connection.user_id, provider=connection.provider
-        ).update(is_default=False)
+        theirs = Connection.objects.filter(user_id=connection.user_id, provider=connection.provider)
+        # Locked first, in id order, as a refresh batch locks its rows
+        # (locks.connections_locked): an UPDATE alone locks in the order it scans, and the
+        # two could deadlock.
+        list(theirs.select_for_update().order_by("pk").values_list("pk", flat=True))
+        theirs.update(is_default=False)
         Connection.objects.filter(pk=connection.pk).update(is_default=True)
     connection.is_default = True

@@ -550,6 +550,10 @@ _health_clear_seen: dict[str, float] = {}
 def _provider_recovered(provider: str, *, now: datetime) -> None:
     """A refresh of ``provider`` succeeded: whatever was marked against our client there
     is over (``ProviderHealth``)."""
+    later = _health_later()
+    if later is not None:
+        later.append((provider, None, now))
+        return
     seen = _health_clear_seen.get(provider)
     if seen is not None and time.monotonic() - seen < HEALTH_RECHECK_SECONDS:
         return
@@ -559,12 +563,43 @@ def _provider_recovered(provider: str, *, now: datetime) -> None:
     _health_clear_seen[provider] = time.monotonic()
 
 
+# Inside a batch (``_batch_refresh``): the providers' marks to write once it committed.
+_HealthChange = tuple[str, IntegrationError | None, datetime]
+
+
+def _health_later() -> list[_HealthChange] | None:
+    return getattr(_together, "health", None)
+
+
+@contextmanager
+def _provider_health_after() -> Iterator[None]:
+    """The providers' marks (``ProviderHealth``) that the block's refreshes change are
+    written after it, each in a statement of its own, in its order: not in a batch's
+    transaction, where two batches marking two providers in opposite orders would
+    deadlock, and after what the providers answered was committed."""
+    changes: list[_HealthChange] = []
+    _together.health = changes
+    try:
+        yield
+    finally:
+        _together.health = None
+    for provider, failure, now in changes:
+        if failure is None:
+            _provider_recovered(provider, now=now)
+        else:
+            _provider_failed(provider, failure, now=now)
+
+
 def provider_health_forget() -> None:
     """Forget which providers this process saw healthy (tests: between cases)."""
     _health_clear_seen.clear()
 
 
 def _provider_failed(provider: str, failure: IntegrationError, *, now: datetime) -> None:
+    later = _health_later()
+    if later is not None:
+        later.append((provider, failure, now))
+        return
     _health_clear_seen.pop(provider, None)
     health, _ = ProviderHealth.objects.get_or_create(provider=provider)
     ProviderHealth.objects.filter(pk=health.pk).update(
@@ -696,7 +731,7 @@ def _batch_refresh(connection_ids: Sequence[int], *, now: datetime) -> list[tupl
     outcomes: dict[int, str] = {}
     attempts: list[_Attempt] = []
     done: list[_Done] = []
-    with transaction.atomic():
+    with _provider_health_after(), transaction.atomic():
         rows = locks.connections_locked(connection_ids)
         for connection_id in dict.fromkeys(connection_ids):  # each once: one refresh token
             conn = rows.get(connection_id)
@@ -831,6 +866,16 @@ def _call(attempt: _Attempt) -> TokenSet | IntegrationError:
         return http.refresh_grant(attempt.config, attempt.refresh_token, now=attempt.now)
     except IntegrationError as exc:
         return exc
+    except Exception as exc:
+        # Not a classified failure: a fault on our side of the request (a compliance
+        # hook, the HTTP stack). Recorded as this connection's failure (retried with
+        # backoff) rather than raised: raised, it would roll back what the providers
+        # answered the batch's other connections, their rotated refresh tokens
+        # included. The type only: the message may quote the request.
+        logger.error(
+            "refresh request of connection %s failed: %s", attempt.conn.pk, type(exc).__name__
+        )
+        return ProviderUnavailableError("the refresh request failed", code="request_failed")
     finally:
         took = time.monotonic() - started
         seen = _latency.get(provider)

@@ -499,3 +499,52 @@ def test_a_batch_waits_for_a_row_another_holder_has_and_then_does_not_ask_again(
         thread.join(30)
     assert outcomes == [(ids[0], "ok"), (ids[1], "ok"), (ids[2], "ok")]
     assert sorted(call["refresh_token"] for call in endpoint.calls) == ["1//rt-0", "1//rt-2"]
+
+
+@pytest.mark.django_db
+def test_an_unexpected_error_in_one_request_fails_that_connection_not_the_batch(
+    alice,
+    endpoint,  # noqa: F811
+    caplog,
+):
+    """A request that fails with something other than a classified provider error (a
+    fault on our side: a hook, the HTTP stack) is that connection's failure, retried with
+    backoff; the others' answers, rotated refresh tokens included, are stored. Its log
+    line names the error's type, not its message."""
+    conns = due_connections(alice, 3)
+    endpoint.script = [
+        (200, {"access_token": "ya29.a", "refresh_token": "1//rotated-a", "expires_in": 3599}),
+        RuntimeError("boom 1//rt-1"),
+        (200, {"access_token": "ya29.c", "refresh_token": "1//rotated-c", "expires_in": 3599}),
+    ]
+    ids = [c.pk for c in conns]
+    with caplog.at_level("ERROR", logger="integrations.connections.refresh"):
+        outcomes = refresh.connections_refresh_if_due(connection_ids=ids)
+    assert outcomes == [(ids[0], "ok"), (ids[1], "request_failed"), (ids[2], "ok")]
+    rows = {c.pk: c for c in Connection.objects.filter(pk__in=ids)}
+    assert connection_refresh_token(connection=rows[ids[0]]) == "1//rotated-a"
+    assert connection_refresh_token(connection=rows[ids[2]]) == "1//rotated-c"
+    failed = rows[ids[1]]
+    assert (failed.status, failed.last_error_code) == ("refresh_failing", "request_failed")
+    assert failed.backoff_until is not None
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [f"refresh request of connection {ids[1]} failed: RuntimeError"]
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_a_batch_writes_the_providers_mark_after_its_transaction(alice, endpoint):  # noqa: F811
+    """The provider's failure mark is cleared by a batch that refreshed, but not inside
+    the batch's transaction (two batches clearing two providers' marks in opposite orders
+    would deadlock there): after it, once."""
+    from integrations.models import ProviderHealth
+
+    ProviderHealth.objects.create(provider="google", ok=False, error_code="invalid_client")
+    conns = due_connections(alice, 2)
+    with CaptureQueriesContext(db) as ctx:
+        assert tasks.refresh_connections([c.pk for c in conns]) == 2
+    sqls = [q["sql"] for q in ctx.captured_queries]
+    marks = [i for i, sql in enumerate(sqls) if "integrations_providerhealth" in sql]
+    (committed,) = [i for i, sql in enumerate(sqls) if sql.startswith("RELEASE")]
+    assert len(marks) == 1 and marks[0] > committed and sqls[marks[0]].startswith("UPDATE")
+    assert ProviderHealth.objects.get(provider="google").ok
