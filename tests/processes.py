@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,19 @@ def start(args: list[str], env: dict[str, str], **kwargs: object) -> subprocess.
         text=True,
         **kwargs,  # type: ignore[call-overload]
     )
+
+
+def a_lock_is_waited_for(timeout: float = 10) -> bool:
+    """PostgreSQL: whether, within ``timeout`` seconds, a session of the test database
+    waits on a lock (``pg_stat_activity``), as a racing thread blocked on a row does."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            )
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.01)
+    return False

@@ -374,7 +374,7 @@ INTEGRATIONS_PROVIDER_CACHE_SECONDS = env.float("INTEGRATIONS_PROVIDER_CACHE_SEC
 # Webhooks (integrations/events, README "Webhooks"): requests in flight at once per worker
 # process; the retry schedule's delays multiplied by the scale (the bench compresses a
 # day into seconds; keep 1 elsewhere); an endpoint failing this many days is disabled.
-INTEGRATIONS_WEBHOOK_CONCURRENCY = env.int("INTEGRATIONS_WEBHOOK_CONCURRENCY", default=32)
+INTEGRATIONS_WEBHOOK_CONCURRENCY = env.int("INTEGRATIONS_WEBHOOK_CONCURRENCY", default=16)
 INTEGRATIONS_WEBHOOK_RETRY_SCALE = env.float("INTEGRATIONS_WEBHOOK_RETRY_SCALE", default=1.0)
 INTEGRATIONS_WEBHOOK_DISABLE_AFTER_DAYS = env.float(
     "INTEGRATIONS_WEBHOOK_DISABLE_AFTER_DAYS", default=5.0

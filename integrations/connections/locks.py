@@ -77,7 +77,7 @@ def _locked_row(connection_id: int) -> Connection:
     query, nor building a RawQuerySet, each time (a quarter of a refresh's CPU went to
     the first, a tenth to the second: bench/refresh_sweep.py): the same statement,
     written once, its row made an instance as the ORM makes it (``sql_rows``)."""
-    row = sql_rows.fetch(_locked_row_sql(), [connection_id])
+    row = sql_rows.fetch(_locking_select("= %s"), [connection_id])
     if not row:
         raise Connection.DoesNotExist(f"no connection {connection_id}")
     conn: Connection = sql_rows.selected(Connection).build(row[0])
@@ -91,29 +91,21 @@ def connections_locked(connection_ids: Sequence[int]) -> dict[int, Connection]:
     overlapping sets wait for each other instead of deadlocking."""
     if not connection_ids:
         return {}
-    rows = sql_rows.fetch(_locked_rows_sql(), [sorted(set(connection_ids))])
+    rows = sql_rows.fetch(_locking_select("= ANY(%s) ORDER BY {pk}"), [sorted(set(connection_ids))])
     build = sql_rows.selected(Connection).build
     found = (build(row) for row in rows)
     return {conn.pk: conn for conn in found}
 
 
 @cache
-def _locked_rows_sql() -> str:
+def _locking_select(pk_condition: str) -> str:
+    """``SELECT <the model's columns> FROM <table> WHERE <pk> <pk_condition> FOR UPDATE``
+    (``{pk}`` in the condition: the key's column), composed once per condition."""
     selected = sql_rows.selected(Connection)
     table = sql_rows.quote(Connection._meta.db_table)  # the model's, not input
     pk = sql_rows.column(Connection, "id")
-    return (
-        f"SELECT {selected.sql} FROM {table} WHERE {pk} = ANY(%s) "  # noqa: S608
-        f"ORDER BY {pk} FOR UPDATE"
-    )
-
-
-@cache
-def _locked_row_sql() -> str:
-    selected = sql_rows.selected(Connection)
-    table = sql_rows.quote(Connection._meta.db_table)  # the model's, not input
-    pk = sql_rows.column(Connection, "id")
-    return f"SELECT {selected.sql} FROM {table} WHERE {pk} = %s FOR UPDATE"  # noqa: S608
+    condition = pk_condition.format(pk=pk)
+    return f"SELECT {selected.sql} FROM {table} WHERE {pk} {condition} FOR UPDATE"  # noqa: S608
 
 
 # In-memory SQLite (one process only): a lock per connection id in this process.

@@ -550,12 +550,12 @@ _health_clear_seen: dict[str, float] = {}
 def _provider_recovered(provider: str, *, now: datetime) -> None:
     """A refresh of ``provider`` succeeded: whatever was marked against our client there
     is over (``ProviderHealth``)."""
+    seen = _health_clear_seen.get(provider)
+    if seen is not None and time.monotonic() - seen < HEALTH_RECHECK_SECONDS:
+        return
     later = _health_later()
     if later is not None:
         later.append((provider, None, now))
-        return
-    seen = _health_clear_seen.get(provider)
-    if seen is not None and time.monotonic() - seen < HEALTH_RECHECK_SECONDS:
         return
     ProviderHealth.objects.filter(provider=provider, ok=False).update(
         ok=True, last_success_at=now, failures=0
@@ -751,12 +751,12 @@ def _batch_refresh(connection_ids: Sequence[int], *, now: datetime) -> list[tupl
             for attempt, result in zip(attempts, _calls(attempts), strict=True):
                 done.append(_attempted(attempt, result))
         for step in done:
-            try:
-                _served(step, now=now, serve_valid_on_failure=False)
-            except IntegrationError as exc:  # the email enqueued on commit
-                outcomes[step.conn.pk] = _off_sweep(step.conn.pk, exc, now=now)
-            else:
-                outcomes[step.conn.pk] = "ok"
+            if step.failure is None:
+                outcomes[step.conn.pk] = "ok"  # no credentials built: nobody reads them
+                continue
+            if step.notify:
+                _reconnect_email_enqueue(step.conn.pk)  # sent once the batch committed
+            outcomes[step.conn.pk] = _off_sweep(step.conn.pk, step.failure, now=now)
     return [(connection_id, outcomes[connection_id]) for connection_id in connection_ids]
 
 

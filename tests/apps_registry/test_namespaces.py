@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import importlib
 import threading
-import time
 
 import pytest
 from django.apps import apps as django_apps
-from django.db import connection as db
 from django.db import connections, transaction
 from django.test import Client, override_settings
 from django.urls import reverse
@@ -19,7 +17,7 @@ from apps_registry import services
 from apps_registry.errors import NamespaceOwnedError, NamespaceReservedError
 from apps_registry.models import App, ManifestVersion, Namespace
 from integrations.models import AuditEvent
-from tests.processes import needs_postgres
+from tests.processes import a_lock_is_waited_for, needs_postgres
 
 from .conftest import REPORT, bearer
 
@@ -142,18 +140,8 @@ def test_two_first_uploads_at_once_exactly_one_claims(alice, bob):
     second = threading.Thread(target=bobs)
     second.start()
     # Bob's INSERT waits on Alice's uncommitted row (a lock wait, seen by PostgreSQL).
-    deadline = time.monotonic() + 10
-    with db.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND datname = current_database()"
-            )
-            if cursor.fetchone()[0]:
-                break
-            time.sleep(0.01)
-        else:
-            pytest.fail("Bob's upload never waited on Alice's")
+    if not a_lock_is_waited_for():
+        pytest.fail("Bob's upload never waited on Alice's")
     go.set()
     first.join(10)
     second.join(10)

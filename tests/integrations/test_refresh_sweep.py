@@ -38,7 +38,13 @@ from integrations.core.tokens import TokenSet
 from integrations.models import AuditEvent, Connection
 from integrations.providers import registry
 from tests.integrations.test_refresh import endpoint  # noqa: F401 (a fixture)
-from tests.processes import database_url, django_env, needs_postgres, start
+from tests.processes import (
+    a_lock_is_waited_for,
+    database_url,
+    django_env,
+    needs_postgres,
+    start,
+)
 
 
 def due_connections(user, n: int, *, prefix: str = "rt") -> list[Connection]:
@@ -477,18 +483,8 @@ def test_a_batch_waits_for_a_row_another_holder_has_and_then_does_not_ask_again(
         holder.execute("SELECT 1 FROM integrations_connection WHERE id = %s FOR UPDATE", [ids[1]])
         thread = threading.Thread(target=batch)
         thread.start()
-        deadline = time.monotonic() + 10
-        with db.cursor() as cursor:
-            while time.monotonic() < deadline:
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()"
-                )
-                if cursor.fetchone()[0]:
-                    break
-                time.sleep(0.01)
-            else:
-                pytest.fail("the batch never waited for the held row")
+        if not a_lock_is_waited_for():
+            pytest.fail("the batch never waited for the held row")
         # The holder refreshed it: valid for an hour, not due any more.
         holder.execute(
             "UPDATE integrations_connection SET expires_at = now() + interval '1 hour', "
